@@ -1,0 +1,149 @@
+"""The adapter interface: one strategy for the dim-0 multiply-sum on one device.
+
+A framework module (``_numpy``, ``_torch``, ``_jax``, ``_cupy``) subclasses
+``Adapter`` once with the framework's plumbing (conversion, dtype names, device,
+synchronization) and once more per strategy with ``_compute``. The framework is
+imported when an adapter is created, never when ``xbackend`` is imported.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib.metadata
+import importlib.util
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ._errors import AdapterUnavailable, UnsupportedDtypeError
+from ._semantics import Plan, plan_mul_sum
+
+
+class Adapter(abc.ABC):
+    """One (strategy, device) pair. Instances are made by ``xbackend.get_adapter``."""
+
+    name: ClassVar[str]
+    framework: ClassVar[str]  # the import name: "numpy", "torch", "jax", "cupy"
+    devices: ClassVar[tuple[str, ...]]
+    install_hint: ClassVar[str]
+    formulation: ClassVar[str]  # what is computed, for people reading `xbackend list`
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def __repr__(self) -> str:
+        return f"<xbackend adapter {self.name!r} on {self.device}>"
+
+    # -- availability -------------------------------------------------------
+    @classmethod
+    def unavailable_reason(cls, device: str) -> str | None:
+        """Why this adapter cannot run on ``device`` here, or None when it can."""
+        if importlib.util.find_spec(cls.framework) is None:
+            return f"{cls.framework} is not installed: {cls.install_hint}"
+        try:
+            return cls._device_unavailable_reason(device)
+        except Exception as exc:  # a broken install must not break listing
+            return f"{cls.framework} failed to initialise {device}: {exc}"
+
+    @classmethod
+    def _device_unavailable_reason(cls, device: str) -> str | None:
+        return None
+
+    @classmethod
+    def framework_version(cls) -> str | None:
+        try:
+            return importlib.metadata.version(cls.distribution())
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    @classmethod
+    def distribution(cls) -> str:
+        return cls.framework
+
+    # -- framework plumbing (one implementation per framework) --------------
+    @abc.abstractmethod
+    def asarray(self, host: np.ndarray) -> Any:
+        """Copy a NumPy array to a native array on this adapter's device, dtype kept exactly."""
+
+    @abc.abstractmethod
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """Copy a native array to a NumPy array, dtype kept exactly."""
+
+    @abc.abstractmethod
+    def synchronize(self, *arrays: Any) -> None:
+        """Block until this adapter's device work (and that producing ``arrays``) is done."""
+
+    @abc.abstractmethod
+    def is_native(self, x: Any) -> bool:
+        """Whether ``x`` is an array of this adapter's framework."""
+
+    @abc.abstractmethod
+    def dtype_name(self, x: Any) -> str:
+        """The dtype of native ``x`` as a name from ``xbackend._dtypes``."""
+
+    @abc.abstractmethod
+    def device_of(self, x: Any) -> str:
+        """The device of native ``x`` as a full name ("cpu", "cuda:0", ...)."""
+
+    @abc.abstractmethod
+    def _zeros(self, plan: Plan) -> Any:
+        """The empty-sum result: zeros of ``plan.out_shape`` and ``plan.out_dtype``."""
+
+    @abc.abstractmethod
+    def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        """The strategy itself, on inputs already validated against ``plan``."""
+
+    def unsupported_dtypes(self) -> frozenset[str]:
+        """Dtypes this strategy cannot compute on its device without losing precision."""
+        return frozenset()
+
+    def device_kind(self, full_device: str) -> str:
+        return full_device.split(":", 1)[0]
+
+    # -- the operation ------------------------------------------------------
+    def plan(self, a: Any, b: Any) -> Plan:
+        """Check ``a`` and ``b`` against the shared semantics, before any work."""
+        for label, x in (("first", a), ("second", b)):
+            if not self.is_native(x):
+                raise TypeError(
+                    f"{self.name} takes {self.framework} arrays; the {label} input is "
+                    f"{_describe(x)}: convert it with adapter.asarray, or call "
+                    "xbackend.mul_sum to dispatch on the input's library"
+                )
+        devices = (self.device_of(a), self.device_of(b))
+        if devices[0] != devices[1]:
+            raise ValueError(f"inputs are on two devices: {devices[0]} and {devices[1]}")
+        if self.device_kind(devices[0]) != self.device:
+            raise ValueError(
+                f"{self.name} on {self.device} was given inputs on {devices[0]}; "
+                "inputs are never moved between devices behind your back"
+            )
+        plan = plan_mul_sum(a.shape, self.dtype_name(a), b.shape, self.dtype_name(b))
+        if plan.out_dtype in self.unsupported_dtypes():
+            raise UnsupportedDtypeError(self._unsupported_dtype_message(plan.out_dtype))
+        return plan
+
+    def _unsupported_dtype_message(self, dtype: str) -> str:
+        return f"{self.name} on {self.device} does not support {dtype}"
+
+    def mul_sum(self, a: Any, b: Any) -> Any:
+        """``sum(a * b, axis=0)`` with the shared semantics (see README)."""
+        plan = self.plan(a, b)
+        if plan.n == 0:
+            return self._zeros(plan)
+        return self._compute(a, b, plan)
+
+    def prepare(self, a: Any, b: Any) -> float | None:
+        """Compile ahead of time for these inputs; seconds spent, or None if nothing compiles."""
+        return None
+
+
+def _describe(x: Any) -> str:
+    cls = type(x)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def require(cls: type[Adapter], device: str) -> None:
+    reason = cls.unavailable_reason(device)
+    if reason is not None:
+        raise AdapterUnavailable(f"{cls.name} on {device}: {reason}")

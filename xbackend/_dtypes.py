@@ -1,0 +1,119 @@
+"""Dtype names, promotion and precision: the one table every adapter obeys.
+
+Dtypes are named by strings ("float32", "bfloat16", ...) so that the rules live
+here once, independent of any framework's dtype objects.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SIGNED_INTEGERS: Final = ("int8", "int16", "int32", "int64")
+UNSIGNED_INTEGERS: Final = ("uint8",)
+INTEGERS: Final = SIGNED_INTEGERS + UNSIGNED_INTEGERS
+REAL_FLOATS: Final = ("float16", "bfloat16", "float32", "float64")
+COMPLEX_FLOATS: Final = ("complex64", "complex128")
+FLOATS: Final = REAL_FLOATS + COMPLEX_FLOATS
+SUPPORTED_DTYPES: Final = INTEGERS + FLOATS
+
+# Unit roundoff u = 2**-p for a p-bit significand (Higham, sec. 2.1).
+UNIT_ROUNDOFF: Final = {
+    "float16": 2.0**-11,
+    "bfloat16": 2.0**-8,
+    "float32": 2.0**-24,
+    "float64": 2.0**-53,
+    "complex64": 2.0**-24,
+    "complex128": 2.0**-53,
+}
+
+# Largest finite value of each floating dtype (per component for complex).
+MAX_FINITE: Final = {
+    "float16": 65504.0,
+    "bfloat16": 3.3895313892515355e38,
+    "float32": 3.4028234663852886e38,
+    "float64": 1.7976931348623157e308,
+    "complex64": 3.4028234663852886e38,
+    "complex128": 1.7976931348623157e308,
+}
+
+BITS: Final = {
+    "int8": 8, "int16": 16, "int32": 32, "int64": 64, "uint8": 8,
+    "float16": 16, "bfloat16": 16, "float32": 32, "float64": 64,
+    "complex64": 64, "complex128": 128,
+}
+
+_COMPLEX_OF_REAL: Final = {"float32": "complex64", "float64": "complex128"}
+_REAL_OF_COMPLEX: Final = {"complex64": "float32", "complex128": "float64"}
+
+
+def check_supported(dtype: str, *, where: str) -> None:
+    if dtype not in SUPPORTED_DTYPES:
+        raise TypeError(
+            f"{where} has dtype {dtype!r}; mul_sum needs a numeric dtype, one of "
+            f"{', '.join(SUPPORTED_DTYPES)}"
+        )
+
+
+def kind(dtype: str) -> str:
+    if dtype in SIGNED_INTEGERS:
+        return "signed"
+    if dtype in UNSIGNED_INTEGERS:
+        return "unsigned"
+    if dtype in REAL_FLOATS:
+        return "real"
+    return "complex"
+
+
+def is_integer(dtype: str) -> bool:
+    return dtype in INTEGERS
+
+
+def is_complex(dtype: str) -> bool:
+    return dtype in COMPLEX_FLOATS
+
+
+def _promote_floats(a: str, b: str) -> str:
+    if {a, b} == {"float16", "bfloat16"}:
+        return "float32"
+    if kind(a) == "complex" or kind(b) == "complex":
+        real = _promote_floats(_REAL_OF_COMPLEX.get(a, a), _REAL_OF_COMPLEX.get(b, b))
+        return _COMPLEX_OF_REAL.get(real, "complex64")
+    return a if BITS[a] >= BITS[b] else b
+
+
+def _promote_integers(a: str, b: str) -> str:
+    if kind(a) == kind(b):
+        return a if BITS[a] >= BITS[b] else b
+    signed, unsigned = (a, b) if kind(a) == "signed" else (b, a)
+    if BITS[signed] > BITS[unsigned]:
+        return signed
+    # uint8 with int8 needs int16 to hold both ranges (array API table).
+    return {8: "int16"}[BITS[unsigned]]
+
+
+def promote(a: str, b: str) -> str:
+    """The result dtype of ``mul_sum`` for inputs of dtypes ``a`` and ``b``.
+
+    Promotion follows the array API standard's table, extended with bfloat16
+    (float16 with bfloat16 gives float32, as in PyTorch and JAX). Integer with
+    floating inputs is refused: NumPy, PyTorch and JAX disagree on its result.
+    """
+    if is_integer(a) != is_integer(b):
+        raise TypeError(
+            f"cannot mix integer and floating inputs ({a} and {b}): frameworks "
+            "disagree on the result dtype; cast one input explicitly"
+        )
+    if is_integer(a):
+        return _promote_integers(a, b)
+    return _promote_floats(a, b)
+
+
+def accumulation_dtype(dtype: str) -> str:
+    """The narrowest dtype the sum may be accumulated in.
+
+    float16 and bfloat16 accumulate in float32: summing N half-precision
+    products in half precision loses all accuracy once N*u approaches 1.
+    Integers accumulate in their own dtype, wrapping modulo 2**bits, which gives
+    the same answer whatever the summation order or any wider intermediate.
+    """
+    return "float32" if dtype in ("float16", "bfloat16") else dtype
