@@ -36,6 +36,18 @@ MAX_FINITE: Final = {
     "complex128": 1.7976931348623157e308,
 }
 
+# Smallest positive normal value of each floating dtype (per component for
+# complex). Below it results are subnormal, or flushed to zero by FTZ/DAZ
+# hardware modes (XLA:CPU flushes float32 subnormals).
+SMALLEST_NORMAL: Final = {
+    "float16": 2.0**-14,
+    "bfloat16": 2.0**-126,
+    "float32": 2.0**-126,
+    "float64": 2.0**-1022,
+    "complex64": 2.0**-126,
+    "complex128": 2.0**-1022,
+}
+
 BITS: Final = {
     "int8": 8, "int16": 16, "int32": 32, "int64": 64, "uint8": 8,
     "float16": 16, "bfloat16": 16, "float32": 32, "float64": 64,

@@ -46,7 +46,7 @@ class TorchAdapter(Adapter):
         return getattr(self.torch, name)
 
     def asarray(self, host: np.ndarray) -> Any:
-        host = np.ascontiguousarray(host)
+        host = np.require(host, requirements="C")  # ascontiguousarray would turn 0-d into 1-d
         if host.dtype == numpy_dtype("bfloat16"):
             # torch.from_numpy has no bfloat16: move the bits as int16, then reinterpret.
             bits = self.torch.from_numpy(host.view(np.int16))

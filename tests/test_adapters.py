@@ -1,0 +1,329 @@
+"""The adapter interface, dispatch, laziness and bad-input errors of every adapter."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import xbackend
+from xbackend._numpy import numpy_dtype
+from xbackend.testing import assert_mul_sum_close
+
+INFOS = xbackend.adapters()
+AVAILABLE = [(i.name, i.device) for i in INFOS if i.available]
+ON_CPU = [pair for pair in AVAILABLE if pair[1] == "cpu"]
+
+
+def adapter_params(pairs=None):
+    params = []
+    for info in INFOS:
+        if pairs is not None and (info.name, info.device) not in pairs:
+            continue
+        marks = [] if info.available else [pytest.mark.skip(reason=info.reason)]
+        params.append(pytest.param(info.name, info.device, id=f"{info.name}@{info.device}", marks=marks))
+    return params
+
+
+def random_array(rng, shape, dtype):
+    if dtype.startswith(("int", "uint")):
+        low = 0 if dtype.startswith("uint") else -50
+        return rng.integers(low, 50, size=shape).astype(dtype)
+    values = rng.standard_normal(shape)
+    if dtype.startswith("complex"):
+        values = values + 1j * rng.standard_normal(shape)
+    return values.astype(numpy_dtype(dtype))
+
+
+def native_pair(adapter, a, b):
+    return adapter.asarray(a), adapter.asarray(b)
+
+
+# -- listing and lookup ------------------------------------------------------
+def test_every_strategy_device_pair_is_listed():
+    pairs = {(i.name, i.device) for i in INFOS}
+    assert pairs == {
+        ("numpy", "cpu"),
+        ("torch-eager", "cpu"), ("torch-eager", "cuda"),
+        ("torch-einsum", "cpu"), ("torch-einsum", "cuda"),
+        ("jax-jit", "cpu"), ("jax-jit", "gpu"),
+        ("cupy", "cuda"),
+    }
+    for info in INFOS:
+        assert info.available == (info.reason is None)
+
+
+def test_cpu_frameworks_run_here():
+    assert {("numpy", "cpu"), ("torch-eager", "cpu"), ("torch-einsum", "cpu"), ("jax-jit", "cpu")} <= set(AVAILABLE)
+
+
+@pytest.mark.skipif(any(i.device != "cpu" and i.available for i in INFOS), reason="a GPU is present")
+def test_gpu_adapters_say_why_they_are_unavailable():
+    reasons = {(i.name, i.device): i.reason for i in INFOS if i.device != "cpu"}
+    assert reasons[("torch-eager", "cuda")].startswith("no CUDA device")
+    assert reasons[("jax-jit", "gpu")].startswith("no GPU backend for JAX")
+    cupy_reason = reasons[("cupy", "cuda")]
+    assert cupy_reason.startswith(("cupy is not installed: pip install cupy-cuda", "no CUDA device"))
+    with pytest.raises(xbackend.AdapterUnavailable, match="cupy on cuda: "):
+        xbackend.get_adapter("cupy")
+
+
+def test_get_adapter_rejects_unknown_names_and_devices():
+    with pytest.raises(ValueError, match="unknown adapter 'torch-magic'; known: numpy, torch-eager"):
+        xbackend.get_adapter("torch-magic")
+    with pytest.raises(ValueError, match="adapter 'numpy' runs on cpu, not 'cuda'"):
+        xbackend.get_adapter("numpy", device="cuda")
+
+
+def test_get_adapter_returns_one_instance_per_pair():
+    assert xbackend.get_adapter("numpy") is xbackend.get_adapter("numpy", device="cpu")
+
+
+# -- the operation against the exact oracle ----------------------------------
+SHAPES = [((7,), (7,)), ((33, 5), (33, 5)), ((1, 4), (9, 4)), ((6, 1, 3), (6, 2, 1)), ((200, 17), (200, 17))]
+DTYPES = ["float16", "bfloat16", "float32", "float64", "complex64", "complex128", "int8", "uint8", "int32", "int64"]
+
+
+@pytest.mark.parametrize(("name", "device"), adapter_params())
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("a_shape", "b_shape"), SHAPES, ids=str)
+def test_agrees_with_exact_oracle(name, device, dtype, a_shape, b_shape):
+    adapter = xbackend.get_adapter(name, device)
+    rng = np.random.default_rng(abs(hash((dtype, a_shape))) % 2**32)
+    a, b = random_array(rng, a_shape, dtype), random_array(rng, b_shape, dtype)
+    if dtype in adapter.unsupported_dtypes():
+        with pytest.raises(xbackend.UnsupportedDtypeError):
+            adapter.mul_sum(*native_pair(adapter, a, b))
+        return
+    x, y = native_pair(adapter, a, b)
+    out = adapter.mul_sum(x, y)
+    adapter.synchronize()
+    assert adapter.device_of(out).split(":")[0] == device
+    assert_mul_sum_close(out, a, b)
+
+
+@pytest.mark.parametrize(("name", "device"), adapter_params())
+def test_round_trip_keeps_dtype_and_values(name, device):
+    adapter = xbackend.get_adapter(name, device)
+    rng = np.random.default_rng(0)
+    for dtype in DTYPES:
+        if dtype in adapter.unsupported_dtypes():
+            continue
+        host = random_array(rng, (4, 3), dtype)
+        back = adapter.to_numpy(adapter.asarray(host))
+        assert back.dtype == host.dtype
+        np.testing.assert_array_equal(back, host)
+
+
+@pytest.mark.parametrize(("name", "device"), adapter_params())
+def test_empty_reduction_gives_zeros(name, device):
+    adapter = xbackend.get_adapter(name, device)
+    for a_shape, b_shape in [((0, 3), (0, 3)), ((0, 2, 2), (1, 2, 2))]:
+        x, y = native_pair(adapter, np.ones(a_shape, np.float32), np.ones(b_shape, np.float32))
+        out = adapter.to_numpy(adapter.mul_sum(x, y))
+        assert out.shape == a_shape[1:] and out.dtype == np.float32
+        assert not out.any()
+
+
+@pytest.mark.parametrize(("name", "device"), adapter_params())
+def test_mixed_dtypes_promote(name, device):
+    adapter = xbackend.get_adapter(name, device)
+    rng = np.random.default_rng(1)
+    cases = [("float16", "float32", "float32"), ("float16", "bfloat16", "float32"), ("int8", "uint8", "int16")]
+    for da, db, expected in cases:
+        a, b = random_array(rng, (20, 3), da), random_array(rng, (20, 3), db)
+        out = adapter.to_numpy(adapter.mul_sum(*native_pair(adapter, a, b)))
+        assert out.dtype == numpy_dtype(expected)
+        assert_mul_sum_close(out, a, b)
+
+
+@pytest.mark.parametrize(("name", "device"), adapter_params())
+def test_layouts_give_the_contiguous_values(name, device):
+    adapter = xbackend.get_adapter(name, device)
+    rng = np.random.default_rng(2)
+    base_a, base_b = random_array(rng, (24, 10), "float64"), random_array(rng, (24, 10), "float64")
+    x, y = native_pair(adapter, base_a, base_b)
+    # The summation order may follow the memory layout: values agree within the bound.
+    assert_mul_sum_close(adapter.mul_sum(x, y), base_a, base_b)
+    xt, yt = native_pair(adapter, np.ascontiguousarray(base_a.T), np.ascontiguousarray(base_b.T))
+    assert_mul_sum_close(adapter.mul_sum(xt.T, yt.T), base_a, base_b)  # Fortran-ordered views
+    assert_mul_sum_close(adapter.mul_sum(xt.T, y), base_a, base_b)  # one of each
+    strided = adapter.mul_sum(x[::3, ::2], y[::3, ::2])
+    assert_mul_sum_close(strided, base_a[::3, ::2], base_b[::3, ::2])
+
+
+def test_complex_inputs_are_not_conjugated():
+    a = np.array([1j, 2 + 1j], np.complex128)
+    for name, device in ON_CPU:
+        adapter = xbackend.get_adapter(name, device)
+        out = adapter.to_numpy(adapter.mul_sum(*native_pair(adapter, a, a)))
+        assert out == (1j) ** 2 + (2 + 1j) ** 2  # -1 + (3 + 4j); conjugating would give 6
+
+
+def test_integers_wrap_in_the_result_dtype():
+    a = np.array([2**30, 2**30, 3], np.int32)
+    b = np.array([2, 2, 1], np.int32)  # 2**32 + 3 wraps to 3 in int32
+    for name, device in ON_CPU:
+        adapter = xbackend.get_adapter(name, device)
+        out = adapter.to_numpy(adapter.mul_sum(*native_pair(adapter, a, b)))
+        assert out.dtype == np.int32 and out == 3, name
+
+
+def test_half_precision_accumulates_beyond_float16():
+    # Positive products: a float16 accumulator stalls once its spacing exceeds them.
+    rng = np.random.default_rng(6)
+    a, b = (rng.uniform(0.5, 1.0, size=(20_000, 3)).astype(np.float16) for _ in range(2))
+    for name, device in ON_CPU:
+        adapter = xbackend.get_adapter(name, device)
+        assert_mul_sum_close(adapter.mul_sum(*native_pair(adapter, a, b)), a, b)
+
+
+# -- dispatch ----------------------------------------------------------------
+def test_mul_sum_dispatches_numpy():
+    rng = np.random.default_rng(3)
+    a, b = random_array(rng, (50, 4), "float32"), random_array(rng, (50, 4), "float32")
+    out = xbackend.mul_sum(a, b)
+    assert isinstance(out, np.ndarray)
+    assert_mul_sum_close(out, a, b)
+
+
+def test_mul_sum_dispatches_torch_and_stays_on_device():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    a, b = random_array(rng, (50, 4), "float32"), random_array(rng, (50, 4), "float32")
+    out = xbackend.mul_sum(torch.from_numpy(a), torch.from_numpy(b))
+    assert isinstance(out, torch.Tensor) and out.device.type == "cpu"
+    assert_mul_sum_close(out, a, b)
+
+
+def test_mul_sum_dispatches_jax_and_stays_on_device():
+    jax = pytest.importorskip("jax")
+    rng = np.random.default_rng(5)
+    a, b = random_array(rng, (50, 4), "float32"), random_array(rng, (50, 4), "float32")
+    out = xbackend.mul_sum(jax.numpy.asarray(a), jax.numpy.asarray(b))
+    assert isinstance(out, jax.Array) and next(iter(out.devices())).platform == "cpu"
+    assert_mul_sum_close(out, a, b)
+
+
+# -- bad input ---------------------------------------------------------------
+@pytest.mark.parametrize(("name", "device"), adapter_params())
+def test_bad_shapes_raise_value_error_naming_both(name, device):
+    adapter = xbackend.get_adapter(name, device)
+    cases = [
+        ((3, 2), (3,), r"\(3, 2\).*\(3,\)"),
+        ((3, 2), (4, 2), r"\(3, 2\) and \(4, 2\)"),
+        ((3, 2), (3, 5), r"\(3, 2\) and \(3, 5\)"),
+        ((), (), r"at least one dimension"),
+    ]
+    for a_shape, b_shape, message in cases:
+        x, y = native_pair(adapter, np.full(a_shape, 1.5, np.float32), np.full(b_shape, 1.5, np.float32))
+        with pytest.raises(ValueError, match=message):
+            adapter.mul_sum(x, y)
+        if (name, device) in (("numpy", "cpu"), ("torch-eager", "cpu"), ("jax-jit", "cpu")):
+            with pytest.raises(ValueError, match=message):
+                xbackend.mul_sum(x, y)
+
+
+@pytest.mark.parametrize(("name", "device"), adapter_params())
+def test_foreign_inputs_raise_type_error(name, device):
+    adapter = xbackend.get_adapter(name, device)
+    x = adapter.asarray(np.arange(6, dtype=np.float32).reshape(3, 2))
+    for foreign in ([[1.0, 2.0]] * 3, "abc", np.array([["a", "b"]] * 3, dtype=object)):
+        with pytest.raises(TypeError):
+            adapter.mul_sum(x, foreign)
+        with pytest.raises(TypeError):
+            xbackend.mul_sum(x, foreign)
+
+
+def test_non_numeric_numpy_arrays_raise_type_error():
+    good = np.ones((3, 2))
+    for bad in (np.array([["a", "b"]] * 3), np.array([[None, 1]] * 3, dtype=object), np.ones((3, 2), bool)):
+        with pytest.raises(TypeError, match="numeric dtype"):
+            xbackend.mul_sum(good, bad)
+
+
+def test_non_arrays_raise_type_error():
+    for bad in ([1.0, 2.0], "abc", 3.0, None):
+        with pytest.raises(TypeError, match="mul_sum takes NumPy, PyTorch, JAX or CuPy arrays"):
+            xbackend.mul_sum(bad, np.ones(2))
+
+
+def test_scalars_raise_value_error():
+    with pytest.raises(ValueError, match="at least one dimension"):
+        xbackend.mul_sum(np.float64(1.0), np.float64(2.0))
+
+
+def test_two_libraries_raise_type_error_naming_both():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="two libraries: numpy and torch"):
+        xbackend.mul_sum(np.ones(3), torch.ones(3))
+    adapter = xbackend.get_adapter("torch-eager")
+    with pytest.raises(TypeError, match="torch-eager takes torch arrays; the second input is numpy.ndarray"):
+        adapter.mul_sum(torch.ones(3), np.ones(3))
+
+
+def test_two_devices_raise_value_error():
+    torch = pytest.importorskip("torch")
+    on_cpu, on_meta = torch.ones(3, 2), torch.ones(3, 2, device="meta")
+    with pytest.raises(ValueError, match="two devices: cpu and meta"):
+        xbackend.mul_sum(on_cpu, on_meta)
+    with pytest.raises(ValueError, match="never moved between devices"):
+        xbackend.get_adapter("torch-einsum").mul_sum(on_meta, on_meta)
+
+
+def test_errors_are_raised_before_work():
+    torch = pytest.importorskip("torch")
+    adapter = xbackend.get_adapter("torch-eager")
+    calls = []
+    adapter_cls = type(adapter)
+    original = adapter_cls._compute
+    adapter_cls._compute = lambda self, a, b, plan: calls.append(plan)  # type: ignore[method-assign]
+    try:
+        with pytest.raises(ValueError):
+            adapter.mul_sum(torch.ones(3, 2), torch.ones(4, 2))
+        with pytest.raises(TypeError):
+            adapter.mul_sum(torch.ones(3, 2), torch.ones(3, 2, dtype=torch.int32))
+    finally:
+        adapter_cls._compute = original
+    assert calls == []
+
+
+# -- laziness and 64-bit refusal, in fresh interpreters ----------------------
+def run_python(code, **env):
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"} | env
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=environment)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_import_xbackend_imports_no_framework():
+    out = run_python(
+        """
+        import sys, numpy as np, xbackend
+        print(sorted(m for m in ("torch", "jax", "cupy") if m in sys.modules))
+        xbackend.mul_sum(np.ones((3, 2)) * 2, np.ones((3, 2)))
+        print(sorted(m for m in ("torch", "jax", "cupy") if m in sys.modules))
+        xbackend.get_adapter("torch-eager")
+        print(sorted(m for m in ("torch", "jax", "cupy") if m in sys.modules))
+        """
+    )
+    assert out.splitlines() == ["[]", "[]", "['torch']"]
+
+
+def test_jax_without_x64_refuses_64_bit_dtypes():
+    pytest.importorskip("jax")
+    out = run_python(
+        """
+        import numpy as np, xbackend
+        ad = xbackend.get_adapter("jax-jit")
+        for dtype in ("float64", "int64", "complex128"):
+            try:
+                ad.asarray(np.ones(3, dtype))
+            except xbackend.UnsupportedDtypeError as exc:
+                print(type(exc).__mro__[1].__name__, "jax_enable_x64" in str(exc))
+        """
+    )
+    assert out.splitlines() == ["TypeError True"] * 3
