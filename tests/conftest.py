@@ -3,3 +3,11 @@ import os
 # JAX must be told before it is imported: the suite checks float64, int64 and
 # complex128 on JAX too. The x64-off refusal is tested in a subprocess.
 os.environ.setdefault("JAX_ENABLE_X64", "1")
+# Pinned for every JAX strategy the suite may check: on NVIDIA GPUs JAX's default
+# float32 dot_general precision is TF32 (u = 2**-11). jax-jit itself does no
+# dot_general and is tested with the permissive setting too (docs/numerics.md).
+os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+
+# pytester runs the plugin and the property suite in scratch directories
+# (tests/test_plugin.py, tests/test_faults.py).
+pytest_plugins = ["pytester"]

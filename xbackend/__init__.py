@@ -7,15 +7,19 @@ one of its adapters is used.
 from ._adapter import Adapter
 from ._errors import AdapterUnavailable, UnsupportedDtypeError
 from ._registry import AdapterInfo, adapters, get_adapter, mul_sum
+from ._selection import Choice, choose, explain
 from ._semantics import Plan, plan_mul_sum
 
 __all__ = [
     "Adapter",
     "AdapterInfo",
     "AdapterUnavailable",
+    "Choice",
     "Plan",
     "UnsupportedDtypeError",
     "adapters",
+    "choose",
+    "explain",
     "get_adapter",
     "mul_sum",
     "plan_mul_sum",

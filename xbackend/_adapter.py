@@ -11,11 +11,12 @@ from __future__ import annotations
 import abc
 import importlib.metadata
 import importlib.util
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
 from ._errors import AdapterUnavailable, UnsupportedDtypeError
+from ._probes import HostTimer, MemoryUse, Timer, cpu_last_level_cache_bytes, cpu_model, rss_extra_memory
 from ._semantics import Plan, plan_mul_sum
 
 
@@ -27,6 +28,9 @@ class Adapter(abc.ABC):
     devices: ClassVar[tuple[str, ...]]
     install_hint: ClassVar[str]
     formulation: ClassVar[str]  # what is computed, for people reading `xbackend list`
+    # Whether ``xbackend.mul_sum`` may pick this strategy from the selection table
+    # (not: multi-device and scale-out strategies, and the ``-auto`` adapters themselves).
+    selectable: ClassVar[bool] = True
 
     def __init__(self, device: str) -> None:
         self.device = device
@@ -97,6 +101,10 @@ class Adapter(abc.ABC):
         """Dtypes this strategy cannot compute on its device without losing precision."""
         return frozenset()
 
+    def unsupported_dtypes_for(self, a: Any, b: Any) -> frozenset[str]:
+        """``unsupported_dtypes`` for these inputs (the array-api adapter asks their namespace)."""
+        return self.unsupported_dtypes()
+
     def device_kind(self, full_device: str) -> str:
         return full_device.split(":", 1)[0]
 
@@ -119,7 +127,7 @@ class Adapter(abc.ABC):
                 "inputs are never moved between devices behind your back"
             )
         plan = plan_mul_sum(a.shape, self.dtype_name(a), b.shape, self.dtype_name(b))
-        if plan.out_dtype in self.unsupported_dtypes():
+        if plan.out_dtype in self.unsupported_dtypes_for(a, b):
             raise UnsupportedDtypeError(self._unsupported_dtype_message(plan.out_dtype))
         return plan
 
@@ -133,9 +141,68 @@ class Adapter(abc.ABC):
             return self._zeros(plan)
         return self._compute(a, b, plan)
 
+    def kernel(self, a: Any, b: Any, plan: Plan) -> Callable[[Any, Any], Any]:
+        """A function computing ``mul_sum`` for any inputs with the shapes, dtypes and devices of ``a`` and ``b``.
+
+        ``xbackend.mul_sum`` caches it per input signature and calls it without
+        re-validating; a strategy returns its framework's function itself where
+        it can, so that a tiny call pays no dispatch on top.
+        """
+        if plan.n == 0:
+            return lambda x, y: self._zeros(plan)
+        return lambda x, y: self._compute(x, y, plan)
+
     def prepare(self, a: Any, b: Any) -> float | None:
         """Compile ahead of time for these inputs; seconds spent, or None if nothing compiles."""
         return None
+
+    # -- measurement hooks (used by xbackend.measure) ------------------------
+    # The defaults are right for a CPU; framework modules override them where
+    # their framework has a better probe, and for their GPU devices.
+    def timer(self) -> Timer:
+        """How one call is timed: the host clock around the call and a synchronize."""
+        return HostTimer(self.synchronize)
+
+    def extra_memory(self, a: Any, b: Any) -> MemoryUse:
+        """Compute ``mul_sum(a, b)`` once; the peak bytes it allocated beyond inputs and output."""
+        return self._extra_memory_fallback(lambda: self.mul_sum(a, b))
+
+    def _extra_memory_fallback(self, call: Callable[[], Any]) -> MemoryUse:
+        if self.device == "cpu":
+            # Not every array library has ``nbytes`` (array-api-strict): count via NumPy.
+            return rss_extra_memory(call, lambda out: self.to_numpy(out).nbytes)
+        return MemoryUse(call(), None, f"no memory probe for {self.framework} on {self.device}")
+
+    def floor_dot(self, x: Any, y: Any) -> Any:
+        """A library dot of the flattened native ``x`` and ``y``: the bandwidth floor kernel.
+
+        It reads the same bytes as ``mul_sum`` and writes one number. None of a
+        framework's own strategies may be used here: the floor must not depend on
+        the code under test.
+        """
+        raise NotImplementedError(f"{self.framework} has no floor kernel")
+
+    def floor_method(self) -> str:
+        """What ``floor_dot`` runs, for the report."""
+        return "none"
+
+    def cache_bytes(self) -> int | None:
+        """The last-level cache between this device and its memory (None when unknown)."""
+        return cpu_last_level_cache_bytes() if self.device == "cpu" else None
+
+    def device_description(self) -> str:
+        """The hardware behind this adapter's device, for the report."""
+        return cpu_model() if self.device == "cpu" else self.device
+
+    def fix_cpu_threads(self, threads: int) -> None:
+        """Pin the framework's CPU thread pools to ``threads`` for the rest of the process."""
+
+    def thread_report(self) -> dict[str, Any]:
+        """The framework's CPU threading, as reported in ``xbackend compare``."""
+        return {}
+
+    def release_memory(self) -> None:
+        """Return cached device memory to the system between measurements (allocator pools)."""
 
 
 def _describe(x: Any) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ._adapter import Adapter
 from ._errors import UnsupportedDtypeError
 from ._numpy import numpy_dtype, numpy_dtype_name
+from ._probes import MemoryUse, Timer
 from ._semantics import Plan
 
 
@@ -77,6 +78,76 @@ class CupyAdapter(Adapter):
     def _zeros(self, plan: Plan) -> Any:
         return self.cupy.zeros(plan.out_shape, dtype=numpy_dtype(plan.out_dtype))
 
+    # -- measurement hooks --------------------------------------------------
+    def timer(self) -> Timer:
+        return _CupyEventTimer(self.cupy)
+
+    def extra_memory(self, a: Any, b: Any) -> MemoryUse:
+        # The pool's used_bytes() is not a peak: a hook keeps a running maximum.
+        self.synchronize()
+        hook = _peak_hook(self.cupy)
+        with hook:
+            out = self.mul_sum(a, b)
+            self.synchronize()
+        extra = hook.peak - out.nbytes
+        return MemoryUse(out, max(0, extra), "cupy MemoryHook running max of pool allocations (512-byte rounded)")
+
+    def floor_dot(self, x: Any, y: Any) -> Any:
+        return self.cupy.dot(x.ravel(), y.ravel())
+
+    def floor_method(self) -> str:
+        return "cupy.dot over the flattened inputs (cuBLAS)"
+
+    def cache_bytes(self) -> int | None:
+        return int(self.cupy.cuda.Device().attributes["L2CacheSize"])
+
+    def device_description(self) -> str:
+        device_id = self.cupy.cuda.Device().id
+        name = self.cupy.cuda.runtime.getDeviceProperties(device_id)["name"]
+        return name.decode() if isinstance(name, bytes) else str(name)
+
+    def release_memory(self) -> None:
+        self.cupy.get_default_memory_pool().free_all_blocks()
+
+
+class _CupyEventTimer:
+    """CUDA events recorded on the current stream around the call."""
+
+    method = "CUDA events (cupy.cuda.Event) around the call"
+
+    def __init__(self, cupy: Any) -> None:
+        self.cupy = cupy
+        self._start = cupy.cuda.Event()
+        self._end = cupy.cuda.Event()
+
+    def time(self, call: Callable[[], Any]) -> float:
+        self._start.record()
+        out = call()
+        self._end.record()
+        self._end.synchronize()
+        del out
+        return self.cupy.cuda.get_elapsed_time(self._start, self._end) / 1e3  # milliseconds
+
+
+def _peak_hook(cupy: Any) -> Any:
+    """A MemoryHook counting bytes taken from the pool, with the peak since it was made."""
+
+    class PeakHook(cupy.cuda.MemoryHook):
+        name = "xbackend-peak"
+
+        def __init__(self) -> None:
+            self.current = 0
+            self.peak = 0
+
+        def malloc_postprocess(self, device_id: int, size: int, mem_size: int, mem_ptr: int, pmem_id: int) -> None:
+            self.current += mem_size
+            self.peak = max(self.peak, self.current)
+
+        def free_postprocess(self, device_id: int, mem_size: int, mem_ptr: int, pmem_id: int) -> None:
+            self.current -= mem_size
+
+    return PeakHook()
+
 
 class CupyEager(CupyAdapter):
     name = "cupy"
@@ -87,3 +158,40 @@ class CupyEager(CupyAdapter):
         product = a.astype(dtype, copy=False) * b.astype(dtype, copy=False)
         out = self.cupy.sum(product, axis=0, dtype=numpy_dtype(plan.acc_dtype))
         return out.astype(dtype, copy=False)
+
+
+class CupyFused(CupyAdapter):
+    """``cupy-fused``: one ``cupy.ReductionKernel`` that multiplies and sums in a single pass (cupy#2010).
+
+    ``cupy.sum(a * b)`` writes the N x K product to device memory and reads it
+    back: three passes instead of two reads. The fused kernel reads each pair
+    once, multiplies in the input dtype (``static_cast`` back to it, so integers
+    wrap and half-precision products round as in the other strategies) and
+    accumulates in the output array's type, which is the accumulation dtype
+    (float32 for float16). How fast CuPy's generic reduction walks a dim-0
+    (strided) reduction depends on its block layout; measured only on a GPU
+    machine.
+    """
+
+    name = "cupy-fused"
+    formulation = "cupy.ReductionKernel('T x, T y', 'A z', 'A(T(x * y))', 'a + b', 'z = a', '0') over axis 0, A = accumulation dtype"
+
+    def _reduction(self) -> Any:
+        kernel = getattr(type(self), "_kernel", None)
+        if kernel is None:
+            kernel = self.cupy.ReductionKernel(
+                "T x, T y", "A z",
+                "static_cast<A>(static_cast<T>(x * y))",
+                "a + b", "z = a", "0",
+                "xbackend_mul_sum",
+            )
+            type(self)._kernel = kernel
+        return kernel
+
+    def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        dtype = numpy_dtype(plan.out_dtype)
+        a, b = a.astype(dtype, copy=False), b.astype(dtype, copy=False)
+        a, b = self.cupy.broadcast_to(a, plan.full_shape), self.cupy.broadcast_to(b, plan.full_shape)
+        acc = self.cupy.empty(plan.out_shape, dtype=numpy_dtype(plan.acc_dtype))
+        self._reduction()(a, b, out=acc, axis=0)
+        return acc.astype(dtype, copy=False)

@@ -18,6 +18,7 @@ import numpy as np
 from ._adapter import Adapter
 from ._errors import UnsupportedDtypeError
 from ._numpy import numpy_dtype, numpy_dtype_name
+from ._probes import HostTimer, MemoryUse, Timer, cpu_count
 from ._semantics import Plan
 
 _NEEDS_X64 = frozenset({"float64", "int64", "complex128"})
@@ -38,6 +39,65 @@ def _mul_sum_kernel(a: Any, b: Any, *, full_shape: tuple[int, ...], out_dtype: A
     return jnp.sum(a * b, axis=0, dtype=acc_dtype).astype(out_dtype)
 
 
+def _rows_mul_sum_kernel(a: Any, b: Any, *, full_shape: tuple[int, ...], out_dtype: Any, acc_dtype: Any) -> Any:
+    """``jax-rows``: the row products added one row after another, unrolled in the traced program.
+
+    XLA fuses the N multiplies and adds into one element-wise loop over the K
+    outputs that reads every row once: a streaming pass, where XLA:CPU's
+    column reduction (``jnp.sum(..., axis=0)`` with small N and huge K) runs at
+    a few percent of bandwidth. The program grows with N, so beyond
+    ``MAX_UNROLLED_ROWS`` rows the rows are folded in groups of that many and
+    the group sums reduced with ``jnp.sum``.
+    """
+    jnp = importlib.import_module("jax.numpy")
+    a = jnp.broadcast_to(a.astype(out_dtype), full_shape)
+    b = jnp.broadcast_to(b.astype(out_dtype), full_shape)
+    n = full_shape[0]
+    if n > MAX_UNROLLED_ROWS:
+        groups, rest = divmod(n, MAX_UNROLLED_ROWS)
+        folded = _unrolled_rows(
+            a[: groups * MAX_UNROLLED_ROWS].reshape(groups, MAX_UNROLLED_ROWS, *full_shape[1:]),
+            b[: groups * MAX_UNROLLED_ROWS].reshape(groups, MAX_UNROLLED_ROWS, *full_shape[1:]),
+            acc_dtype, axis=1,
+        )
+        total = jnp.sum(folded, axis=0, dtype=acc_dtype)
+        if rest:
+            total = total + _unrolled_rows(a[groups * MAX_UNROLLED_ROWS :], b[groups * MAX_UNROLLED_ROWS :], acc_dtype, axis=0)
+        return total.astype(out_dtype)
+    return _unrolled_rows(a, b, acc_dtype, axis=0).astype(out_dtype)
+
+
+MAX_UNROLLED_ROWS = 64
+
+
+def _unrolled_rows(a: Any, b: Any, acc_dtype: Any, *, axis: int) -> Any:
+    # The product is rounded in the input dtype, as jnp.sum(a * b) does; the
+    # running sum is kept in the accumulation dtype.
+    lax = importlib.import_module("jax.lax")
+    total = None
+    for i in range(a.shape[axis]):
+        row = (lax.index_in_dim(a, i, axis, keepdims=False) * lax.index_in_dim(b, i, axis, keepdims=False)).astype(acc_dtype)
+        total = row if total is None else total + row
+    return total
+
+
+def _sharded_mul_sum_kernel(
+    a: Any, b: Any, *, full_shape: tuple[int, ...], out_dtype: Any, acc_dtype: Any, rows: Any
+) -> Any:
+    """``_mul_sum_kernel`` with dim 0 split over the mesh axis "rows" (``rows`` is that sharding)."""
+    jax, jnp = _jax(), importlib.import_module("jax.numpy")
+    a = jnp.broadcast_to(a.astype(out_dtype), full_shape)
+    b = jnp.broadcast_to(b.astype(out_dtype), full_shape)
+    pad = -full_shape[0] % rows.mesh.size
+    if pad:  # zero rows add exact zeros: even splits without changing the sum
+        widths = [(0, pad)] + [(0, 0)] * (len(full_shape) - 1)
+        a, b = jnp.pad(a, widths), jnp.pad(b, widths)
+    a = jax.lax.with_sharding_constraint(a, rows)
+    b = jax.lax.with_sharding_constraint(b, rows)
+    # Each device sums its rows in acc_dtype; XLA all-reduces the partial sums, still in acc_dtype.
+    return jnp.sum(a * b, axis=0, dtype=acc_dtype).astype(out_dtype)
+
+
 class JaxJit(Adapter):
     name = "jax-jit"
     framework = "jax"
@@ -54,6 +114,7 @@ class JaxJit(Adapter):
         # The last result stands for all earlier ones: a device runs its work in
         # dispatch order. Only one (small) output is held alive.
         self._last_result: Any = None
+        self._floor: Callable[[Any, Any], Any] | None = None
 
     @classmethod
     def _device_unavailable_reason(cls, device: str) -> str | None:
@@ -68,13 +129,17 @@ class JaxJit(Adapter):
         return frozenset() if self.jax.config.jax_enable_x64 else _NEEDS_X64
 
     def _unsupported_dtype_message(self, dtype: str) -> str:
-        return f"jax-jit cannot compute in {dtype}: {_X64_HINT}"
+        return f"{self.name} cannot compute in {dtype}: {_X64_HINT}"
 
     def asarray(self, host: np.ndarray) -> Any:
         dtype = numpy_dtype_name(host.dtype)
         if dtype in self.unsupported_dtypes():
             raise UnsupportedDtypeError(f"cannot hold a {dtype} array in JAX: {_X64_HINT}")
-        return self.jax.device_put(host, self._device)
+        return self.jax.device_put(host, self._placement(host.shape))
+
+    def _placement(self, shape: tuple[int, ...]) -> Any:
+        """Where ``asarray`` puts an array of ``shape``: a device or a sharding."""
+        return self._device
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.asarray(self.jax.device_get(x))
@@ -99,23 +164,26 @@ class JaxJit(Adapter):
 
     def _zeros(self, plan: Plan) -> Any:
         zeros = np.zeros(plan.out_shape, dtype=numpy_dtype(plan.out_dtype))
-        return self.jax.device_put(zeros, self._device)
+        return self.jax.device_put(zeros, self._placement(plan.out_shape))
 
     def _executable(self, a: Any, b: Any, plan: Plan) -> tuple[Callable[[Any, Any], Any], float | None]:
         key = (a.shape, a.dtype, b.shape, b.dtype, a.sharding, b.sharding)
         if key in self._executables:
             return self._executables[key], None
+        start = time.perf_counter()
+        executable = self._jitted(plan).lower(a, b).compile()
+        seconds = time.perf_counter() - start
+        self._executables[key] = executable
+        return executable, seconds
+
+    def _jitted(self, plan: Plan) -> Any:
         kernel = functools.partial(
             _mul_sum_kernel,
             full_shape=plan.full_shape,
             out_dtype=numpy_dtype(plan.out_dtype),
             acc_dtype=numpy_dtype(plan.acc_dtype),
         )
-        start = time.perf_counter()
-        executable = self.jax.jit(kernel).lower(a, b).compile()
-        seconds = time.perf_counter() - start
-        self._executables[key] = executable
-        return executable, seconds
+        return self.jax.jit(kernel)
 
     def prepare(self, a: Any, b: Any) -> float | None:
         plan = self.plan(a, b)
@@ -127,3 +195,157 @@ class JaxJit(Adapter):
         out = self._executable(a, b, plan)[0](a, b)
         self._last_result = out
         return out
+
+    def kernel(self, a: Any, b: Any, plan: Plan) -> Callable[[Any, Any], Any]:
+        # The compiled executable itself: dispatch adds nothing to JAX's own call.
+        return self._executable(a, b, plan)[0] if plan.n > 0 else super().kernel(a, b, plan)
+
+    # -- measurement hooks --------------------------------------------------
+    def timer(self) -> Timer:
+        # JAX has no device events in its API; dispatch is asynchronous, so the
+        # host clock stops only after block_until_ready.
+        return HostTimer(self.synchronize, "host perf_counter around call + block_until_ready")
+
+    def extra_memory(self, a: Any, b: Any) -> MemoryUse:
+        plan = self.plan(a, b)
+        if plan.n == 0:
+            return MemoryUse(self.mul_sum(a, b), 0, "empty sum: nothing computed")
+        executable = self._executable(a, b, plan)[0]
+        out = self.mul_sum(a, b)
+        analysis = executable.memory_analysis()
+        if analysis is None:  # a backend without the analysis
+            return self._extra_memory_fallback(lambda: self.mul_sum(a, b))
+        # XLA's scratch beyond arguments and outputs, known at compile time.
+        return MemoryUse(out, int(analysis.temp_size_in_bytes), "XLA compiled.memory_analysis().temp_size_in_bytes")
+
+    def floor_dot(self, x: Any, y: Any) -> Any:
+        if self._floor is None:
+            jnp = self.jnp
+            self._floor = self.jax.jit(lambda u, v: jnp.dot(u.ravel(), v.ravel(), precision="highest"))
+        return self._floor(x, y)
+
+    def floor_method(self) -> str:
+        return "jax.jit(jnp.dot) over the flattened inputs"
+
+    def device_description(self) -> str:
+        if self.device == "cpu":
+            return super().device_description()
+        return str(self._device.device_kind)
+
+    def thread_report(self) -> dict[str, Any]:
+        return {
+            "XLA:CPU": f"its own intra-op pool over all {cpu_count()} CPUs; ignores OMP_NUM_THREADS and --threads",
+        }
+
+
+class JaxSharded(JaxJit):
+    """``jax-jit``'s kernel over every local device of a platform, dim 0 sharded across them.
+
+    ``asarray`` shards dim 0 over a one-axis mesh ("rows") of all
+    ``jax.devices(device)``, so each device holds 1/D of the rows. JAX shards
+    only evenly: an array whose dim 0 the device count does not divide (a
+    broadcast size-1 dim 0 included) is replicated instead, and the compiled
+    kernel pads the rows with zeros to a multiple of D and splits them there,
+    so the work is still split, the memory is not. The partial sums stay in the
+    accumulation dtype through XLA's cross-device all-reduce; the result is
+    replicated on every device. On one device this is ``jax-jit`` with extra steps.
+    """
+
+    name = "jax-sharded"
+    selectable = False
+    formulation = (
+        "jax.jit(jnp.sum(a * b, axis=0, dtype=<accumulation dtype>)) with dim 0 sharded over all local devices "
+        "(jax.sharding mesh 'rows'); XLA all-reduces the partial sums"
+    )
+
+    def __init__(self, device: str) -> None:
+        super().__init__(device)
+        sharding = importlib.import_module("jax.sharding")
+        self.mesh = sharding.Mesh(np.array(self.jax.devices(device)), ("rows",))
+        self.rows = sharding.NamedSharding(self.mesh, sharding.PartitionSpec("rows"))
+        self.replicated = sharding.NamedSharding(self.mesh, sharding.PartitionSpec())
+
+    def _placement(self, shape: tuple[int, ...]) -> Any:
+        if shape and shape[0] % self.mesh.size == 0:
+            return self.rows
+        return self.replicated
+
+    def device_of(self, x: Any) -> str:
+        devices = sorted(x.devices(), key=lambda device: device.id)
+        return f"{devices[0].platform}:" + ",".join(str(device.id) for device in devices)
+
+    def plan(self, a: Any, b: Any) -> Plan:
+        plan = super().plan(a, b)
+        mesh_devices = set(self.mesh.devices.flat)
+        for label, x in (("first", a), ("second", b)):
+            if set(x.devices()) != mesh_devices:
+                raise ValueError(
+                    f"jax-sharded runs on all {self.mesh.size} {self.device} devices; the {label} input is on "
+                    f"{self.device_of(x)}: place it with adapter.asarray, or jax.device_put it with a "
+                    "NamedSharding over jax.devices()"
+                )
+        return plan
+
+    def _jitted(self, plan: Plan) -> Any:
+        kernel = functools.partial(
+            _sharded_mul_sum_kernel,
+            full_shape=plan.full_shape,
+            out_dtype=numpy_dtype(plan.out_dtype),
+            acc_dtype=numpy_dtype(plan.acc_dtype),
+            rows=self.rows,
+        )
+        return self.jax.jit(kernel, out_shardings=self.replicated)
+
+    def device_description(self) -> str:
+        return f"{self.mesh.size} x {super().device_description()} (jax.devices({self.device!r}))"
+
+
+class JaxRows(JaxJit):
+    """``jax-rows``: ``jax-jit`` with the row sum unrolled into one fused element-wise pass (see ``_rows_mul_sum_kernel``)."""
+
+    name = "jax-rows"
+    formulation = (
+        "jax.jit(a[0]*b[0] + a[1]*b[1] + ...), rows unrolled (groups of 64 rows beyond 64, then jnp.sum), "
+        "accumulated in <accumulation dtype>; AOT-compiled per signature"
+    )
+
+    def _jitted(self, plan: Plan) -> Any:
+        kernel = functools.partial(
+            _rows_mul_sum_kernel,
+            full_shape=plan.full_shape,
+            out_dtype=numpy_dtype(plan.out_dtype),
+            acc_dtype=numpy_dtype(plan.acc_dtype),
+        )
+        return self.jax.jit(kernel)
+
+
+class JaxNumpy(JaxJit):
+    """``jax-numpy``: the NumPy strategy on zero-copy NumPy views of CPU JAX arrays.
+
+    On the CPU a JAX array's buffer is host memory and ``np.asarray`` views it
+    without a copy, so ``np.einsum``'s single streaming pass (about 0.9 of the
+    BLAS-dot floor on a 2-core CPU) replaces XLA:CPU's reduction, which is slow
+    on short-wide shapes. Only the K-element result is copied back into JAX
+    (``jax.device_put``). CPU only; not traceable (it cannot run inside
+    ``jax.jit``), which ``xbackend.mul_sum`` never needs.
+    """
+
+    name = "jax-numpy"
+    devices = ("cpu",)
+    formulation = "np.einsum('i...,i...->...') on zero-copy NumPy views of the JAX arrays (the numpy strategy), result device_put back"
+
+    def prepare(self, a: Any, b: Any) -> float | None:
+        return None
+
+    def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        from ._numpy import numpy_mul_sum
+
+        out = self.jax.device_put(numpy_mul_sum(np.asarray(a), np.asarray(b), plan), self._device)
+        self._last_result = out
+        return out
+
+    def kernel(self, a: Any, b: Any, plan: Plan) -> Callable[[Any, Any], Any]:
+        return Adapter.kernel(self, a, b, plan)
+
+    def extra_memory(self, a: Any, b: Any) -> MemoryUse:
+        return self._extra_memory_fallback(lambda: self.mul_sum(a, b))

@@ -10,11 +10,14 @@ bounded by one block.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import tracemalloc
+from typing import Any, Callable
 
 import numpy as np
 
 from ._adapter import Adapter
+from ._probes import MemoryUse
 from ._semantics import Plan
 
 # Rows per upcast block are chosen so that one float32 block is about 1 MiB: it
@@ -73,18 +76,95 @@ class NumpyAdapter(Adapter):
     def _zeros(self, plan: Plan) -> np.ndarray:
         return np.zeros(plan.out_shape, dtype=numpy_dtype(plan.out_dtype))
 
-    def _compute(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
-        a, b = broadcast_inputs(a, b, plan)
-        if plan.acc_dtype == plan.out_dtype:
-            return np.asarray(np.einsum("i...,i...->...", a, b))
-        return self._upcast_by_blocks(a, b, plan)
+    # -- measurement hooks --------------------------------------------------
+    def extra_memory(self, a: np.ndarray, b: np.ndarray) -> MemoryUse:
+        # NumPy reports every data buffer to tracemalloc, so its peak counts the
+        # temporaries exactly (objects Python allocates for the call are noise).
+        was_tracing = tracemalloc.is_tracing()
+        if not was_tracing:
+            tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            out = self.mul_sum(a, b)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            if not was_tracing:
+                tracemalloc.stop()
+        return MemoryUse(out, max(0, peak - before - out.nbytes), "tracemalloc peak (NumPy data buffers)")
 
-    def _upcast_by_blocks(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
-        acc_dtype = numpy_dtype(plan.acc_dtype)
-        acc = np.zeros(plan.out_shape, dtype=acc_dtype)
-        row_elements = max(1, int(np.prod(plan.out_shape)))
-        rows = max(1, _UPCAST_BLOCK_ELEMENTS // row_elements)
-        for start in range(0, plan.n, rows):
-            block = slice(start, start + rows)
-            acc += np.einsum("i...,i...->...", a[block].astype(acc_dtype), b[block].astype(acc_dtype))
-        return acc.astype(numpy_dtype(plan.out_dtype))
+    def floor_dot(self, x: np.ndarray, y: np.ndarray) -> Any:
+        return np.dot(x.ravel(), y.ravel())
+
+    def floor_method(self) -> str:
+        return f"np.dot over the flattened inputs ({_blas_description()})"
+
+    def fix_cpu_threads(self, threads: int) -> None:
+        threadpoolctl = _threadpoolctl()
+        if threadpoolctl is not None:
+            threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
+
+    def thread_report(self) -> dict[str, Any]:
+        return {
+            "blas": _blas_description(),
+            "einsum": "single-threaded (NumPy's einsum and ufunc loops run on one thread)",
+        }
+
+
+    def _compute(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
+        return numpy_mul_sum(a, b, plan)
+
+    def kernel(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> Callable[[Any, Any], Any]:
+        # Same dtype and shape, nothing to cast or broadcast: np.einsum itself,
+        # so that dispatch adds nothing to a tiny call.
+        direct = (
+            a.shape == b.shape == plan.full_shape and a.ndim > 1 and plan.n > 0
+            and a.dtype == b.dtype == numpy_dtype(plan.out_dtype) and plan.acc_dtype == plan.out_dtype
+        )
+        return functools.partial(np.einsum, "i...,i...->...") if direct else super().kernel(a, b, plan)
+
+
+def numpy_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
+    """The NumPy strategy on validated NumPy inputs (``torch-numpy`` and ``jax-numpy`` run it on views)."""
+    return accumulated_mul_sum(a, b, plan).astype(numpy_dtype(plan.out_dtype), copy=False)
+
+
+def accumulated_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
+    """The NumPy strategy's sum, left in ``plan.acc_dtype`` (dask sums these per chunk)."""
+    a, b = broadcast_inputs(a, b, plan)
+    if plan.acc_dtype == plan.out_dtype:
+        return np.asarray(np.einsum("i...,i...->...", a, b))
+    return _upcast_by_blocks(a, b, plan)
+
+
+def _upcast_by_blocks(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
+    acc_dtype = numpy_dtype(plan.acc_dtype)
+    acc = np.zeros(plan.out_shape, dtype=acc_dtype)
+    row_elements = max(1, int(np.prod(plan.out_shape)))
+    rows = max(1, _UPCAST_BLOCK_ELEMENTS // row_elements)
+    for start in range(0, plan.n, rows):
+        block = slice(start, start + rows)
+        acc += np.einsum("i...,i...->...", a[block].astype(acc_dtype), b[block].astype(acc_dtype))
+    return acc
+
+
+def _threadpoolctl() -> Any:
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    return threadpoolctl
+
+
+def _blas_description() -> str:
+    """NumPy's BLAS library and its thread count, via threadpoolctl."""
+    threadpoolctl = _threadpoolctl()
+    if threadpoolctl is None:
+        return "BLAS threads unknown: threadpoolctl is not installed"
+    libraries = [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    # Other frameworks may load their own BLAS; NumPy's lives in NumPy's wheel.
+    own = [info for info in libraries if "numpy" in info["filepath"]] or libraries
+    if not own:
+        return "no BLAS library found by threadpoolctl"
+    info = own[0]
+    return f"{info['internal_api']} {info['version']}, {info['num_threads']} threads ({info.get('threading_layer', '?')})"

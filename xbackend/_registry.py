@@ -9,28 +9,57 @@ from __future__ import annotations
 import functools
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ._adapter import Adapter, require
-from ._cupy import CupyEager
-from ._jax import JaxJit
+from ._array_api import ArrayApiAdapter
+from ._cupy import CupyAdapter, CupyEager, CupyFused
+from ._dask import DaskAdapter, DaskCluster
+from ._jax import JaxJit, JaxNumpy, JaxRows, JaxSharded
 from ._numpy import NumpyAdapter
-from ._torch import TorchEager, TorchEinsum
+from ._selection import Selected
+from ._semantics import Plan
+from ._torch import TorchAdapter, TorchBlocked, TorchCompile, TorchEager, TorchEinsum, TorchNumpy
+
+
+def _auto(base: type[Adapter], library: str, default: str) -> type[Adapter]:
+    """``<library>-auto``: ``xbackend.mul_sum`` on that library's arrays, with the library's plumbing."""
+    attributes = {"name": f"{library}-auto", "default": default, "__doc__": Selected.__doc__}
+    return type(f"{library.capitalize()}Auto", (Selected, base), attributes)
+
+
+NumpyAuto = _auto(NumpyAdapter, "numpy", "numpy")
+TorchAuto = _auto(TorchAdapter, "torch", "torch-eager")
+JaxAuto = _auto(JaxJit, "jax", "jax-jit")
+CupyAuto = _auto(CupyAdapter, "cupy", "cupy")
 
 STRATEGIES: dict[str, type[Adapter]] = {
-    cls.name: cls for cls in (NumpyAdapter, TorchEager, TorchEinsum, JaxJit, CupyEager)
+    cls.name: cls
+    for cls in (
+        NumpyAdapter, TorchEager, TorchEinsum, JaxJit, CupyEager,
+        ArrayApiAdapter, DaskAdapter, DaskCluster, JaxSharded,
+        TorchNumpy, TorchBlocked, TorchCompile, JaxRows, JaxNumpy, CupyFused,
+        NumpyAuto, TorchAuto, JaxAuto, CupyAuto,
+    )
 }
 
-# The strategy ``mul_sum`` runs for each library's arrays.
-DEFAULT_STRATEGY = {"numpy": "numpy", "torch": "torch-eager", "jax": "jax-jit", "cupy": "cupy"}
+# The strategy ``mul_sum`` runs for each library's arrays ("array-api": any
+# other library that implements the array API standard).
+DEFAULT_STRATEGY = {
+    "numpy": "numpy", "torch": "torch-eager", "jax": "jax-jit", "cupy": "cupy",
+    "dask": "dask", "array-api": "array-api",
+}
+# JAX arrays spread over several devices go to the strategy that keeps them there.
+SHARDED_JAX_STRATEGY = "jax-sharded"
 
 # (module that must be loaded, attribute path of its array type) per library.
 _ARRAY_TYPES = {
     "torch": ("torch", "Tensor"),
     "jax": ("jax", "Array"),
     "cupy": ("cupy", "ndarray"),
+    "dask": ("dask.array", "Array"),
 }
 
 
@@ -96,6 +125,10 @@ def _library_of_type(cls: type) -> str | None:
         loaded = sys.modules.get(module)
         if loaded is not None and issubclass(cls, getattr(loaded, attr)):
             return library
+    # Any other array API library: its arrays carry __array_namespace__, and its
+    # package is already imported (the array exists), so checking imports nothing.
+    if hasattr(cls, "__array_namespace__") and cls.__module__.split(".", 1)[0] in sys.modules:
+        return "array-api"
     return None
 
 
@@ -104,15 +137,15 @@ def library_of(x: Any) -> str:
     library = _library_of_type(type(x))
     if library is None:
         raise TypeError(
-            f"mul_sum takes NumPy, PyTorch, JAX or CuPy arrays, not {type(x).__module__}."
+            f"mul_sum takes NumPy, PyTorch, JAX, CuPy, dask or array-API arrays, not {type(x).__module__}."
             f"{type(x).__qualname__}; wrap lists with numpy.asarray"
         )
     return library
 
 
 def _device_kind(library: str, x: Any) -> str:
-    if library == "numpy":
-        return "cpu"
+    if library in ("numpy", "dask", "array-api"):
+        return "cpu"  # their adapters refuse, with the device named, data held elsewhere
     if library == "torch":
         return x.device.type
     if library == "cupy":
@@ -121,20 +154,70 @@ def _device_kind(library: str, x: Any) -> str:
     return next(iter(devices)).platform
 
 
-def mul_sum(a: Any, b: Any) -> Any:
-    """``sum(a * b, axis=0)`` on the inputs' own library and device.
+def is_sharded(x: Any) -> bool:
+    """Whether JAX array ``x`` lives on several devices."""
+    return len(x.devices()) > 1
 
-    ``a`` and ``b`` are arrays of one library (NumPy, PyTorch, JAX or CuPy) on one
-    device; the result is an array of that library on that device. The semantics
-    (shapes, broadcasting, dtypes, errors) are the README's, shared by every adapter.
-    """
+
+def resolve_inputs(a: Any, b: Any) -> tuple[str, str, Plan]:
+    """Library, device kind and plan of ``mul_sum(a, b)``; every input error is raised here, before work."""
     library_a, library_b = library_of(a), library_of(b)
     if library_a != library_b:
         raise TypeError(f"inputs come from two libraries: {library_a} and {library_b}")
     if isinstance(a, np.generic) or isinstance(b, np.generic):
         raise ValueError("mul_sum needs inputs of at least one dimension (dim 0 is reduced); got a 0-d scalar")
     device = _device_kind(library_a, a)
-    name = DEFAULT_STRATEGY[library_a]
-    if device not in STRATEGIES[name].devices:
+    default = SHARDED_JAX_STRATEGY if library_a == "jax" and is_sharded(a) else DEFAULT_STRATEGY[library_a]
+    if device not in STRATEGIES[default].devices:
         raise ValueError(f"no adapter for {library_a} arrays on {device}")
-    return get_adapter(name, device).mul_sum(a, b)
+    return library_a, device, get_adapter(default, device).plan(a, b)
+
+
+# Kernels by input signature: what mul_sum runs without validating or choosing again.
+_KERNELS: dict[tuple[Any, ...], Callable[[Any, Any], Any]] = {}
+_MAX_KERNELS = 4096
+
+
+def dispatch_key(a: Any, b: Any) -> tuple[Any, ...] | None:
+    """The input signature ``mul_sum`` caches its kernel under; None for inputs it does not cache."""
+    try:
+        key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, a.device, b.device)
+        hash(key)
+    except Exception:  # no .device (dask), unhashable parts, tracers: validated on every call
+        return None
+    return key
+
+
+def clear_dispatch_cache() -> None:
+    _KERNELS.clear()
+
+
+def _kernel_for(a: Any, b: Any) -> Callable[[Any, Any], Any]:
+    from ._selection import choose
+
+    library, device, plan = resolve_inputs(a, b)
+    adapter = get_adapter(choose(a, b).strategy, device)
+    return adapter.kernel(a, b, adapter.plan(a, b))
+
+
+def mul_sum(a: Any, b: Any) -> Any:
+    """``sum(a * b, axis=0)`` on the inputs' own library and device, by the fastest known strategy.
+
+    ``a`` and ``b`` are arrays of one library (NumPy, PyTorch, JAX, CuPy, dask.array,
+    or any other array API library) on one device; the result is an array of that
+    library on that device. dask arrays give a lazy dask result; JAX arrays sharded
+    over several devices run on ``jax-sharded``. The semantics
+    (shapes, broadcasting, dtypes, errors) are the README's, shared by every adapter.
+    The strategy comes from the selection table (``xbackend.choose(a, b)`` says
+    which and why); the first call per input signature (types, shapes, dtypes,
+    devices) validates and chooses, later ones call the cached kernel directly.
+    """
+    key = dispatch_key(a, b)
+    kernel = _KERNELS.get(key) if key is not None else None
+    if kernel is None:
+        kernel = _kernel_for(a, b)
+        if key is not None:
+            if len(_KERNELS) >= _MAX_KERNELS:
+                _KERNELS.clear()
+            _KERNELS[key] = kernel
+    return kernel(a, b)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from . import _dtypes
 from ._adapter import Adapter
 from ._numpy import numpy_dtype
+from ._probes import MemoryUse, Timer
 from ._semantics import Plan
 
 
@@ -79,6 +80,73 @@ class TorchAdapter(Adapter):
         dtype = self.torch_dtype(plan.out_dtype)
         return a.to(dtype), b.to(dtype)
 
+    # -- measurement hooks --------------------------------------------------
+    def timer(self) -> Timer:
+        if self.device == "cuda":
+            return _CudaEventTimer(self.torch)
+        return super().timer()
+
+    def extra_memory(self, a: Any, b: Any) -> MemoryUse:
+        if self.device != "cuda":
+            return super().extra_memory(a, b)
+        cuda = self.torch.cuda
+        cuda.synchronize()
+        cuda.reset_peak_memory_stats()
+        before = cuda.memory_allocated()
+        out = self.mul_sum(a, b)
+        cuda.synchronize()
+        extra = cuda.max_memory_allocated() - before - out.nbytes
+        return MemoryUse(out, max(0, extra), "torch.cuda.max_memory_allocated after reset_peak_memory_stats")
+
+    def floor_dot(self, x: Any, y: Any) -> Any:
+        return self.torch.dot(x.reshape(-1), y.reshape(-1))
+
+    def floor_method(self) -> str:
+        library = "cuBLAS" if self.device == "cuda" else f"{self.torch.get_num_threads()} threads"
+        return f"torch.dot over the flattened inputs ({library})"
+
+    def cache_bytes(self) -> int | None:
+        if self.device != "cuda":
+            return super().cache_bytes()
+        properties = self.torch.cuda.get_device_properties(self.torch.cuda.current_device())
+        return getattr(properties, "L2_cache_size", None)
+
+    def device_description(self) -> str:
+        if self.device != "cuda":
+            return super().device_description()
+        return self.torch.cuda.get_device_name(self.torch.cuda.current_device())
+
+    def fix_cpu_threads(self, threads: int) -> None:
+        self.torch.set_num_threads(threads)
+
+    def thread_report(self) -> dict[str, Any]:
+        return {
+            "intra-op threads": self.torch.get_num_threads(),
+            "inter-op threads": self.torch.get_num_interop_threads(),
+        }
+
+    def release_memory(self) -> None:
+        if self.device == "cuda":
+            self.torch.cuda.empty_cache()
+
+
+class _CudaEventTimer:
+    """CUDA events recorded on the current stream around the call (about 0.5 us resolution)."""
+
+    method = "CUDA events (torch.cuda.Event) around the call"
+
+    def __init__(self, torch: Any) -> None:
+        self._start = torch.cuda.Event(enable_timing=True)
+        self._end = torch.cuda.Event(enable_timing=True)
+
+    def time(self, call: Callable[[], Any]) -> float:
+        self._start.record()
+        out = call()
+        self._end.record()
+        self._end.synchronize()
+        del out
+        return self._start.elapsed_time(self._end) / 1e3  # elapsed_time is in milliseconds
+
 
 class TorchEager(TorchAdapter):
     name = "torch-eager"
@@ -135,3 +203,142 @@ class TorchEinsum(TorchAdapter):
                 matmul.allow_fp16_reduced_precision_reduction,
                 matmul.allow_bf16_reduced_precision_reduction,
             ) = saved
+
+
+class TorchNumpy(TorchAdapter):
+    """``torch-numpy``: the NumPy strategy on zero-copy NumPy views of CPU tensors.
+
+    Fast because ``np.einsum`` streams both inputs once with no N x K temporary
+    (about 0.9 of the BLAS-dot floor on a 2-core CPU, single-threaded, since
+    memory bandwidth and not arithmetic is the limit), while ``torch.sum(a * b)``
+    writes and re-reads an N x K product and torch's einsum runs a batched
+    matmul of K tiny products. ``Tensor.numpy()`` and ``torch.from_numpy`` share
+    memory, so only the K-element result is new. CPU only; autograd does not
+    see this computation (inputs are detached).
+    """
+
+    name = "torch-numpy"
+    devices = ("cpu",)
+    formulation = "np.einsum('i...,i...->...') on zero-copy NumPy views of the tensors (the numpy strategy), result wrapped by torch.from_numpy"
+
+    def _numpy_view(self, x: Any) -> np.ndarray:
+        x = x.detach().resolve_conj().resolve_neg()
+        if x.dtype == self.torch.bfloat16:
+            return x.view(self.torch.int16).numpy().view(numpy_dtype("bfloat16"))
+        return x.numpy()
+
+    def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        from ._numpy import numpy_mul_sum
+
+        out = numpy_mul_sum(self._numpy_view(a), self._numpy_view(b), plan)
+        return self._from_numpy(np.require(out, requirements="C"))
+
+    def _from_numpy(self, host: np.ndarray) -> Any:
+        if host.dtype == numpy_dtype("bfloat16"):
+            return self.torch.from_numpy(host.view(np.int16)).view(self.torch.bfloat16)
+        return self.torch.from_numpy(host)
+
+
+class TorchBlocked(TorchAdapter):
+    """``torch-blocked``: the product formed one cache-sized block of rows at a time.
+
+    ``torch.sum(a * b, 0)`` writes the whole N x K product to memory and reads it
+    back: three passes over N x K instead of two reads. Here each block of rows
+    is multiplied into one reused buffer of about ``BLOCK_BYTES`` (L2-sized, so
+    it never leaves the cache) and summed into a K-element accumulator in the
+    accumulation dtype. Each block costs two or three ATen calls (a few
+    microseconds each), so a block must carry enough rows to amortise them; very
+    wide rows (K beyond the block) are split along K as well. Every layout works:
+    slicing dim 0 of any strided tensor is a view.
+    """
+
+    name = "torch-blocked"
+    formulation = "row blocks of ~BLOCK_BYTES: torch.mul(a[blk], b[blk], out=buf); acc += buf.sum(0, dtype=<accumulation dtype>)"
+    BLOCK_BYTES = 1 << 20
+
+    def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        torch = self.torch
+        a, b = self._cast(a, b, plan)
+        a, b = a.expand(plan.full_shape), b.expand(plan.full_shape)
+        row_elements = max(1, int(np.prod(plan.out_shape)))
+        rows = max(1, self.BLOCK_BYTES // (row_elements * a.element_size()))
+        acc = torch.zeros(plan.out_shape, dtype=self.torch_dtype(plan.acc_dtype), device=self.device)
+        buffer = torch.empty((min(rows, plan.n), *plan.out_shape), dtype=a.dtype, device=self.device)
+        for start in range(0, plan.n, rows):
+            stop = min(plan.n, start + rows)
+            block = buffer[: stop - start]
+            torch.mul(a[start:stop], b[start:stop], out=block)
+            acc += block.sum(0, dtype=acc.dtype)
+        return acc.to(self.torch_dtype(plan.out_dtype))
+
+
+def _compiled_kernel(a: Any, b: Any, out_dtype: Any, acc_dtype: Any) -> Any:
+    # Tensor methods only: dynamo cannot trace the lazy torch import.
+    return (a.to(out_dtype) * b.to(out_dtype)).sum(dim=0, dtype=acc_dtype).to(out_dtype)
+
+
+class TorchCompile(TorchAdapter):
+    """``torch-compile``: ``torch.compile(dynamic=False)`` (inductor) of the eager formulation.
+
+    Inductor fuses the multiply into the reduction's loop, so no N x K product
+    is written; how well its generated loop streams memory depends on the
+    reduction layout (measured near the floor on tall-skinny, far below on
+    square). One executable per input signature is compiled by ``prepare`` (or
+    the first call) and its seconds are reported as compile time. Each compiled
+    signature gets its own code object, so dynamo's per-function recompile limit
+    never silently falls back to eager. Inputs under ``COMPILE_MIN_BYTES`` run
+    the eager formulation: compiling costs seconds and a compiled call's guards
+    cost more than such a sum. Complex dtypes are refused: inductor has no
+    complex code generation (it would fall back to eager with a warning).
+    """
+
+    name = "torch-compile"
+    formulation = "torch.compile(torch.sum(a * b, dim=0, dtype=<acc>), dynamic=False) per input signature (inductor); eager below 1 MiB"
+    COMPILE_MIN_BYTES = 1 << 20
+
+    def __init__(self, device: str) -> None:
+        super().__init__(device)
+        self._compiled: dict[tuple[Any, ...], Callable[..., Any]] = {}
+
+    def unsupported_dtypes(self) -> frozenset[str]:
+        return frozenset(_dtypes.COMPLEX_FLOATS)
+
+    def _unsupported_dtype_message(self, dtype: str) -> str:
+        return f"torch-compile does not support {dtype}: inductor has no complex code generation; use torch-eager"
+
+    def _signature(self, a: Any, b: Any) -> tuple[Any, ...]:
+        return (a.shape, a.stride(), a.dtype, b.shape, b.stride(), b.dtype, a.device)
+
+    def _executable(self, a: Any, b: Any) -> tuple[Callable[..., Any], float | None]:
+        key = self._signature(a, b)
+        if key in self._compiled:
+            return self._compiled[key], None
+        import time
+        import types
+
+        plan = self.plan(a, b)
+        kernel = types.FunctionType(_compiled_kernel.__code__.replace(), _compiled_kernel.__globals__, f"mul_sum_{len(self._compiled)}")
+        compiled = self.torch.compile(kernel, dynamic=False, fullgraph=True)
+        out_dtype, acc_dtype = self.torch_dtype(plan.out_dtype), self.torch_dtype(plan.acc_dtype)
+        start = time.perf_counter()
+        compiled(a, b, out_dtype, acc_dtype)  # compiles: dynamo traces on the first call
+        self.synchronize()
+        seconds = time.perf_counter() - start
+        self._compiled[key] = executable = lambda x, y: compiled(x, y, out_dtype, acc_dtype)
+        return executable, seconds
+
+    def _compiles(self, plan: Plan, a: Any) -> bool:
+        return 2 * int(np.prod(plan.full_shape)) * a.element_size() >= self.COMPILE_MIN_BYTES
+
+    def prepare(self, a: Any, b: Any) -> float | None:
+        plan = self.plan(a, b)
+        if plan.n == 0 or not self._compiles(plan, a):
+            return None
+        return self._executable(a, b)[1]
+
+    def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        if not self._compiles(plan, a):
+            a, b = self._cast(a, b, plan)
+            out = self.torch.sum(a * b, dim=0, dtype=self.torch_dtype(plan.acc_dtype))
+            return out.to(self.torch_dtype(plan.out_dtype))
+        return self._executable(a, b)[0](a, b)

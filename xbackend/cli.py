@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from ._registry import STRATEGIES, adapters
@@ -31,6 +32,230 @@ def _add_list(commands: argparse._SubParsersAction) -> None:
 
 # Each subcommand registers its parser here; the work lives in the library.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_list]
+
+
+def _check(args: argparse.Namespace) -> int:
+    from . import correctness
+
+    try:
+        pairs = correctness.select_pairs(args.adapters)
+    except ValueError as exc:
+        print(f"xbackend check: {exc}", file=sys.stderr)
+        return 2
+    rows = correctness.sweep_pairs(pairs, args.dtypes.split(","), seed=args.seed)
+    print(correctness.format_rows(rows))
+    failed = [row for row in rows if not row.passed]
+    print(f"\n{len(failed)} of {len(rows)} rows failed" if failed else f"\nall {len(rows)} rows passed or were skipped")
+    return 1 if failed else 0
+
+
+def _add_check(commands: argparse._SubParsersAction) -> None:
+    from .correctness import SWEEP_DTYPES
+
+    parser = commands.add_parser(
+        "check",
+        help="run the correctness sweep for every available adapter; exit 1 on any failure",
+        description=(
+            "Runs the seeded correctness sweep (shapes, broadcasting, layouts, magnitudes, NaN/inf, "
+            "long sums) on every available adapter and prints one row per (adapter, device, dtype): "
+            "cases run, worst error / rigorous bound, pass or fail. JAX 64-bit dtypes run only with "
+            "JAX_ENABLE_X64=1."
+        ),
+    )
+    parser.add_argument("--adapters", metavar="NAME[@DEVICE],...", default=None, help="default: all")
+    parser.add_argument("--dtypes", default=",".join(SWEEP_DTYPES), help="comma-separated (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
+    parser.set_defaults(run=_check)
+
+
+SUBCOMMANDS.append(_add_check)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from . import compare, report
+
+    try:
+        options = compare.CompareOptions(
+            pairs=_selected_pairs(args.adapters),
+            devices=[d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None,
+            shapes=compare.parse_shapes(args.shapes, quick=args.quick) if args.shapes else None,
+            dtypes=compare.parse_dtypes(args.dtypes),
+            quick=args.quick,
+            seed=args.seed,
+            threads=args.threads,
+        )
+        compare.select_adapters(options)  # refuse a bad selection before any work
+    except (ValueError, TypeError) as exc:
+        print(f"xbackend compare: {exc}", file=sys.stderr)
+        return 2
+    document = compare.run_compare(options, progress=report.ProgressLine())
+    print(report.format_table(document))
+    if args.json:
+        report.write_json_atomic(args.json, document)
+        print(f"\nwrote {args.json}")
+    if args.plot:
+        report.write_plot(args.plot, document)
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _selected_pairs(selection: str | None) -> list[tuple[str, str]] | None:
+    if not selection:
+        return None
+    from .correctness import select_pairs
+
+    return select_pairs(selection)
+
+
+def _add_compare(commands: argparse._SubParsersAction) -> None:
+    from .measure import DEFAULT_DTYPES, SHAPE_CLASSES
+
+    parser = commands.add_parser(
+        "compare",
+        help="time every available adapter over shapes and dtypes: GB/s, fraction of floor, memory, error",
+        description=(
+            "Runs every available adapter (all strategies, all devices) over a grid of shapes and dtypes and "
+            "reports per cell: median time with p20/p80 and noise, compile/first-call time, GB/s and fraction of "
+            "a floor measured in the same run (a library dot over the same bytes), extra memory with its method, "
+            "and worst error / rigorous bound. A failing cell is reported and the run goes on."
+        ),
+    )
+    parser.add_argument("--adapters", metavar="NAME[@DEVICE],...", default=None, help="default: every available adapter")
+    parser.add_argument("--devices", metavar="DEVICE,...", default=None, help="e.g. cpu or cuda,gpu (default: all)")
+    parser.add_argument(
+        "--shapes", metavar="SHAPE,...", default=None,
+        help=f"shape classes ({', '.join(SHAPE_CLASSES)}) or NxK, comma-separated (default: all classes)",
+    )
+    parser.add_argument("--dtypes", default=",".join(DEFAULT_DTYPES), help="comma-separated (default: %(default)s)")
+    parser.add_argument(
+        "--quick", action="store_true",
+        help=(
+            "reduced grid: every shape class at a smaller size that still reads >= 64 MiB (square stays 4096x4096), "
+            "and a shorter budget per cell (0.1 s warm-up, 0.3 s of samples instead of 0.5 s and 1.5 s)"
+        ),
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for BLAS and torch (default: all CPUs)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
+    parser.add_argument("--json", metavar="PATH", default=None, help="write every figure, machine and versions (atomically)")
+    parser.add_argument("--plot", metavar="PATH", default=None, help="write a PNG of GB/s per adapter and shape (needs matplotlib)")
+    parser.set_defaults(run=_compare)
+
+
+SUBCOMMANDS.append(_add_compare)
+
+
+def _select(args: argparse.Namespace) -> int:
+    import json
+
+    from . import _selection
+
+    try:
+        documents = [json.loads(open(path).read()) for path in args.sources]
+        table = _selection.build_table(documents, command="xbackend select " + " ".join(f"--from {p}" for p in args.sources))
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"xbackend select: {exc}", file=sys.stderr)
+        return 2
+    if args.out:
+        _selection.write_table(table, Path(args.out))
+        print(f"wrote {len(table['entries'])} entries to {args.out}")
+    else:
+        print(json.dumps(table, indent=1))
+    return 0
+
+
+def _add_select(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "select",
+        help="make a selection table from xbackend compare --json reports (the shipped xbackend/selection.json)",
+        description=(
+            "Per (library, device, dtype, shape class), picks the strategy with the lowest median time among the "
+            "correct cells of the given reports, keeping the measured fractions of the floor that justified it. "
+            "The package's table is made with: xbackend compare --json cpu.json && "
+            "xbackend select --from cpu.json [--from gpu.json] --out xbackend/selection.json"
+        ),
+    )
+    parser.add_argument("--from", dest="sources", metavar="COMPARE.json", action="append", required=True)
+    parser.add_argument("--out", metavar="PATH", default=None, help="write the table here (default: print it)")
+    parser.set_defaults(run=_select)
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from . import _selection, compare, report
+
+    try:
+        options = compare.CompareOptions(
+            pairs=_selection.candidate_pairs([n.strip() for n in args.libraries.split(",")] if args.libraries else None),
+            shapes=compare.parse_shapes(args.shapes, quick=args.quick) if args.shapes else None,
+            dtypes=compare.parse_dtypes(args.dtypes),
+            quick=args.quick,
+            threads=args.threads,
+        )
+        compare.select_adapters(options)
+    except (ValueError, TypeError) as exc:
+        print(f"xbackend tune: {exc}", file=sys.stderr)
+        return 2
+    path, table = _selection.tune(options, path=Path(args.out) if args.out else None, progress=report.ProgressLine())
+    for entry in table["entries"]:
+        print(f"{entry['library']:6s} {entry['device']:5s} {entry['dtype']:9s} {entry['shape_class']:12s} -> {entry['strategy']}")
+    print(f"wrote {path}; xbackend.mul_sum now prefers it on this machine (delete it to go back to the shipped table)")
+    return 0
+
+
+def _add_tune(commands: argparse._SubParsersAction) -> None:
+    from .measure import DEFAULT_DTYPES
+
+    parser = commands.add_parser(
+        "tune",
+        help="measure every strategy on this machine and cache the selection table xbackend.mul_sum uses here",
+        description=(
+            "Opt-in: runs xbackend compare over the selectable strategies of the installed libraries and writes "
+            "the per-machine table $XDG_CACHE_HOME/xbackend/selection-<machine id>.json (default ~/.cache), which "
+            "xbackend.mul_sum prefers over the shipped table."
+        ),
+    )
+    parser.add_argument("--libraries", metavar="LIB,...", default=None, help="numpy, torch, jax, cupy (default: all installed)")
+    parser.add_argument("--shapes", metavar="SHAPE,...", default=None, help="shape classes or NxK (default: all classes)")
+    parser.add_argument("--dtypes", default=",".join(DEFAULT_DTYPES), help="comma-separated (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="the smaller --quick shapes and budget of xbackend compare")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for BLAS and torch (default: all CPUs)")
+    parser.add_argument("--out", metavar="PATH", default=None, help="write the table here instead of the per-machine cache")
+    parser.set_defaults(run=_tune)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from . import _selection
+    from .compare import parse_shapes
+
+    try:
+        (shape,) = parse_shapes(args.shape).values()
+        _dtypes_check(args.dtype)
+        choice = _selection.choose_for(args.library, args.device, shape, args.dtype)
+    except (ValueError, TypeError, KeyError) as exc:
+        print(f"xbackend explain: {exc}", file=sys.stderr)
+        return 2
+    print(choice)
+    return 0
+
+
+def _dtypes_check(dtype: str) -> None:
+    from ._dtypes import check_supported
+
+    check_supported(dtype, where="--dtype")
+
+
+def _add_explain(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "explain",
+        help="which strategy xbackend.mul_sum runs for a library, device, shape and dtype, and why",
+    )
+    parser.add_argument("--library", choices=("numpy", "torch", "jax", "cupy"), required=True)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda (torch, cupy) or gpu (jax); default: cpu")
+    parser.add_argument("--shape", required=True, help="a shape class (square, ...) or NxK")
+    parser.add_argument("--dtype", default="float32")
+    parser.set_defaults(run=_explain)
+
+
+SUBCOMMANDS += [_add_select, _add_tune, _add_explain]
 
 
 def build_parser() -> argparse.ArgumentParser:

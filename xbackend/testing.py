@@ -65,6 +65,7 @@ _PRODUCT_SAFE_MIN = 2.0**-969
 __all__ = [
     "Reference",
     "Verdict",
+    "check_against",
     "check_mul_sum",
     "assert_mul_sum_close",
     "error_bound",
@@ -266,7 +267,11 @@ class Verdict:
 
 def check_mul_sum(out: Any, a: Any, b: Any) -> Verdict:
     """Compare ``out`` with the exact ``sum(a * b, axis=0)``; never raises on a wrong result."""
-    ref = reference(a, b)
+    return check_against(out, reference(a, b))
+
+
+def check_against(out: Any, ref: Reference) -> Verdict:
+    """``check_mul_sum`` with the reference computed once, for checking several results of one input."""
     got = to_host(out)
     with np.errstate(all="ignore"):
         return _verdict(got, ref)

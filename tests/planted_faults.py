@@ -1,0 +1,53 @@
+"""Deliberately wrong adapters: the correctness suite must fail on each of them.
+
+Each subclasses a real adapter and breaks exactly one rule of the semantics.
+``register()`` adds them to xbackend's registry so the plugin can select them
+(``--xbackend=planted-drop-last-row``).
+"""
+
+from typing import Any
+
+import numpy as np
+
+from xbackend._numpy import NumpyAdapter, broadcast_inputs, numpy_dtype
+from xbackend._registry import STRATEGIES
+from xbackend._semantics import Plan
+from xbackend._torch import TorchEager
+
+
+class DropsLastRow(NumpyAdapter):
+    """Sums rows 0 .. N-2: an off-by-one in the reduction."""
+
+    name = "planted-drop-last-row"
+
+    def _compute(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> Any:
+        a, b = broadcast_inputs(a, b, plan)
+        shorter = Plan((plan.n - 1, *plan.out_shape), plan.out_dtype, plan.acc_dtype)
+        return self._zeros(plan) if shorter.n == 0 else super()._compute(a[:-1], b[:-1], shorter)
+
+
+class AccumulatesInInputDtype(NumpyAdapter):
+    """Sums float16 / bfloat16 products in float16 / bfloat16 (NumPy's own axis-0 sum)."""
+
+    name = "planted-half-accumulator"
+
+    def _compute(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> Any:
+        a, b = broadcast_inputs(a, b, plan)
+        return np.asarray(np.sum(a * b, axis=0, dtype=numpy_dtype(plan.out_dtype)))
+
+
+class ConjugatesFirstInput(TorchEager):
+    """Computes sum(conj(a) * b): what vecdot / vdot do, and the semantics forbid."""
+
+    name = "planted-conjugate"
+
+    def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        return super()._compute(a.conj(), b, plan)
+
+
+PLANTED = (DropsLastRow, AccumulatesInInputDtype, ConjugatesFirstInput)
+
+
+def register() -> None:
+    for cls in PLANTED:
+        STRATEGIES[cls.name] = cls

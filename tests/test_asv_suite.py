@@ -1,0 +1,108 @@
+"""The asv suite: `asv check`, a smoke run where every benchmark executes once, and a broken benchmark fails the run."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("asv", reason="asv is in the test extra: pip install -e '.[test]'")
+
+from asv_support import REPO, make_workspace, saved_results, smoke_run  # noqa: E402
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks import common  # noqa: E402  (the suite's own package)
+
+BENCHMARKS = {
+    "bench_mul_sum.TimeMulSum.time_mul_sum",
+    "bench_mul_sum.MulSumMetrics.track_seconds",
+    "bench_mul_sum.MulSumMetrics.track_gbps",
+    "bench_mul_sum.MulSumMetrics.track_fraction_of_floor",
+    "bench_mul_sum.MulSumMetrics.track_extra_memory",
+    "bench_mul_sum.MulSumMetrics.track_compile_seconds",
+}
+
+
+def test_grid_names_match_the_package():
+    from xbackend import measure
+    from xbackend._registry import STRATEGIES
+
+    # Every strategy is benchmarked or excluded with a reason.
+    assert set(common.ADAPTERS) | set(common.NOT_BENCHMARKED) == set(STRATEGIES)
+    assert not set(common.ADAPTERS) & set(common.NOT_BENCHMARKED)
+    assert common.FULL_SHAPE_CLASSES == tuple(measure.SHAPE_CLASSES)
+    assert common.SMOKE_SHAPES["latency"] == measure.SHAPE_CLASSES["latency"]
+    # The smoke grid's small case must measure bandwidth, not latency.
+    assert measure.bytes_moved(common.SMOKE_SHAPES["small"], "float32") > measure.LATENCY_BYTES
+
+
+def test_full_grid_is_the_default(monkeypatch):
+    monkeypatch.delenv(common.GRID_VARIABLE, raising=False)
+    assert common.grid_params() == common.grid_params("full")
+    assert [len(values) for values in common.grid_params()] == [5, 2, 5, 3]
+    monkeypatch.setenv(common.GRID_VARIABLE, "tiny")
+    with pytest.raises(ValueError, match="XBACKEND_ASV_GRID='tiny'"):
+        common.grid_params()
+
+
+@pytest.mark.parametrize("grid", ["full", "smoke"])
+def test_asv_check(grid):
+    run = make_workspace(grid=grid).asv("check", "--python=same", timeout=300)
+    assert run.returncode == 0, run.output
+    assert "No problems found" in run.output
+
+
+def test_smoke_run_executes_every_benchmark():
+    workspace, run = smoke_run()
+    assert run.returncode == 0, run.output[-5000:]
+    assert " failed" not in run.output, run.output[-5000:]
+    results = saved_results(workspace)["results"]
+    assert set(results) == BENCHMARKS
+    for name, columns in results.items():
+        values = [v for v in columns[0] if v is not None and not math.isnan(v)]
+        assert values, f"{name} produced no value on this machine (every cell skipped or failed)"
+        assert all(v >= 0 for v in values), f"{name}: {values}"
+
+
+def test_smoke_run_records_the_cpu_cells():
+    workspace, _ = smoke_run()
+    results = saved_results(workspace)["results"]
+    cells = common.grid_cells("smoke")
+    gbps = dict(zip(cells, results["bench_mul_sum.MulSumMetrics.track_gbps"][0]))
+    times = dict(zip(cells, results["bench_mul_sum.TimeMulSum.time_mul_sum"][0]))
+    for adapter in ("numpy", "torch-eager"):
+        assert 0 < gbps[(adapter, "cpu", "small", "float32")] < 10_000
+        assert 0 < times[(adapter, "cpu", "latency", "float32")] < 1.0
+        # Impossible cells are skipped (null), not failed.
+        assert gbps[(adapter, "cuda", "small", "float32")] is None or math.isnan(gbps[(adapter, "cuda", "small", "float32")])
+    latency_gbps = gbps[("numpy", "cpu", "latency", "float32")]
+    assert latency_gbps is None or math.isnan(latency_gbps), "a latency cell has no GB/s"
+
+
+def test_a_broken_benchmark_fails_the_smoke_run(tmp_path: Path):
+    suite = tmp_path / "benchmarks"
+    shutil.copytree(REPO / "benchmarks" / "benchmarks", suite)
+    (suite / "bench_broken.py").write_text("def time_broken():\n    raise RuntimeError('planted failure')\n")
+    run = make_workspace(benchmark_dir=suite).asv(
+        "run", "--python=same", "--quick", "--show-stderr", "--dry-run", "--bench", "broken", timeout=300
+    )
+    assert run.returncode != 0, run.output
+    assert "planted failure" in run.output
+
+
+def test_curate_refuses_smoke_results(tmp_path: Path):
+    import subprocess
+
+    workspace, run = smoke_run()
+    assert run.returncode == 0, run.output[-3000:]
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "curate.py"), "ci-smoke",
+         "--source", str(workspace.results), "--dest", str(tmp_path / "curated")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 1
+    assert "reduced grid" in proc.stderr
+    assert not (tmp_path / "curated").exists()

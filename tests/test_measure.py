@@ -1,0 +1,250 @@
+"""xbackend.measure: inputs, cache state, timing statistics, the floor, extra memory, error, one cell."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import xbackend
+from xbackend import measure
+from xbackend._numpy import NumpyAdapter
+from xbackend.measure import Budget, CellResult
+
+TINY = Budget(warmup_s=0.0, measure_s=0.05, min_repeats=5, max_repeats=200)
+
+
+class NaiveNumpy(NumpyAdapter):
+    """``(a * b).sum(0)``: the N x K temporary is a known amount of extra memory."""
+
+    name = "test-naive"
+
+    def _compute(self, a, b, plan):
+        return (a * b).sum(0)
+
+
+class DotAsMulSum(NumpyAdapter):
+    """Times the floor's own kernel as if it were a strategy: its fraction of floor must be ~1."""
+
+    name = "test-dot"
+
+    def _compute(self, a, b, plan):
+        return np.dot(a.ravel(), b.ravel())
+
+
+class SmallCache(NumpyAdapter):
+    name = "test-small-cache"
+
+    def cache_bytes(self):
+        return 2**20
+
+
+class Broken(NumpyAdapter):
+    name = "test-broken"
+
+    def _compute(self, a, b, plan):
+        raise RuntimeError("planted failure")
+
+
+class OutOfMemory(NumpyAdapter):
+    name = "test-oom"
+
+    def _compute(self, a, b, plan):
+        raise MemoryError("planted: cannot allocate")
+
+
+class RefusesFloat32(NumpyAdapter):
+    name = "test-refuses"
+
+    def unsupported_dtypes(self):
+        return frozenset({"float32"})
+
+
+def test_shape_classes_and_bytes_moved():
+    assert measure.SHAPE_CLASSES == {
+        "square": (4096, 4096),
+        "tall-skinny": (1_000_000, 32),
+        "short-wide": (64, 1_000_000),
+        "column": (16_000_000, 1),
+        "latency": (3, 4),
+    }
+    assert measure.bytes_moved((4096, 4096), "float32") == 2 * 4096 * 4096 * 4
+    assert measure.bytes_moved((3, 4), "bfloat16") == 2 * 12 * 2
+    assert measure.bytes_moved((10, 2), "complex128") == 2 * 20 * 16
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16", "int32", "complex64"])
+def test_host_inputs_are_seeded_and_not_constant(dtype):
+    a, b = measure.host_inputs((64, 8), dtype, seed=3)
+    again, _ = measure.host_inputs((64, 8), dtype, seed=3)
+    other, _ = measure.host_inputs((64, 8), dtype, seed=4)
+    assert a.shape == b.shape == (64, 8)
+    assert xbackend._numpy.numpy_dtype_name(a.dtype) == dtype
+    assert np.array_equal(a, again)
+    assert not np.array_equal(a, other)
+    assert not np.array_equal(a, b)
+    assert len(np.unique(a.astype(np.complex128))) > 8
+
+
+def test_host_inputs_refuse_bad_shapes_and_dtypes():
+    with pytest.raises(ValueError, match="empty axis"):
+        measure.host_inputs((0, 3), "float32")
+    with pytest.raises(TypeError, match="bool"):
+        measure.host_inputs((3, 3), "bool")
+
+
+def test_cache_state_cold_rotated_latency():
+    adapter = SmallCache("cpu")  # a 1 MiB last-level cache
+    cold = measure.cache_state(adapter, (1024, 1024), "float32")  # 8 MiB
+    assert (cold.kind, cold.copies, cold.bandwidth) == ("cold", 1, True)
+    rotated = measure.cache_state(adapter, (256, 256), "float32")  # 512 KiB
+    assert rotated.kind == "rotated" and rotated.copies == 4
+    assert rotated.copies * measure.bytes_moved((256, 256), "float32") >= 2 * 2**20
+    latency = measure.cache_state(adapter, (3, 4), "float32")
+    assert latency.kind == "latency" and not latency.bandwidth
+
+
+def test_bandwidth_classes_exceed_this_machines_cache():
+    llc = xbackend._probes.cpu_last_level_cache_bytes()
+    if llc is None or llc > 64 * 2**20:
+        pytest.skip("no LLC size, or an LLC larger than the classes were sized for")
+    adapter = xbackend.get_adapter("numpy", "cpu")
+    for name, shape in measure.SHAPE_CLASSES.items():
+        state = measure.cache_state(adapter, shape, "float32")
+        assert state.kind == ("latency" if name == "latency" else "cold"), (name, state)
+
+
+def test_timing_statistics_are_ordered():
+    adapter = xbackend.get_adapter("numpy", "cpu")
+    a, b = measure.host_inputs((256, 64), "float32")
+    budget = Budget(warmup_s=0.02, measure_s=0.05, min_repeats=5, max_repeats=200)
+    timing = measure.time_mul_sum(adapter, adapter.asarray(a), adapter.asarray(b), budget=budget, copies=3)
+    assert budget.min_repeats <= timing.repeats <= budget.max_repeats
+    assert 0 < timing.p20_s <= timing.median_s <= timing.p80_s
+    assert timing.noise == pytest.approx((timing.p80_s - timing.p20_s) / timing.median_s)
+    assert timing.first_call_s > 0 and timing.warmup_calls >= 1
+    assert timing.compile_s is None  # NumPy compiles nothing
+    assert timing.copies == 3
+
+
+def test_slow_calls_stop_after_a_few_samples():
+    adapter = xbackend.get_adapter("numpy", "cpu")
+    a, b = measure.host_inputs((512, 512), "float32")
+    budget = Budget(warmup_s=0.0, measure_s=1e-6, min_repeats=1000, max_repeats=2000)
+    timing = measure.time_mul_sum(adapter, adapter.asarray(a), adapter.asarray(b), budget=budget)
+    assert timing.repeats == 3  # 5x the budget has passed: the slow-call rule ends sampling
+
+
+def test_jax_compile_time_is_reported_apart_from_the_calls():
+    adapter = xbackend.get_adapter("jax-jit", "cpu")
+    a, b = measure.host_inputs((37, 11), "float32", seed=11)  # a signature no other test compiles
+    x, y = adapter.asarray(a), adapter.asarray(b)
+    first = measure.time_mul_sum(adapter, x, y, budget=TINY)
+    assert first.compile_s is not None and first.compile_s > 10 * first.median_s
+    assert max(first.samples_s) < first.compile_s
+    again = measure.time_mul_sum(adapter, x, y, budget=TINY)
+    assert again.compile_s is None  # the executable is cached per signature
+
+
+def test_floor_reads_the_same_bytes_and_is_a_ceiling():
+    a, b = measure.host_inputs((2048, 1024), "float32")  # 16 MiB
+    floor = measure.measure_floor("cpu", a, b, budget=TINY)
+    assert floor.bytes == measure.bytes_moved(a.shape, "float32")
+    assert floor.device == "cpu" and "np.dot" in floor.method
+    assert floor.gbps == pytest.approx(floor.bytes / floor.timing.median_s / 1e9)
+    assert 0.1 < floor.gbps < 10_000  # a memory system, not a clock error
+    naive = NaiveNumpy("cpu")
+    slow = measure.time_mul_sum(naive, naive.asarray(a), naive.asarray(b), budget=TINY)
+    assert floor.timing.median_s < slow.median_s  # (a*b).sum(0) also writes and rereads N x K
+
+
+def test_floor_of_the_floor_kernel_is_about_one():
+    a, b = measure.host_inputs((2048, 2048), "float32")  # 32 MiB
+    same = DotAsMulSum("cpu")
+    budget = Budget(warmup_s=0.02, measure_s=0.2, min_repeats=10, max_repeats=500)
+    copies = measure.cache_state(same, a.shape, "float32").copies
+    timing = measure.time_mul_sum(same, same.asarray(a), same.asarray(b), budget=budget, copies=copies)
+    floor = measure.measure_floor("cpu", a, b, budget=budget, copies=copies)
+    # Same kernel, same bytes, same cache state: 1 up to this shared machine's noise.
+    assert 0.5 < floor.timing.median_s / timing.median_s < 2.0
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "int8"])
+def test_floor_inputs_keep_the_bytes_for_dtypes_blas_lacks(dtype):
+    a, b = measure.host_inputs((64, 32), dtype)
+    fa, fb = measure.floor_inputs(a, b)
+    assert fa.dtype == np.float32 and fa.nbytes == a.nbytes and fb.nbytes == b.nbytes
+    floor = measure.measure_floor("cpu", a, b, budget=TINY)
+    assert floor.bytes == measure.bytes_moved(a.shape, dtype)
+
+
+def test_extra_memory_counts_the_temporary():
+    a, b = measure.host_inputs((1024, 256), "float32")
+    naive, einsum = NaiveNumpy("cpu"), xbackend.get_adapter("numpy", "cpu")
+    extra, method = measure.extra_memory(naive, naive.asarray(a), naive.asarray(b))
+    assert "tracemalloc" in method
+    assert a.nbytes <= extra < a.nbytes + 2**20  # the N x K product, plus Python noise
+    extra, _ = measure.extra_memory(einsum, einsum.asarray(a), einsum.asarray(b))
+    assert extra < 64 * 2**10  # einsum streams: no temporary
+
+
+def test_rss_fallback_sees_a_large_temporary():
+    if not xbackend._probes.rss_high_water_available():
+        pytest.skip("/proc/self/clear_refs is not writable here")
+    adapter = xbackend.get_adapter("torch-eager", "cpu")
+    a, b = measure.host_inputs((2048, 4096), "float32")  # a*b: 32 MiB, above glibc's mmap threshold
+    extra, method = measure.extra_memory(adapter, adapter.asarray(a), adapter.asarray(b))
+    assert "VmHWM" in method
+    assert 0.9 * a.nbytes <= extra <= 1.5 * a.nbytes
+
+
+def test_error_check_catches_a_wrong_result():
+    a, b = measure.host_inputs((5000, 700), "float32")
+    check = measure.error_check(a, b)
+    assert len(check.columns) == min(measure.MAX_ERROR_COLUMNS, measure.ERROR_CHECK_PRODUCTS // 5000)
+    assert "of 700" in check.description
+    out = np.einsum("i...,i...->...", a, b)
+    assert measure.check_error(out, check).ratio <= 1
+    wrong = out.copy()
+    wrong[check.columns[0]] += 1000.0  # the bound is a few units here (N = 5000, |a_i b_i| ~ 1)
+    verdict = measure.check_error(wrong, check)
+    assert verdict.ratio > 1 and verdict.failure
+
+
+def test_measure_cell_has_every_figure():
+    adapter = xbackend.get_adapter("numpy", "cpu")
+    cell = measure.measure_cell(adapter, (512, 256), "float32", budget=TINY)
+    assert cell.status == "ok" and cell.error is None
+    missing = [key for key in CellResult.keys() if getattr(cell, key) is None and key not in ("error", "error_failure", "compile_s")]
+    assert missing == []
+    assert cell.gbps == pytest.approx(cell.bytes_moved / cell.median_s / 1e9)
+    assert cell.fraction_of_floor == pytest.approx(cell.gbps / cell.floor_gbps)
+    assert cell.error_ratio <= 1
+    assert cell.noisy == (cell.noise > measure.NOISE_WARNING)
+
+
+def test_latency_cell_reports_time_only():
+    cell = measure.measure_cell(xbackend.get_adapter("numpy", "cpu"), (3, 4), "float32", budget=TINY)
+    assert cell.status == "ok" and cell.cache_kind == "latency"
+    assert cell.median_s > 0 and cell.gbps is None and cell.fraction_of_floor is None and cell.floor_gbps is None
+    assert cell.error_ratio <= 1 and cell.error_checked == "all 4 output elements"
+
+
+@pytest.mark.parametrize(
+    ("adapter_class", "status", "message"),
+    [(Broken, "failed", "RuntimeError: planted failure"),
+     (OutOfMemory, "failed", "MemoryError: planted"),
+     (RefusesFloat32, "unsupported", "does not support float32")],
+)
+def test_a_failing_cell_is_recorded_not_raised(adapter_class, status, message):
+    cell = measure.measure_cell(adapter_class("cpu"), (64, 8), "float32", budget=TINY)
+    assert cell.status == status
+    assert message in cell.error
+    assert cell.median_s is None and cell.gbps is None
+    assert set(cell.to_dict()) == set(CellResult.keys())
+
+
+def test_budget_refuses_nonsense():
+    with pytest.raises(ValueError, match="min_repeats"):
+        Budget(min_repeats=5, max_repeats=2)
+    with pytest.raises(ValueError, match="measure_s"):
+        Budget(measure_s=0)

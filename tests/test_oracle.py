@@ -1,0 +1,153 @@
+"""The exact oracle and the rigorous bound of ``xbackend.testing``, on hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from xbackend._numpy import numpy_dtype
+from xbackend.testing import check_mul_sum, error_bound, gamma, reference
+
+U32, U16, U64 = 2.0**-24, 2.0**-11, 2.0**-53
+
+
+def arrays(dtype, *rows):
+    return tuple(np.array(row, dtype=numpy_dtype(dtype)) for row in rows)
+
+
+# -- exactness ---------------------------------------------------------------
+
+def test_catastrophic_cancellation_is_exact_in_float64():
+    a, b = arrays("float64", [1e16, 1.0, -1e16], [1.0, 1.0, 1.0])
+    assert np.sum(a * b) == 0.0  # what naive float64 summation gives
+    assert reference(a, b).exact == 1.0
+
+
+def test_float32_products_and_sums_are_exact():
+    a, b = arrays("float32", [16777216.0, 1.0, -16777216.0], [3.0, 1.0, 3.0])
+    assert reference(a, b).exact == 1.0
+
+
+def test_float64_products_are_split_error_free():
+    # (1 + 2**-30)**2 = 1 + 2**-29 + 2**-60: the 2**-60 is lost by a float64 product
+    # and survives only through Dekker's TwoProduct.
+    x = 1 + 2.0**-30
+    a, b = arrays("float64", [x, -1.0], [x, 1 + 2.0**-29])
+    assert np.sum(a * b) == 0.0
+    assert reference(a, b).exact == 2.0**-60
+
+
+def test_float64_sum_beyond_range_is_infinite_not_an_error():
+    a, b = arrays("float64", [2.0**994, 2.0**994], [2.0**29, 2.0**29])
+    assert reference(a, b).exact == math.inf
+    a, b = arrays("float64", [2.0**994, 2.0**994, -(2.0**994)], [2.0**29, 2.0**29, 2.0**29])
+    assert reference(a, b).exact == 2.0**1023  # fsum overflows internally; the sum does not
+
+
+def test_float64_outside_the_exact_range_is_refused():
+    with pytest.raises(ValueError, match="2\\*\\*995"):
+        reference(*arrays("float64", [2.0**996], [1.0]))
+    with pytest.raises(ValueError, match="2\\*\\*-969"):  # a product that underflows to 0
+        reference(*arrays("float64", [1e-200], [1e-200]))
+
+
+def test_complex_is_multiplied_without_conjugation():
+    a, b = arrays("complex64", [1 + 2j], [3 + 4j])
+    assert reference(a, b).exact == -5 + 10j
+    wrong = np.array(np.conj(a[0]) * b[0], dtype=np.complex64)  # 11 - 2j
+    assert check_mul_sum(wrong, a, b).failure is not None
+
+
+@pytest.mark.parametrize(
+    ("dtype_a", "a", "dtype_b", "b", "out_dtype", "exact"),
+    [
+        ("int32", [2**31 - 1, 1], "int32", [1, 1], "int32", -(2**31)),
+        ("int64", [2**62, 2**62], "int64", [2, 2], "int64", 0),
+        ("int8", [-128], "uint8", [255], "int16", -32640),
+        ("int8", [100] * 4, "uint8", [100] * 4, "int16", 40000 - 65536),
+    ],
+)
+def test_integers_wrap_in_the_result_dtype(dtype_a, a, dtype_b, b, out_dtype, exact):
+    a, b = np.array(a, numpy_dtype(dtype_a)), np.array(b, numpy_dtype(dtype_b))
+    ref = reference(a, b)
+    assert ref.exact.dtype == numpy_dtype(out_dtype) and ref.exact == exact
+    assert error_bound(ref) == 0
+    assert check_mul_sum(np.array(exact, numpy_dtype(out_dtype)), a, b).failure is None
+    assert check_mul_sum(np.array(exact + 1, numpy_dtype(out_dtype)), a, b).failure is not None
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "exact"),
+    [
+        ([math.inf, 1.0], [0.0, 1.0], math.nan),  # inf * 0
+        ([math.inf, -math.inf], [1.0, 1.0], math.nan),  # inf - inf
+        ([math.inf, 1.0], [1.0, -5.0], math.inf),
+        ([-math.inf, math.inf], [1.0, -1.0], -math.inf),
+        ([math.nan, 1.0], [1.0, 1.0], math.nan),
+    ],
+)
+def test_special_values_follow_ieee(a, b, exact):
+    a, b = arrays("float32", a, b)
+    got = reference(a, b).exact
+    assert (math.isnan(got) and math.isnan(exact)) or got == exact
+    assert check_mul_sum(np.array(exact, np.float32), a, b).failure is None
+    assert check_mul_sum(np.array(0.0, np.float32), a, b).failure is not None
+
+
+def test_empty_sum_is_zero():
+    ref = reference(*arrays("float32", np.zeros((0, 3)), np.zeros((0, 3))))
+    assert ref.exact.shape == (3,) and not ref.exact.any()
+    assert not reference(*arrays("int32", [], [])).exact
+
+
+# -- the bound ---------------------------------------------------------------
+
+def test_gamma():
+    assert gamma(10, U32) == 10 * U32 / (1 - 10 * U32)
+    assert gamma(0, U32) == 0
+    assert gamma(2**24, U32) == math.inf
+
+
+def test_bound_formula_float32():
+    a, b = arrays("float32", [1, 2, 3, 4], [1, 1, 1, -1])  # S = 10, s = 2
+    expected = 2 * (U32 + gamma(4, U32)) * 10 + 4 * 2.0**-126 + (U32 + U64) * 2
+    assert error_bound(reference(a, b)) == pytest.approx(expected, rel=1e-15)
+
+
+def test_bound_formula_half_precision_accumulates_in_float32():
+    a, b = arrays("float16", [1, 2, 3, 4], [1, 1, 1, -1])
+    expected = 2 * (U16 + gamma(4, U32)) * 10 + 4 * 2.0**-126 + (U16 + U64) * 2
+    assert error_bound(reference(a, b)) == pytest.approx(expected, rel=1e-15)
+
+
+def test_bound_catches_one_dropped_row_and_admits_the_correct_result():
+    rng = np.random.default_rng(0)
+    a, b = (rng.uniform(0.5, 1, 1000).astype(np.float32) for _ in range(2))
+    correct = np.einsum("i,i->", a, b)
+    dropped = np.einsum("i,i->", a[:-1], b[:-1])
+    assert check_mul_sum(np.asarray(correct), a, b).failure is None
+    assert check_mul_sum(np.asarray(dropped), a, b).failure is not None
+
+
+def test_subnormal_results_are_bounded_absolutely():
+    # 3 * 2**-25 is a float16 subnormal: correct rounding gives 2**-23 (ties to even).
+    a, b = arrays("float16", [2.0**-13] * 3, [2.0**-12] * 3)
+    assert check_mul_sum(np.array(2.0**-23, np.float16), a, b).failure is None
+    # XLA:CPU flushes float32 subnormals to zero: allowed, a large error is not.
+    a, b = arrays("float32", [2.0**-140] * 3, [1.0] * 3)
+    assert check_mul_sum(np.array(0.0, np.float32), a, b).failure is None
+    assert check_mul_sum(np.array(1e-30, np.float32), a, b).failure is not None
+
+
+def test_a_result_that_may_round_to_infinity_may_be_infinite():
+    a, b = arrays("float16", [65504, 15], [1, 1])  # exact 65519, within the bound of inf
+    assert check_mul_sum(np.array(np.inf, np.float16), a, b).failure is None
+    assert check_mul_sum(np.array(-np.inf, np.float16), a, b).failure is not None
+
+
+def test_wrong_dtype_shape_and_nan_are_failures():
+    a, b = arrays("float32", [[1, 2], [3, 4]], [[1, 1], [1, 1]])
+    assert "dtype float32" in check_mul_sum(np.array([4.0, 6.0]), a, b).failure
+    assert "shape (2,)" in check_mul_sum(np.array([4.0], np.float32), a, b).failure
+    assert check_mul_sum(np.array([4.0, np.nan], np.float32), a, b).failure is not None
+    assert check_mul_sum(np.array([4.0, 6.0], np.float32), a, b).ratio == 0

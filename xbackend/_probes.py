@@ -1,0 +1,139 @@
+"""Framework-free measurement probes: the host timer, the CPU memory high-water mark, the CPU caches.
+
+Adapters return these from their measurement hooks by default; a framework
+module overrides a hook where its framework offers something better (CUDA
+events, allocator peak statistics, XLA's memory analysis). Only the standard
+library and NumPy are imported here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+_CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
+_PROC_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+class Timer(Protocol):
+    """Times one call of a zero-argument function, including the device work it starts."""
+
+    method: str
+
+    def time(self, call: Callable[[], Any]) -> float:
+        """Seconds from the call's start until its device work has finished."""
+        ...
+
+
+class HostTimer:
+    """The host clock around the call and a synchronize: right on CPUs, and on any device that can synchronize."""
+
+    def __init__(self, synchronize: Callable[..., None], method: str = "host perf_counter around call + synchronize") -> None:
+        self._synchronize = synchronize
+        self.method = method
+
+    def time(self, call: Callable[[], Any]) -> float:
+        start = time.perf_counter()
+        out = call()
+        self._synchronize(out)
+        return time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class MemoryUse:
+    """One call's result and the peak bytes it allocated beyond its inputs and output.
+
+    ``extra_bytes`` is None when the device has no probe; ``method`` names how the
+    figure was measured (or why there is none).
+    """
+
+    out: Any
+    extra_bytes: int | None
+    method: str
+
+
+def nbytes(x: Any) -> int:
+    """Bytes held by a NumPy, torch, JAX or CuPy array (all expose ``nbytes``)."""
+    return int(x.nbytes)
+
+
+def _status_kib(field: str) -> int:
+    for line in _PROC_STATUS.read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def rss_high_water_available() -> bool:
+    return _PROC_STATUS.exists() and os.access(_CLEAR_REFS, os.W_OK)
+
+
+def rss_extra_memory(call: Callable[[], Any], output_bytes: Callable[[Any], int] = nbytes) -> MemoryUse:
+    """Run ``call`` once and report the rise of the resident-set high-water mark, less the output.
+
+    Writing 5 to ``/proc/self/clear_refs`` resets ``VmHWM`` to the current RSS
+    (Linux). This counts pages first touched during the call, so memory the
+    allocator reuses without returning it to the OS is missed: a lower bound.
+    """
+    method = "CPU RSS high-water mark (VmHWM after clear_refs=5), a lower bound"
+    if not rss_high_water_available():
+        return MemoryUse(call(), None, "no probe: /proc/self/clear_refs is not writable here")
+    _CLEAR_REFS.write_text("5")
+    before = _status_kib("VmHWM")
+    out = call()
+    rise = (_status_kib("VmHWM") - before) * 1024
+    return MemoryUse(out, max(0, rise - output_bytes(out)), method)
+
+
+def _parse_size(text: str) -> int:
+    text = text.strip()
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    if text and text[-1] in units:
+        return int(text[:-1]) * units[text[-1]]
+    return int(text)
+
+
+@functools.cache
+def cpu_last_level_cache_bytes() -> int | None:
+    """Size of the CPU's largest (last-level) cache, from sysfs; None where it is not exposed."""
+    sizes = []
+    for index in _CACHE_DIR.glob("index*"):
+        try:
+            if (index / "type").read_text().strip() == "Instruction":
+                continue
+            sizes.append(_parse_size((index / "size").read_text()))
+        except (OSError, ValueError):
+            continue
+    return max(sizes) if sizes else None
+
+
+@functools.cache
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def total_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None

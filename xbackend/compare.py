@@ -1,0 +1,361 @@
+"""``xbackend compare``: every available adapter over a grid of shapes and dtypes, as one report.
+
+The grid runs dtype by dtype and shape by shape. Each (shape, dtype) gets its
+seeded host inputs, one oracle check and one floor per hardware, shared by
+every adapter; each adapter is then measured by ``xbackend.measure.measure_cell``
+(a failure stays in its cell and the run goes on). The result is a plain dict
+(the JSON document); ``xbackend.report`` renders it.
+
+``--quick`` keeps all five shape classes at their ``QUICK_SHAPE_CLASSES``
+sizes (square stays 4096 x 4096; the other bandwidth classes lose three
+quarters of their long axis but still read >= 64 MiB in float32, twice a
+32 MiB LLC, and are rotated where a cache is larger) and cuts the time budget
+per cell: 0.1 s warm-up and 0.3 s of samples (at least 5) instead of 0.5 s
+and 1.5 s (at least 10).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Sequence
+
+from . import __version__, _dtypes
+from ._adapter import Adapter
+from ._probes import cpu_count, cpu_last_level_cache_bytes, cpu_model, total_memory_bytes
+from ._registry import STRATEGIES, get_adapter
+from .measure import (
+    DEFAULT_BUDGET,
+    DEFAULT_DTYPES,
+    QUICK_BUDGET,
+    QUICK_SHAPE_CLASSES,
+    SHAPE_CLASSES,
+    Budget,
+    CellResult,
+    ErrorCheck,
+    Floor,
+    Shape,
+    cache_state,
+    error_check,
+    floor_adapter,
+    hardware,
+    host_inputs,
+    measure_cell,
+    measure_floor,
+)
+
+SCHEMA = "xbackend.compare/1"
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """What to run. ``pairs`` None means every registered (adapter, device) pair."""
+
+    pairs: Sequence[tuple[str, str]] | None = None
+    devices: Sequence[str] | None = None
+    shapes: dict[str, Shape] | None = None
+    dtypes: Sequence[str] = DEFAULT_DTYPES
+    quick: bool = False
+    budget: Budget | None = None
+    seed: int = 0
+    threads: int | None = None
+
+    def effective_budget(self) -> Budget:
+        return self.budget or (QUICK_BUDGET if self.quick else DEFAULT_BUDGET)
+
+    def effective_shapes(self) -> dict[str, Shape]:
+        if self.shapes is not None:
+            return dict(self.shapes)
+        return dict(QUICK_SHAPE_CLASSES if self.quick else SHAPE_CLASSES)
+
+
+# -- parsing options (errors name what was wrong, before any work) ------------
+def parse_shapes(text: str, *, quick: bool = False) -> dict[str, Shape]:
+    """Comma-separated shape class names (their ``--quick`` sizes when ``quick``) or explicit shapes ("1000x32")."""
+    classes = QUICK_SHAPE_CLASSES if quick else SHAPE_CLASSES
+    shapes: dict[str, Shape] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if item in classes:
+            shapes[item] = classes[item]
+            continue
+        try:
+            shape = tuple(int(n) for n in item.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"unknown shape {item!r}: use a class ({', '.join(SHAPE_CLASSES)}) or NxK such as 1000x32") from None
+        if min(shape) < 1:
+            raise ValueError(f"shape {item!r} has an empty axis")
+        shapes[item] = shape
+    if not shapes:
+        raise ValueError("no shapes given")
+    return shapes
+
+
+def parse_dtypes(text: str) -> tuple[str, ...]:
+    dtypes = tuple(filter(None, (part.strip() for part in text.split(","))))
+    for dtype in dtypes:
+        _dtypes.check_supported(dtype, where="--dtypes")
+    if not dtypes:
+        raise ValueError("no dtypes given")
+    return dtypes
+
+
+def select_adapters(options: CompareOptions) -> tuple[list[Adapter], list[dict[str, str]]]:
+    """The available adapters to run, and the skipped pairs with the reason."""
+    pairs = options.pairs or [(name, device) for name, cls in STRATEGIES.items() for device in cls.devices]
+    if options.devices:
+        known = {device for cls in STRATEGIES.values() for device in cls.devices}
+        unknown = set(options.devices) - known
+        if unknown:
+            raise ValueError(f"unknown device(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        pairs = [pair for pair in pairs if pair[1] in options.devices]
+    chosen, skipped = [], []
+    for name, device in pairs:
+        reason = STRATEGIES[name].unavailable_reason(device)
+        if reason is None:
+            chosen.append(get_adapter(name, device))
+        else:
+            skipped.append({"adapter": name, "device": device, "reason": reason})
+    if not chosen:
+        raise ValueError("no available adapter matches the selection: " + "; ".join(
+            f"{s['adapter']} on {s['device']}: {s['reason']}" for s in skipped) if skipped else "nothing selected")
+    return chosen, skipped
+
+
+# -- the run ------------------------------------------------------------------
+class _SharedPerInput:
+    """Inputs, oracle check and floors of one (shape, dtype), made when first needed."""
+
+    def __init__(self, shape: Shape, dtype: str, seed: int, budget: Budget) -> None:
+        self.shape, self.dtype, self.seed, self.budget = shape, dtype, seed, budget
+        self.inputs = host_inputs(shape, dtype, seed)
+        self._check: ErrorCheck | None = None
+        self.floors: dict[str, Floor | None] = {}
+
+    def check(self) -> ErrorCheck:
+        if self._check is None:
+            self._check = error_check(*self.inputs, seed=self.seed)
+        return self._check
+
+    def floor(self, device: str) -> Floor | None:
+        """The floor on ``device``'s hardware (None: a latency cell, or no floor kernel there)."""
+        key = hardware(device)
+        if key not in self.floors:
+            self.floors[key] = self._measure_floor(device)
+        return self.floors[key]
+
+    def _measure_floor(self, device: str) -> Floor | None:
+        try:
+            adapter = floor_adapter(device)
+        except Exception:
+            return None
+        state = cache_state(adapter, self.shape, self.dtype)
+        if not state.bandwidth:
+            return None
+        return measure_floor(adapter, *self.inputs, budget=self.budget, copies=state.copies)
+
+
+def run_compare(options: CompareOptions, progress: Progress | None = None) -> dict[str, Any]:
+    """Run the grid and return the report (see ``xbackend.report`` for rendering)."""
+    started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
+    adapters, skipped = select_adapters(options)
+    threads = options.threads or cpu_count()
+    for adapter in adapters:
+        if adapter.device == "cpu":
+            adapter.fix_cpu_threads(threads)
+    shapes, budget = options.effective_shapes(), options.effective_budget()
+    total = len(adapters) * len(shapes) * len(options.dtypes)
+    cells: list[CellResult] = []
+    floors: list[dict[str, Any]] = []
+    for dtype in options.dtypes:
+        for shape_class, shape in shapes.items():
+            if progress:
+                progress(len(cells), total, f"inputs {shape_class} {dtype}")
+            shared = _SharedPerInput(shape, dtype, options.seed, budget)
+            for adapter in adapters:
+                if progress:
+                    progress(len(cells), total, f"{adapter.name} {adapter.device} {shape_class} {dtype}")
+                cells.append(_run_cell(adapter, shape_class, shape, dtype, shared, budget, options.seed))
+            floors += [_floor_record(shape_class, dtype, device, floor) for device, floor in shared.floors.items()]
+            del shared
+    if progress:
+        progress(total, total, "done")
+    return _assemble(options, adapters, skipped, cells, floors, threads, started, time.perf_counter() - clock)
+
+
+def _run_cell(
+    adapter: Adapter, shape_class: str, shape: Shape, dtype: str, shared: _SharedPerInput, budget: Budget, seed: int
+) -> CellResult:
+    # Where the shared oracle or floor fails, measure_cell redoes it for this
+    # cell and records the failure there; the grid goes on.
+    try:
+        check: ErrorCheck | None = shared.check()
+    except Exception:
+        check = None
+    try:
+        floor = shared.floor(adapter.device)
+    except Exception:
+        floor = None
+    return measure_cell(
+        adapter, shape, dtype, shape_class=shape_class, budget=budget, seed=seed,
+        inputs=shared.inputs, floor=floor, check=check,
+    )
+
+
+def _floor_record(shape_class: str, dtype: str, device: str, floor: Floor | None) -> dict[str, Any]:
+    record: dict[str, Any] = {"shape_class": shape_class, "dtype": dtype, "hardware": device}
+    if floor is None:
+        return record | {"gbps": None, "median_s": None, "noise": None, "bytes": None, "method": None}
+    return record | {
+        "gbps": floor.gbps,
+        "median_s": floor.timing.median_s,
+        "p20_s": floor.timing.p20_s,
+        "p80_s": floor.timing.p80_s,
+        "noise": floor.timing.noise,
+        "bytes": floor.bytes,
+        "method": floor.method,
+    }
+
+
+# -- report assembly ----------------------------------------------------------
+def _machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu": cpu_model(),
+        "cpus": cpu_count(),
+        "memory_bytes": total_memory_bytes(),
+        "cpu_last_level_cache_bytes": cpu_last_level_cache_bytes(),
+    }
+
+
+def _frameworks() -> dict[str, str | None]:
+    return {"xbackend": __version__} | {cls.framework: cls.framework_version() for cls in STRATEGIES.values()}
+
+
+def _describe_devices(adapters: Sequence[Adapter]) -> dict[str, Any]:
+    devices: dict[str, Any] = {}
+    for adapter in adapters:
+        key = f"{adapter.framework}:{adapter.device}"
+        if key not in devices:
+            devices[key] = {"hardware": adapter.device_description(), "cache_bytes": adapter.cache_bytes()}
+    return devices
+
+
+def _thread_report(adapters: Sequence[Adapter], threads: int) -> dict[str, Any]:
+    report: dict[str, Any] = {"requested": threads}
+    for adapter in adapters:
+        if adapter.device == "cpu" and adapter.framework not in report:
+            report[adapter.framework] = adapter.thread_report()
+    return report
+
+
+def _assemble(
+    options: CompareOptions,
+    adapters: Sequence[Adapter],
+    skipped: list[dict[str, str]],
+    cells: list[CellResult],
+    floors: list[dict[str, Any]],
+    threads: int,
+    started: datetime.datetime,
+    elapsed_s: float,
+) -> dict[str, Any]:
+    cell_dicts = [cell.to_dict() for cell in cells]
+    mark_fastest(cell_dicts)
+    return {
+        "schema": SCHEMA,
+        "created_utc": started.isoformat(timespec="seconds"),
+        "elapsed_s": elapsed_s,
+        "options": {
+            "quick": options.quick,
+            "shapes": {name: list(shape) for name, shape in options.effective_shapes().items()},
+            "dtypes": list(options.dtypes),
+            "budget": asdict(options.effective_budget()),
+            "seed": options.seed,
+            "adapters": [f"{a.name}@{a.device}" for a in adapters],
+        },
+        "machine": _machine(),
+        "devices": _describe_devices(adapters),
+        "frameworks": _frameworks(),
+        "threads": _thread_report(adapters, threads),
+        "skipped": skipped,
+        "floors": floors,
+        "cells": cell_dicts,
+        "verdicts": verdicts(cell_dicts),
+        "warnings": warnings(cell_dicts),
+    }
+
+
+def _backend(cell: dict[str, Any]) -> str:
+    return f"{cell['framework']} on {cell['device']}"
+
+
+def mark_fastest(cells: list[dict[str, Any]]) -> None:
+    """Set ``fastest`` on each cell: the lowest median among its backend's strategies for that shape and dtype.
+
+    ``rivals`` counts the backend's other strategies measured there: a win
+    without rivals is trivial, and the table marks only contested wins.
+    """
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for cell in cells:
+        cell["fastest"], cell["rivals"] = False, 0
+        if cell["status"] == "ok":
+            groups.setdefault((_backend(cell), cell["shape_class"], cell["dtype"]), []).append(cell)
+    for group in groups.values():
+        for cell in group:
+            cell["rivals"] = len(group) - 1
+        min(group, key=lambda c: c["median_s"])["fastest"] = True
+
+
+def verdicts(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per backend (framework on device): its fastest strategy and how far the others are behind."""
+    by_backend: dict[str, list[dict[str, Any]]] = {}
+    for cell in cells:
+        by_backend.setdefault(_backend(cell), []).append(cell)
+    return [_backend_verdict(backend, group) for backend, group in by_backend.items()]
+
+
+def _geomean(values: Sequence[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else math.nan
+
+
+def _backend_verdict(backend: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [c for c in cells if c["status"] == "ok"]
+    best = {(c["shape_class"], c["dtype"]): min(o["median_s"] for o in ok if (o["shape_class"], o["dtype"]) == (c["shape_class"], c["dtype"])) for c in ok}
+    slowdowns: dict[str, list[float]] = {}
+    for cell in ok:
+        slowdowns.setdefault(cell["adapter"], []).append(cell["median_s"] / best[(cell["shape_class"], cell["dtype"])])
+    failed = sorted({c["adapter"] for c in cells if c["status"] != "ok"})
+    if not slowdowns:
+        return {"backend": backend, "fastest": None, "behind": {}, "text": f"{backend}: every cell failed"}
+    ranked = sorted(slowdowns, key=lambda name: _geomean(slowdowns[name]))
+    fastest = ranked[0]
+    wins = sum(1 for c in ok if c["adapter"] == fastest and c["fastest"])
+    fractions = [c["fraction_of_floor"] for c in ok if c["adapter"] == fastest and c["fraction_of_floor"]]
+    text = f"{backend}: {fastest} is fastest ({wins} of {len(slowdowns[fastest])} cells"
+    text += f"; {_geomean(fractions):.2f} of floor, geomean)" if fractions else ")"
+    behind = {name: {"geomean": _geomean(slowdowns[name]), "min": min(slowdowns[name]), "max": max(slowdowns[name])} for name in ranked[1:]}
+    for name, factor in behind.items():
+        text += f"; {name} {factor['geomean']:.2g}x slower (geomean, {factor['min']:.2g}x to {factor['max']:.2g}x)"
+    if len(ranked) == 1:
+        text += "; the only strategy"
+    if failed:
+        text += f"; failed or unsupported cells: {', '.join(failed)}"
+    return {"backend": backend, "fastest": fastest, "behind": behind, "text": text}
+
+
+def warnings(cells: list[dict[str, Any]]) -> list[str]:
+    notes = []
+    for cell in cells:
+        where = f"{cell['adapter']} on {cell['device']}, {cell['shape_class']} {cell['dtype']}"
+        if cell["status"] != "ok":
+            notes.append(f"{where}: {cell['status']}: {cell['error']}")
+        elif cell["noisy"]:
+            notes.append(f"{where}: noise {cell['noise']:.0%} (p80-p20)/median exceeds 10%; rerun on a quiet machine")
+        if cell["status"] == "ok" and cell["error_failure"]:
+            notes.append(f"{where}: WRONG RESULT: {cell['error_failure']}")
+    return notes

@@ -1,0 +1,544 @@
+"""How xbackend measures one cell: time, GB/s, fraction of the floor, extra memory, error.
+
+This module is the one place for timing, floor and memory logic. ``xbackend
+compare``, the tests and the asv suite in ``benchmarks/`` all call it. Data
+flows one way: shape + dtype -> seeded host inputs -> ``adapter.asarray`` (the
+device) -> the operation -> synchronize -> figures.
+
+Public API (kept stable for the asv suite)::
+
+    SHAPE_CLASSES                       name -> shape: square, tall-skinny, short-wide, column, latency
+    QUICK_SHAPE_CLASSES                 the same names, smaller bandwidth shapes (still >= 64 MiB): --quick
+    DEFAULT_DTYPES                      ("float32",)
+    Budget, DEFAULT_BUDGET, QUICK_BUDGET
+                                        warm-up seconds, sampling seconds, min/max repeats
+    bytes_moved(shape, dtype) -> int    2 * N * K * itemsize: the bytes both inputs occupy
+    host_inputs(shape, dtype, seed=0) -> (a, b)
+                                        seeded, non-constant NumPy inputs
+    cache_state(adapter, shape, dtype) -> CacheState
+                                        cold / rotated over k input sets / latency
+    time_mul_sum(adapter, x, y, *, budget=DEFAULT_BUDGET, copies=1) -> Timing
+                                        compile and first call reported apart, then timed calls
+    floor_adapter(device) -> Adapter    the adapter whose library dot is the floor on that hardware
+    measure_floor(adapter_or_device, a, b, *, budget=DEFAULT_BUDGET, copies=1) -> Floor
+                                        a library dot over the same bytes on the same device
+    extra_memory(adapter, x, y) -> (bytes | None, method)
+    error_check(a, b, seed=0) -> ErrorCheck, check_error(out, check) -> Verdict
+                                        the oracle on a seeded subset of output columns
+    measure_cell(adapter, shape, dtype, *, ...) -> CellResult
+                                        every figure of one (adapter, device, shape, dtype) cell;
+                                        a failure is recorded in ``CellResult.error``, never raised
+
+Choices, and why:
+
+* Timing. The first call is timed alone (``first_call_s``), after any
+  ahead-of-time compile (``compile_s``, jax-jit). Warm-up calls follow until
+  ``Budget.warmup_s`` has passed since the first call began (none when the
+  first call alone took that long); samples are taken until ``Budget.measure_s`` has passed
+  and ``min_repeats`` are in (a call slower than the budget stops at 3
+  samples or 5x the budget). Each sample is one call, timed by the adapter's
+  ``timer()`` hook: the host clock around call + synchronize, or CUDA events.
+  Figures are the median and p20/p80; noise is (p80 - p20) / median, flagged
+  above ``NOISE_WARNING``.
+* Cache. Inputs of at least twice the last-level cache (CPU LLC, GPU L2) are
+  streamed from memory on every call ("cold"). Smaller inputs are rotated:
+  k copies on the device, k * bytes >= 2x the cache, one per call in turn.
+  Inputs under ``LATENCY_BYTES`` (the ``latency`` class, 3 x 4) fit in the
+  L1 by design: such a cell measures per-call overhead, so its GB/s and
+  fraction of floor are not reported (None).
+* Floor. A library dot over the flattened inputs (NumPy's BLAS dot on CPU;
+  CuPy / torch cuBLAS dot on GPU), measured in the same run on the same
+  hardware over the same bytes with the same cache state. BLAS has no
+  16-bit or integer dot (NumPy's fallback loops are not bandwidth-bound), so
+  for every dtype other than float32 / float64 the floor reads float32 arrays
+  of the same total bytes. The fraction is floor time / cell time.
+* Extra memory: the adapter's ``extra_memory`` hook (tracemalloc for NumPy,
+  CUDA peak statistics for torch, a CuPy memory hook, XLA's memory analysis
+  for JAX, the RSS high-water mark otherwise); the method is named per cell.
+* Error: worst |out - exact| / bound (``xbackend.testing``) of the cell's own
+  output on the timed inputs. The exact oracle sums in Python, so only a
+  seeded subset of output columns is checked: about ``ERROR_CHECK_PRODUCTS``
+  products (at least one column, at most ``MAX_ERROR_COLUMNS``). The cell
+  says how many columns were checked.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import _dtypes
+from ._adapter import Adapter
+from ._errors import AdapterUnavailable, UnsupportedDtypeError
+from ._numpy import numpy_dtype
+from ._registry import STRATEGIES, get_adapter
+from .testing import Reference, Verdict, check_against, reference, to_host
+
+# JAX would otherwise take 75% of GPU memory when it starts, starving torch and
+# CuPy measured in the same process. Set before JAX initialises a backend.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+Shape = tuple[int, ...]
+
+SHAPE_CLASSES: dict[str, Shape] = {
+    "square": (4096, 4096),
+    "tall-skinny": (1_000_000, 32),
+    "short-wide": (64, 1_000_000),
+    "column": (16_000_000, 1),
+    "latency": (3, 4),
+}
+# ``--quick`` and reduced CI grids: the same classes with a quarter of the rows
+# or columns (square stays the findings' 4096 x 4096). Every bandwidth class
+# still reads >= 64 MiB in float32, and cache_state rotates input sets on a
+# device whose cache is larger than half of that.
+QUICK_SHAPE_CLASSES: dict[str, Shape] = {
+    "square": (4096, 4096),
+    "tall-skinny": (250_000, 32),
+    "short-wide": (64, 250_000),
+    "column": (8_000_000, 1),
+    "latency": (3, 4),
+}
+DEFAULT_DTYPES: tuple[str, ...] = ("float32",)
+
+NOISE_WARNING = 0.10
+# The shape classes' one definition (classify) lives with the selection table.
+from ._selection import LATENCY_BYTES, classify  # noqa: E402,F401
+ERROR_CHECK_PRODUCTS = 2_000_000
+MAX_ERROR_COLUMNS = 256
+_SLOW_CALL_SAMPLES = 3
+_SLOW_CALL_BUDGETS = 5
+_FLOOR_DTYPES = ("float32", "float64")
+# Whose library dot is the floor, in order of preference, on each hardware.
+FLOOR_PREFERENCE = ("numpy", "cupy", "torch-eager", "jax-jit")
+_HARDWARE = {"cpu": "cpu", "cuda": "gpu", "gpu": "gpu"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a cell is measured."""
+
+    warmup_s: float = 0.5
+    measure_s: float = 1.5
+    min_repeats: int = 10
+    max_repeats: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.warmup_s < 0 or self.measure_s <= 0 or not 1 <= self.min_repeats <= self.max_repeats:
+            raise ValueError(f"invalid budget {self}: need warmup_s >= 0, measure_s > 0, 1 <= min_repeats <= max_repeats")
+
+
+DEFAULT_BUDGET = Budget()
+QUICK_BUDGET = Budget(warmup_s=0.1, measure_s=0.3, min_repeats=5, max_repeats=2_000)
+
+
+# -- inputs -------------------------------------------------------------------
+def _elements(shape: Shape) -> int:
+    return math.prod(shape)
+
+
+def itemsize(dtype: str) -> int:
+    return numpy_dtype(dtype).itemsize
+
+
+def bytes_moved(shape: Shape, dtype: str) -> int:
+    """``2 * N * K * itemsize``: both inputs read once (the output is negligible)."""
+    return 2 * _elements(shape) * itemsize(dtype)
+
+
+def host_inputs(shape: Shape, dtype: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two seeded random NumPy arrays of ``shape`` and ``dtype`` (normal values; integers in [-8, 8))."""
+    _dtypes.check_supported(dtype, where="the benchmark dtype")
+    shape = tuple(int(n) for n in shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"benchmark shapes need at least one dimension and no empty axis; got {shape}")
+    rng = np.random.default_rng(seed)
+    return _random(rng, shape, dtype), _random(rng, shape, dtype)
+
+
+def _random(rng: np.random.Generator, shape: Shape, dtype: str) -> np.ndarray:
+    target = numpy_dtype(dtype)
+    if _dtypes.is_integer(dtype):
+        low = 0 if _dtypes.kind(dtype) == "unsigned" else -8
+        return rng.integers(low, 8, size=shape, dtype=target)
+    real_dtype = np.float64 if dtype in ("float64", "complex128") else np.float32
+    values = rng.standard_normal(shape, dtype=real_dtype)
+    if _dtypes.is_complex(dtype):
+        values = values + 1j * rng.standard_normal(shape, dtype=real_dtype)
+    return values.astype(target)
+
+
+# -- cache state --------------------------------------------------------------
+@dataclass(frozen=True)
+class CacheState:
+    """How the inputs meet the device's last-level cache in a measurement.
+
+    ``kind`` is "cold" (inputs >= 2x the cache), "rotated" (``copies`` input
+    sets used in turn, together >= 2x the cache), "latency" (inputs fit in
+    cache by design: GB/s is not meaningful) or "unknown" (no cache size).
+    """
+
+    kind: str
+    copies: int
+    description: str
+
+    @property
+    def bandwidth(self) -> bool:
+        return self.kind != "latency"
+
+
+def _mib(n: float) -> str:
+    return f"{n / 2**20:.3g} MiB"
+
+
+def cache_state(adapter: Adapter, shape: Shape, dtype: str) -> CacheState:
+    size = bytes_moved(shape, dtype)
+    if size < LATENCY_BYTES:
+        return CacheState("latency", 1, f"warm: inputs ({size} B) fit in cache by design; a per-call latency figure")
+    cache = adapter.cache_bytes()
+    if cache is None:
+        return CacheState("unknown", 1, f"cache size unknown; inputs {_mib(size)}, not rotated")
+    if size >= 2 * cache:
+        return CacheState("cold", 1, f"cold: inputs {_mib(size)} >= 2x last-level cache ({_mib(cache)})")
+    copies = math.ceil(2 * cache / size)
+    return CacheState("rotated", copies, f"rotated over {copies} input sets ({_mib(copies * size)} >= 2x last-level cache {_mib(cache)})")
+
+
+def _device_copies(adapter: Adapter, x: Any, y: Any, copies: int) -> list[tuple[Any, Any]]:
+    if copies < 1:
+        raise ValueError(f"copies must be at least 1, got {copies}")
+    host_x, host_y = (adapter.to_numpy(x), adapter.to_numpy(y)) if copies > 1 else (None, None)
+    return [(x, y)] + [(adapter.asarray(host_x), adapter.asarray(host_y)) for _ in range(copies - 1)]
+
+
+# -- timing -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Timing:
+    """Per-call seconds of the timed calls, with the one-off costs kept apart."""
+
+    samples_s: tuple[float, ...]
+    first_call_s: float
+    compile_s: float | None
+    warmup_calls: int
+    timer: str
+    copies: int = 1
+
+    @functools.cached_property
+    def _quantiles(self) -> tuple[float, float, float]:
+        p20, median, p80 = np.percentile(self.samples_s, [20, 50, 80])
+        return float(p20), float(median), float(p80)
+
+    @property
+    def median_s(self) -> float:
+        return self._quantiles[1]
+
+    @property
+    def p20_s(self) -> float:
+        return self._quantiles[0]
+
+    @property
+    def p80_s(self) -> float:
+        return self._quantiles[2]
+
+    @property
+    def noise(self) -> float:
+        """(p80 - p20) / median: the spread of the middle 60% relative to the median."""
+        return (self.p80_s - self.p20_s) / self.median_s if self.median_s > 0 else math.inf
+
+    @property
+    def repeats(self) -> int:
+        return len(self.samples_s)
+
+
+def _sample(
+    timer: Any, calls: Sequence[Callable[[], Any]], budget: Budget, first_call_s: float, compile_s: float | None
+) -> Timing:
+    """Warm up until ``budget.warmup_s`` has passed since the first call began, then sample, cycling through ``calls``."""
+    warmup_calls, start = 0, time.perf_counter() - first_call_s
+    while time.perf_counter() - start < budget.warmup_s:
+        timer.time(calls[warmup_calls % len(calls)])
+        warmup_calls += 1
+    samples: list[float] = []
+    start = time.perf_counter()
+    while len(samples) < budget.max_repeats:
+        samples.append(timer.time(calls[len(samples) % len(calls)]))
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget.measure_s and len(samples) >= budget.min_repeats:
+            break
+        if elapsed >= _SLOW_CALL_BUDGETS * budget.measure_s and len(samples) >= _SLOW_CALL_SAMPLES:
+            break
+    return Timing(tuple(samples), first_call_s, compile_s, warmup_calls, timer.method, len(calls))
+
+
+def time_mul_sum(adapter: Adapter, x: Any, y: Any, *, budget: Budget = DEFAULT_BUDGET, copies: int = 1) -> Timing:
+    """Time ``adapter.mul_sum`` on native ``x``, ``y`` (rotated over ``copies`` device copies)."""
+    pairs = _device_copies(adapter, x, y, copies)
+    compile_s = adapter.prepare(x, y)
+    timer = adapter.timer()
+    first_call_s = timer.time(lambda: adapter.mul_sum(x, y))
+    calls = [functools.partial(adapter.mul_sum, u, v) for u, v in pairs]
+    return _sample(timer, calls, budget, first_call_s, compile_s)
+
+
+# -- floor --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Floor:
+    """The bandwidth floor: a library dot over ``bytes`` on ``device``."""
+
+    timing: Timing
+    bytes: int
+    device: str
+    method: str
+
+    @property
+    def gbps(self) -> float:
+        return self.bytes / self.timing.median_s / 1e9
+
+
+def hardware(device: str) -> str:
+    """"cpu" or "gpu": torch's "cuda" and JAX's "gpu" are the same hardware."""
+    return _HARDWARE.get(device, device)
+
+
+def floor_adapter(device: str) -> Adapter:
+    """The adapter whose library dot is the floor on ``device``'s hardware (see ``FLOOR_PREFERENCE``)."""
+    reasons = []
+    for name in FLOOR_PREFERENCE:
+        cls = STRATEGIES[name]
+        for candidate in cls.devices:
+            if hardware(candidate) != hardware(device):
+                continue
+            reason = cls.unavailable_reason(candidate)
+            if reason is None:
+                return get_adapter(name, candidate)
+            reasons.append(f"{name} on {candidate}: {reason}")
+    raise AdapterUnavailable(f"no library dot for the floor on {device}: " + "; ".join(reasons or ["no adapter"]))
+
+
+def floor_inputs(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The floor's inputs: ``a``, ``b`` themselves for float32/float64, else float32 arrays of the same bytes."""
+    if a.dtype.name in _FLOOR_DTYPES and b.dtype == a.dtype:
+        return a, b
+    elements = max(1, math.ceil(a.nbytes / 4))
+    return host_inputs((elements,), "float32", seed)
+
+
+def measure_floor(
+    adapter_or_device: Adapter | str,
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    budget: Budget = DEFAULT_BUDGET,
+    copies: int = 1,
+) -> Floor:
+    """Time a library dot over the bytes of host inputs ``a`` and ``b`` on the given device."""
+    adapter = floor_adapter(adapter_or_device) if isinstance(adapter_or_device, str) else adapter_or_device
+    fa, fb = floor_inputs(a, b)
+    x, y = adapter.asarray(fa), adapter.asarray(fb)
+    pairs = _device_copies(adapter, x, y, copies)
+    timer = adapter.timer()
+    first_call_s = timer.time(lambda: adapter.floor_dot(x, y))
+    calls = [functools.partial(adapter.floor_dot, u, v) for u, v in pairs]
+    timing = _sample(timer, calls, budget, first_call_s, None)
+    method = f"{adapter.floor_method()} on {adapter.device}, {fa.dtype.name}"
+    return Floor(timing, fa.nbytes + fb.nbytes, adapter.device, method)
+
+
+# -- memory -------------------------------------------------------------------
+def extra_memory(adapter: Adapter, x: Any, y: Any) -> tuple[int | None, str]:
+    """Peak bytes one ``mul_sum(x, y)`` allocates beyond its inputs and output, and how it was measured."""
+    use = adapter.extra_memory(x, y)
+    return use.extra_bytes, use.method
+
+
+# -- error --------------------------------------------------------------------
+@dataclass(frozen=True)
+class ErrorCheck:
+    """The exact result on a seeded subset of output columns, computed once per input."""
+
+    columns: np.ndarray
+    reference: Reference
+    total_columns: int
+
+    @property
+    def description(self) -> str:
+        if len(self.columns) == self.total_columns:
+            return f"all {self.total_columns} output elements"
+        return f"{len(self.columns)} of {self.total_columns} output elements (seeded sample)"
+
+
+def error_check(a: np.ndarray, b: np.ndarray, seed: int = 0) -> ErrorCheck:
+    """The oracle on about ``ERROR_CHECK_PRODUCTS`` products: whole columns, chosen with ``seed``."""
+    n = a.shape[0]
+    a2, b2 = a.reshape(n, -1), b.reshape(n, -1)
+    total = a2.shape[1]
+    count = min(total, MAX_ERROR_COLUMNS, max(1, ERROR_CHECK_PRODUCTS // n))
+    columns = np.sort(np.random.default_rng(seed).choice(total, size=count, replace=False))
+    return ErrorCheck(columns, reference(a2[:, columns], b2[:, columns]), total)
+
+
+def check_error(out: Any, check: ErrorCheck) -> Verdict:
+    """Worst error / bound of ``out`` (any library) on the checked columns."""
+    return check_against(to_host(out).reshape(-1)[check.columns], check.reference)
+
+
+# -- one cell -----------------------------------------------------------------
+@dataclass
+class CellResult:
+    """Every figure of one (adapter, device, shape, dtype) cell; None where not measured.
+
+    ``status`` is "ok", "unsupported" (the adapter refuses the dtype) or
+    "failed" (any other exception, out-of-memory included); ``error`` then says
+    why. ``error_ratio`` is the accuracy: worst error / rigorous bound (<= 1
+    is correct). GB/s is decimal (1e9 bytes per second).
+    """
+
+    adapter: str
+    framework: str
+    device: str
+    shape_class: str
+    shape: list[int]
+    dtype: str
+    status: str = "ok"
+    error: str | None = None
+    bytes_moved: int = 0
+    cache_kind: str | None = None
+    cache_state: str | None = None
+    input_sets: int | None = None
+    timer: str | None = None
+    median_s: float | None = None
+    p20_s: float | None = None
+    p80_s: float | None = None
+    noise: float | None = None
+    noisy: bool | None = None
+    repeats: int | None = None
+    warmup_calls: int | None = None
+    compile_s: float | None = None
+    first_call_s: float | None = None
+    gbps: float | None = None
+    floor_gbps: float | None = None
+    floor_median_s: float | None = None
+    floor_noise: float | None = None
+    floor_method: str | None = None
+    fraction_of_floor: float | None = None
+    extra_memory_bytes: int | None = None
+    extra_memory_method: str | None = None
+    error_ratio: float | None = None
+    error_checked: str | None = None
+    error_failure: str | None = None
+    samples_s: list[float] = field(default_factory=list)
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: _json_number(value) for key, value in asdict(self).items()}
+
+
+def _json_number(value: Any) -> Any:
+    # JSON has no inf / nan: an unbounded error ratio is written as a string.
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def measure_cell(
+    adapter: Adapter,
+    shape: Shape,
+    dtype: str,
+    *,
+    shape_class: str | None = None,
+    budget: Budget = DEFAULT_BUDGET,
+    seed: int = 0,
+    inputs: tuple[np.ndarray, np.ndarray] | None = None,
+    floor: Floor | None = None,
+    check: ErrorCheck | None = None,
+) -> CellResult:
+    """Measure one cell. Pass ``inputs``, ``floor`` and ``check`` to share them across adapters.
+
+    Never raises for a failure of the adapter: the cell records it.
+    """
+    shape = tuple(int(n) for n in shape)
+    cell = CellResult(
+        adapter=adapter.name,
+        framework=adapter.framework,
+        device=adapter.device,
+        shape_class=shape_class or "x".join(map(str, shape)),
+        shape=list(shape),
+        dtype=dtype,
+        bytes_moved=bytes_moved(shape, dtype),
+    )
+    try:
+        _measure_into(cell, adapter, shape, dtype, budget, seed, inputs, floor, check)
+    except UnsupportedDtypeError as exc:
+        cell.status, cell.error = "unsupported", str(exc)
+    except Exception as exc:  # MemoryError and framework OOMs included: the grid goes on
+        cell.status, cell.error = "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        gc.collect()
+        adapter.release_memory()
+    return cell
+
+
+def _measure_into(
+    cell: CellResult,
+    adapter: Adapter,
+    shape: Shape,
+    dtype: str,
+    budget: Budget,
+    seed: int,
+    inputs: tuple[np.ndarray, np.ndarray] | None,
+    floor: Floor | None,
+    check: ErrorCheck | None,
+) -> None:
+    a, b = inputs if inputs is not None else host_inputs(shape, dtype, seed)
+    cache = cache_state(adapter, shape, dtype)
+    cell.cache_kind, cell.cache_state, cell.input_sets = cache.kind, cache.description, cache.copies
+    x, y = adapter.asarray(a), adapter.asarray(b)
+    timing = time_mul_sum(adapter, x, y, budget=budget, copies=cache.copies)
+    _fill_timing(cell, timing)
+    memory = adapter.extra_memory(x, y)
+    cell.extra_memory_bytes, cell.extra_memory_method = memory.extra_bytes, memory.method
+    check = check if check is not None else error_check(a, b, seed)
+    verdict = check_error(memory.out, check)
+    cell.error_ratio, cell.error_failure, cell.error_checked = verdict.ratio, verdict.failure, check.description
+    del x, y, memory
+    if not cache.bandwidth:
+        return
+    cell.gbps = cell.bytes_moved / timing.median_s / 1e9
+    if floor is None:
+        floor = _floor_or_none(cell, adapter.device, a, b, budget, cache.copies)
+    if floor is not None:
+        _fill_floor(cell, floor, timing)
+
+
+def _fill_timing(cell: CellResult, timing: Timing) -> None:
+    cell.timer = timing.timer
+    cell.median_s, cell.p20_s, cell.p80_s = timing.median_s, timing.p20_s, timing.p80_s
+    cell.noise, cell.noisy = timing.noise, timing.noise > NOISE_WARNING
+    cell.repeats, cell.warmup_calls = timing.repeats, timing.warmup_calls
+    cell.compile_s, cell.first_call_s = timing.compile_s, timing.first_call_s
+    cell.samples_s = list(timing.samples_s)
+
+
+def _fill_floor(cell: CellResult, floor: Floor, timing: Timing) -> None:
+    cell.floor_gbps, cell.floor_median_s = floor.gbps, floor.timing.median_s
+    cell.floor_noise, cell.floor_method = floor.timing.noise, floor.method
+    # A ratio of rates: the floor's bytes differ from the cell's by under 4
+    # bytes where a 16-bit input has an odd element count.
+    cell.fraction_of_floor = cell.gbps / floor.gbps
+
+
+def _floor_or_none(cell: CellResult, device: str, a: np.ndarray, b: np.ndarray, budget: Budget, copies: int) -> Floor | None:
+    try:
+        return measure_floor(device, a, b, budget=budget, copies=copies)
+    except Exception as exc:  # a missing floor leaves the fraction blank, not the cell
+        cell.floor_method = f"unavailable: {type(exc).__name__}: {exc}"
+        return None

@@ -1,0 +1,292 @@
+"""Rendering an ``xbackend compare`` report: the terminal table, the JSON file, the PNG plot, the progress line.
+
+The report is the dict ``xbackend.compare.run_compare`` returns. The JSON file
+is written atomically (temporary file in the same directory, fsync,
+``os.replace``), so an interrupted run leaves the previous file, never a
+truncated one. matplotlib is imported only by ``write_plot``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Any, Sequence
+
+from .measure import NOISE_WARNING
+
+
+# -- numbers ------------------------------------------------------------------
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_bytes(count: int | None) -> str:
+    if count is None:
+        return "n/a"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count} B"
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _ratio(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):  # "inf" / "nan" as written to JSON
+        return value
+    return f"{value:.2g}"
+
+
+# -- the table ----------------------------------------------------------------
+_MEMORY_ABBREVIATIONS = (
+    ("tracemalloc", "tracemalloc"),
+    ("RSS", "RSS hwm"),
+    ("memory_analysis", "XLA temp"),
+    ("max_memory_allocated", "cuda peak"),
+    ("MemoryHook", "cupy hook"),
+)
+
+
+def _memory_method(method: str | None) -> str:
+    for needle, short in _MEMORY_ABBREVIATIONS:
+        if method and needle in method:
+            return short
+    return method or "-"
+
+
+_HEADER = ("", "adapter", "device", "median", "p20..p80", "noise", "GB/s", "floor", "frac", "extra mem", "err/bound", "compile", "1st call")
+
+
+def _row(cell: dict[str, Any]) -> tuple[str, ...]:
+    mark = "*" if _contested_win(cell) else ""
+    if cell["status"] != "ok":
+        return (mark, cell["adapter"], cell["device"], f"{cell['status'].upper()}: {_shorten(cell['error'], 90)}")
+    noise = f"{cell['noise']:.0%}" + ("!" if cell["noise"] > NOISE_WARNING else "")
+    extra = f"{format_bytes(cell['extra_memory_bytes'])} ({_memory_method(cell['extra_memory_method'])})"
+    return (
+        mark,
+        cell["adapter"],
+        cell["device"],
+        format_seconds(cell["median_s"]),
+        f"{format_seconds(cell['p20_s'])}..{format_seconds(cell['p80_s'])}",
+        noise,
+        _number(cell["gbps"], ".3g"),
+        _number(cell["floor_gbps"], ".3g"),
+        _number(cell["fraction_of_floor"], ".2f"),
+        extra,
+        _ratio(cell["error_ratio"]) + ("" if not cell["error_failure"] else " WRONG"),
+        format_seconds(cell["compile_s"]),
+        format_seconds(cell["first_call_s"]),
+    )
+
+
+def _contested_win(cell: dict[str, Any]) -> bool:
+    return bool(cell.get("fastest")) and cell.get("rivals", 0) > 0
+
+
+def _shorten(text: str | None, width: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _align(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    full = [row for row in rows if len(row) == len(_HEADER)]
+    widths = [max(len(row[i]) for row in full) for i in range(len(_HEADER))]
+    lines = []
+    for row in rows:
+        cells = row if len(row) == len(_HEADER) else row[:-1]
+        line = "  ".join(cell.ljust(width) for cell, width in zip(cells, widths))
+        if len(row) != len(_HEADER):
+            line += "  " + row[-1]
+        lines.append(line.rstrip())
+    return lines
+
+
+def _group_title(report: dict[str, Any], cells: list[dict[str, Any]]) -> str:
+    first = cells[0]
+    shape = "x".join(map(str, first["shape"]))
+    title = f"{first['shape_class']} ({shape}) {first['dtype']}, {format_bytes(first['bytes_moved'])} read"
+    states = sorted({c["cache_state"] for c in cells if c["cache_state"]})
+    if states:
+        title += "; " + " | ".join(states)
+    return title
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The whole report as text: one block per (shape, dtype), then verdicts, floors and warnings."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for cell in report["cells"]:
+        groups.setdefault((cell["shape_class"], cell["dtype"]), []).append(cell)
+    lines: list[str] = []
+    for cells in groups.values():
+        lines.append(_group_title(report, cells))
+        lines += ["  " + line for line in _align([_HEADER] + [_row(cell) for cell in cells])]
+        lines.append("")
+    lines.append("* fastest of its backend's strategies (framework on device) for that shape and dtype, where it has several")
+    lines.append("GB/s = 2*N*K*itemsize / median; floor = library dot over the same bytes, same device, same run;")
+    lines.append("frac = GB/s / floor GB/s; err/bound = worst |out - exact| / rigorous bound (<= 1 is correct);")
+    lines.append("latency cells report time only. ! = noise (p80-p20)/median above 10%.")
+    lines.append("")
+    lines += _floor_lines(report)
+    lines.append("")
+    lines.append("verdicts:")
+    lines += [f"  {verdict['text']}" for verdict in report["verdicts"]]
+    lines += _context_lines(report)
+    noisy = [c for c in report["cells"] if c["status"] == "ok" and c["noisy"]]
+    others = [note for note in report["warnings"] if "exceeds 10%" not in note]
+    if noisy or others:
+        lines.append("")
+        lines.append("warnings:")
+    if noisy:
+        lines.append(
+            f"  noise above 10% in {len(noisy)} of {len(report['cells'])} cells (marked !): "
+            "the machine was busy; rerun on a quiet machine (every cell is in the JSON warnings)"
+        )
+    lines += [f"  {_shorten(note, 200)}" for note in others]
+    return "\n".join(lines)
+
+
+def _floor_lines(report: dict[str, Any]) -> list[str]:
+    methods = sorted({f["method"] for f in report["floors"] if f["method"]})
+    return ["floor: " + "; ".join(methods)] if methods else ["floor: not measured"]
+
+
+def _context_lines(report: dict[str, Any]) -> list[str]:
+    machine = report["machine"]
+    lines = ["", f"machine: {machine['cpu']}, {machine['cpus']} CPUs, LLC {format_bytes(machine['cpu_last_level_cache_bytes'])}, Python {machine['python']}"]
+    versions = ", ".join(f"{name} {version}" for name, version in report["frameworks"].items() if version)
+    lines.append(f"versions: {versions}")
+    threads = report["threads"]
+    parts = [f"{name}: " + ", ".join(f"{k} {v}" for k, v in info.items()) for name, info in threads.items() if isinstance(info, dict)]
+    lines.append(f"threads (fixed at {threads['requested']}): " + "; ".join(parts))
+    for skipped in report["skipped"]:
+        lines.append(f"skipped {skipped['adapter']} on {skipped['device']}: {_shorten(skipped['reason'], 120)}")
+    budget = report["options"]["budget"]
+    lines.append(
+        f"budget per cell: {budget['warmup_s']} s warm-up, {budget['measure_s']} s of samples (>= {budget['min_repeats']}); "
+        f"run took {report['elapsed_s']:.0f} s"
+    )
+    return lines
+
+
+# -- JSON ---------------------------------------------------------------------
+def write_json_atomic(path: str | os.PathLike[str], document: Any) -> None:
+    """Write ``document`` as JSON so that ``path`` holds either the old file or the whole new one."""
+    target = Path(path)
+    text = json.dumps(document, indent=1, allow_nan=False) + "\n"  # serialise before touching the disk
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or Path("."))
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+# -- the plot -----------------------------------------------------------------
+def write_plot(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
+    """A PNG of GB/s per adapter and shape class (log scale), one panel per dtype, floors drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dtypes = list(dict.fromkeys(cell["dtype"] for cell in report["cells"]))
+    figure, axes = plt.subplots(len(dtypes), 1, figsize=(11, 4.8 * len(dtypes)), squeeze=False)
+    for axis, dtype in zip(axes[:, 0], dtypes):
+        _plot_dtype(axis, report, dtype)
+    machine = report["machine"]
+    figure.suptitle(f"xbackend compare: sum(a*b, axis=0) on {machine['cpu']} ({machine['cpus']} CPUs)", fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _plot_dtype(axis: Any, report: dict[str, Any], dtype: str) -> None:
+    cells = [c for c in report["cells"] if c["dtype"] == dtype and c["cache_kind"] != "latency"]
+    shapes = list(dict.fromkeys(c["shape_class"] for c in report["cells"] if c["dtype"] == dtype and c["cache_kind"] != "latency"))
+    series = list(dict.fromkeys(f"{c['adapter']}@{c['device']}" for c in report["cells"] if c["dtype"] == dtype))
+    if not shapes:
+        axis.text(0.5, 0.5, f"{dtype}: no bandwidth cells (latency only)", ha="center", transform=axis.transAxes)
+        return
+    width = 0.8 / max(1, len(series))
+    colours = matplotlib_colours(len(series))
+    for s, name in enumerate(series):
+        for x, shape in enumerate(shapes):
+            cell = next((c for c in cells if c["shape_class"] == shape and f"{c['adapter']}@{c['device']}" == name), None)
+            left = x - 0.4 + s * width
+            if cell is None or cell["gbps"] is None:
+                axis.text(left + width / 2, 0.02, "failed" if cell else "", rotation=90, ha="center", va="bottom",
+                          transform=axis.get_xaxis_transform(), fontsize=7, color="firebrick")
+                continue
+            axis.bar(left, cell["gbps"], width, align="edge", color=colours[s], label=name if x == 0 else None)
+            label = _number(cell["fraction_of_floor"], ".2g") + (" *" if _contested_win(cell) else "")
+            axis.text(left + width / 2, cell["gbps"], label, ha="center", va="bottom", fontsize=7)
+    _draw_floors(axis, report, dtype, shapes)
+    axis.set_yscale("log")
+    axis.set_xticks(range(len(shapes)))
+    axis.set_xticklabels([f"{s}\n{'x'.join(map(str, report['options']['shapes'].get(s, [])))}" for s in shapes])
+    axis.set_ylabel("GB/s (log)")
+    axis.set_title(
+        f"{dtype}: GB/s per adapter, labelled with the fraction of floor (* fastest of its framework's strategies); "
+        "dashed: floor (library dot, same bytes)", fontsize=9)
+    axis.grid(axis="y", which="both", alpha=0.3)
+    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+
+
+def _draw_floors(axis: Any, report: dict[str, Any], dtype: str, shapes: list[str]) -> None:
+    styles = {"cpu": "black", "gpu": "darkgreen"}
+    labelled: set[str] = set()
+    for floor in report["floors"]:
+        if floor["dtype"] != dtype or floor["gbps"] is None or floor["shape_class"] not in shapes:
+            continue
+        x = shapes.index(floor["shape_class"])
+        hardware = floor["hardware"]
+        label = None if hardware in labelled else f"floor ({hardware})"
+        labelled.add(hardware)
+        axis.hlines(floor["gbps"], x - 0.45, x + 0.45, colors=styles.get(hardware, "grey"), linestyles="dashed", label=label)
+
+
+def matplotlib_colours(count: int) -> list[Any]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return [cmap(i % 10) for i in range(count)]
+
+
+# -- progress -----------------------------------------------------------------
+class ProgressLine:
+    """A one-line progress bar on stderr (a line per step when stderr is not a terminal)."""
+
+    def __init__(self, stream: IO[str] | None = None, width: int = 24) -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.start = time.perf_counter()
+        self.interactive = self.stream.isatty()
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        filled = round(self.width * done / total) if total else self.width
+        bar = "#" * filled + "." * (self.width - filled)
+        elapsed = time.perf_counter() - self.start
+        text = f"[{bar}] {done}/{total} {elapsed:5.0f} s  {label}"
+        if self.interactive:
+            self.stream.write("\r" + text.ljust(100)[:100] + ("\n" if done == total and label == "done" else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
