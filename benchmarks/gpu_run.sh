@@ -73,25 +73,28 @@ PLUGIN=()
     || PLUGIN=(-p xbackend.pytest_plugin)
 step gpu-tests 150 "$PYTHON" -m pytest "${PLUGIN[@]}" -m gpu -q -p no:cacheprovider tests
 
-# 2. The comparison report on the GPU (float32, every shape class).
-step compare-cuda 120 "$PYTHON" -m xbackend compare --devices cuda,gpu \
+# 2. The comparison report on the GPU (float32, every shape class, --quick budget).
+step compare-cuda 120 "$PYTHON" -m xbackend compare --quick --devices cuda,gpu \
     --json "$OUT/compare-cuda.json" --plot "$OUT/compare-cuda.png"
 
-# 3. The asv suite, cuda cells of the full grid, in this existing environment.
-#    Results are recorded for this commit (asv needs --set-commit-hash to save
-#    results of an existing environment). One round and a short sampling window
-#    per time_ cell keep it inside the time budget; the track_ figures come from
-#    measure_cell's own budget. XBACKEND_ASV_MEASURE_ONLY (the -b regex) keeps
-#    the shared measurement (setup_cache, which -b cannot reach) off the CPU cells.
+# 3. The asv suite, cuda cells of the full grid, in this existing environment,
+#    recorded for this commit (asv saves results of an existing environment only
+#    with --set-commit-hash). Two runs, each saving what it measured: the track_
+#    figures (one shared measurement with measure's quick budget;
+#    XBACKEND_ASV_MEASURE_ONLY, the -b regex, keeps it off the CPU cells, which
+#    -b cannot do for setup_cache), then the time_ cells (one round, short
+#    sampling) in the time that is left.
 "$PYTHON" "$REPO/benchmarks/asv_config.py" "$OUT/asv.conf.json" \
     results_dir="$OUT/asv-results" html_dir="$OUT/asv-html" env_dir="$OUT/asv-env" 'matrix={}'
 HOME="$HOME_FOR_ASV" "$PYTHON" "$REPO/benchmarks/asv_machine.py" "$MACHINE" --frameworks >"$OUT/asv-machine.txt"
-REMAINING=$((480 - (SECONDS - START) - 15))
+ASV_RUN=(env HOME="$HOME_FOR_ASV" XBACKEND_ASV_MEASURE_ONLY="'cuda'" XBACKEND_ASV_BUDGET=quick
+    "$PYTHON" -m asv run --config "$OUT/asv.conf.json" -E "existing:$(command -v "$PYTHON")"
+    --set-commit-hash "$(git rev-parse HEAD)" --machine "$MACHINE" --show-stderr --durations 10)
+step asv-cuda-track 240 "${ASV_RUN[@]}" -b "MulSumMetrics.*'cuda'"
+REMAINING=$((480 - (SECONDS - START) - 10))
 [ "$REMAINING" -gt 60 ] || REMAINING=60
-step asv-cuda "$REMAINING" env HOME="$HOME_FOR_ASV" XBACKEND_ASV_MEASURE_ONLY="'cuda'" \
-    "$PYTHON" -m asv run --config "$OUT/asv.conf.json" -E "existing:$(command -v "$PYTHON")" \
-    --set-commit-hash "$(git rev-parse HEAD)" --machine "$MACHINE" --show-stderr --durations 10 \
-    -b "'cuda'" -a rounds=1 -a warmup_time=0.1 -a "repeat=(3, 100, 0.5)"
+step asv-cuda-time "$REMAINING" "${ASV_RUN[@]}" -b "TimeMulSum.*'cuda'" \
+    -a rounds=1 -a warmup_time=0.1 -a "repeat=(3, 30, 0.3)"
 
 echo "== done in $((SECONDS - START))s (target < 480s); outputs in $OUT"
 echo "   asv machine: $MACHINE; to publish: python benchmarks/curate.py $MACHINE --source $OUT/asv-results"

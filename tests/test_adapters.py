@@ -166,6 +166,8 @@ def test_complex_inputs_are_not_conjugated():
     a = np.array([1j, 2 + 1j], np.complex128)
     for name, device in ON_CPU:
         adapter = xbackend.get_adapter(name, device)
+        if "complex128" in adapter.unsupported_dtypes():  # torch-compile: inductor has no complex codegen
+            continue
         out = adapter.to_numpy(adapter.mul_sum(*native_pair(adapter, a, a)))
         assert out == (1j) ** 2 + (2 + 1j) ** 2  # -1 + (3 + 4j); conjugating would give 6
 
@@ -339,3 +341,14 @@ def test_jax_without_x64_refuses_64_bit_dtypes():
         """
     )
     assert out.splitlines() == ["TypeError True"] * 3
+
+
+def test_torch_einsum_on_cuda_refuses_integers():
+    # Made directly: the check needs no GPU, only the adapter's declared dtypes.
+    pytest.importorskip("torch")
+    from xbackend._torch import TorchEinsum
+
+    on_cuda, on_cpu = TorchEinsum("cuda"), TorchEinsum("cpu")
+    assert {"int8", "int16", "int32", "int64", "uint8"} <= on_cuda.unsupported_dtypes()
+    assert not on_cpu.unsupported_dtypes()
+    assert "bmm, which has no integer kernel on CUDA; use torch-eager" in on_cuda.unsupported_dtype_reason("int32")

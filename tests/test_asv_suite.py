@@ -42,7 +42,7 @@ def test_grid_names_match_the_package():
 def test_full_grid_is_the_default(monkeypatch):
     monkeypatch.delenv(common.GRID_VARIABLE, raising=False)
     assert common.grid_params() == common.grid_params("full")
-    assert [len(values) for values in common.grid_params()] == [5, 2, 5, 3]
+    assert [len(values) for values in common.grid_params()] == [len(common.ADAPTERS), 2, 5, 3]
     monkeypatch.setenv(common.GRID_VARIABLE, "tiny")
     with pytest.raises(ValueError, match="XBACKEND_ASV_GRID='tiny'"):
         common.grid_params()

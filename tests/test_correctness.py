@@ -40,7 +40,7 @@ PROPERTY_SETTINGS = settings(
 def dtype(request, xbackend_adapter):
     """A dtype the adapter supports here; the others skip with the adapter's own reason."""
     if request.param in xbackend_adapter.unsupported_dtypes():
-        pytest.skip(xbackend_adapter._unsupported_dtype_message(request.param))
+        pytest.skip(xbackend_adapter.unsupported_dtype_reason(request.param))
     return request.param
 
 
@@ -96,7 +96,7 @@ def test_sweep_passes(xbackend_adapter):
 def test_integers_wrap_without_widening(xbackend_adapter, dtype_name):
     ad = xbackend_adapter
     if dtype_name in ad.unsupported_dtypes():
-        pytest.skip(ad._unsupported_dtype_message(dtype_name))
+        pytest.skip(ad.unsupported_dtype_reason(dtype_name))
     top = np.iinfo(numpy_dtype(dtype_name)).max
     a = np.array([[top, 3], [1, top]], dtype=numpy_dtype(dtype_name))
     b = np.array([[1, top], [1, 2]], dtype=numpy_dtype(dtype_name))
@@ -112,7 +112,7 @@ def test_half_precision_accumulates_in_float32(xbackend_adapter, dtype_name):
     """1e5 same-sign products: a half-precision running sum stalls far below the exact sum."""
     ad = xbackend_adapter
     if dtype_name in ad.unsupported_dtypes():
-        pytest.skip(ad._unsupported_dtype_message(dtype_name))
+        pytest.skip(ad.unsupported_dtype_reason(dtype_name))
     case = build_case(CaseSpec((100_000, 2), (100_000, 2), magnitude="positive", seed=7), dtype_name)
     out = ad.mul_sum(ad.asarray(case.a), ad.asarray(case.b))
     assert_mul_sum_close(out, case.a, case.b)

@@ -10,7 +10,6 @@ adapter's series colour inside the plot, i.e. a point was drawn for it.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 import socket

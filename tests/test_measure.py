@@ -168,6 +168,25 @@ def test_floor_of_the_floor_kernel_is_about_one():
     assert 0.5 < floor.timing.median_s / timing.median_s < 2.0
 
 
+@pytest.mark.parametrize("name", ["torch-eager", "jax-jit"])
+def test_cpu_floor_reads_memory_of_the_cells_framework(name):
+    cell_adapter = xbackend.get_adapter(name, "cpu")
+    floor_adapter = measure.floor_adapter("cpu")
+    assert measure.floor_memory_owner(floor_adapter, cell_adapter) == cell_adapter.framework
+    a, b = measure.host_inputs((512, 256), "float32")
+    floor = measure.measure_floor("cpu", a, b, budget=TINY, memory_of=cell_adapter)
+    assert floor.method.endswith(f"in {cell_adapter.framework}-allocated memory")
+    assert floor.bytes == measure.bytes_moved(a.shape, "float32")
+    x = cell_adapter.asarray(a)
+    np.testing.assert_array_equal(cell_adapter.host_view(x), a)  # a view of the native buffer, same values
+
+
+def test_floor_falls_back_to_its_own_memory_where_it_cannot_view():
+    floor_adapter = measure.floor_adapter("cpu")
+    assert measure.floor_memory_owner(floor_adapter, None) == "numpy"
+    assert measure.floor_memory_owner(floor_adapter, xbackend.get_adapter("dask", "cpu")) == "numpy"
+
+
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16", "int8"])
 def test_floor_inputs_keep_the_bytes_for_dtypes_blas_lacks(dtype):
     a, b = measure.host_inputs((64, 32), dtype)

@@ -128,10 +128,11 @@ class Adapter(abc.ABC):
             )
         plan = plan_mul_sum(a.shape, self.dtype_name(a), b.shape, self.dtype_name(b))
         if plan.out_dtype in self.unsupported_dtypes_for(a, b):
-            raise UnsupportedDtypeError(self._unsupported_dtype_message(plan.out_dtype))
+            raise UnsupportedDtypeError(self.unsupported_dtype_reason(plan.out_dtype))
         return plan
 
-    def _unsupported_dtype_message(self, dtype: str) -> str:
+    def unsupported_dtype_reason(self, dtype: str) -> str:
+        """Why ``dtype`` is in ``unsupported_dtypes()``: the message of the error and of test skips."""
         return f"{self.name} on {self.device} does not support {dtype}"
 
     def mul_sum(self, a: Any, b: Any) -> Any:
@@ -172,6 +173,15 @@ class Adapter(abc.ABC):
             # Not every array library has ``nbytes`` (array-api-strict): count via NumPy.
             return rss_extra_memory(call, lambda out: self.to_numpy(out).nbytes)
         return MemoryUse(call(), None, f"no memory probe for {self.framework} on {self.device}")
+
+    def host_view(self, x: Any) -> np.ndarray | None:
+        """A zero-copy NumPy view of native ``x`` when its memory is host memory, else None.
+
+        The CPU floor reads the cell's own buffers through it: the same bytes in
+        the same pages (NumPy asks for transparent huge pages for large arrays,
+        torch's and XLA's CPU allocators do not, and that alone moves a dot by 1.5x).
+        """
+        return None
 
     def floor_dot(self, x: Any, y: Any) -> Any:
         """A library dot of the flattened native ``x`` and ``y``: the bandwidth floor kernel.

@@ -95,7 +95,7 @@ class ArrayApiAdapter(Adapter):
     def _missing_dtypes(xp: ModuleType) -> frozenset[str]:
         return frozenset(name for name in _dtypes.SUPPORTED_DTYPES if namespace_dtype(xp, name) is None)
 
-    def _unsupported_dtype_message(self, dtype: str) -> str:
+    def unsupported_dtype_reason(self, dtype: str) -> str:
         return (
             f"array-api cannot compute in {dtype}: the inputs' namespace has no {dtype} "
             "(the array API standard, and array-api-strict, have no 16-bit floats)"

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ._adapter import Adapter
 from ._errors import UnsupportedDtypeError
 from ._numpy import numpy_dtype, numpy_dtype_name
-from ._probes import MemoryUse, Timer
+from ._probes import DeviceEventTimer, MemoryUse, Timer
 from ._semantics import Plan
 
 
@@ -51,13 +51,13 @@ class CupyAdapter(Adapter):
     def unsupported_dtypes(self) -> frozenset[str]:
         return frozenset({"bfloat16"})
 
-    def _unsupported_dtype_message(self, dtype: str) -> str:
+    def unsupported_dtype_reason(self, dtype: str) -> str:
         return f"cupy has no {dtype} arrays"
 
     def asarray(self, host: np.ndarray) -> Any:
         dtype = numpy_dtype_name(host.dtype)
         if dtype in self.unsupported_dtypes():
-            raise UnsupportedDtypeError(self._unsupported_dtype_message(dtype))
+            raise UnsupportedDtypeError(self.unsupported_dtype_reason(dtype))
         return self.cupy.asarray(host)
 
     def to_numpy(self, x: Any) -> np.ndarray:
@@ -80,7 +80,8 @@ class CupyAdapter(Adapter):
 
     # -- measurement hooks --------------------------------------------------
     def timer(self) -> Timer:
-        return _CupyEventTimer(self.cupy)
+        cuda = self.cupy.cuda
+        return DeviceEventTimer(cuda.Event(), cuda.Event(), cuda.get_elapsed_time, "CUDA events (cupy.cuda.Event) around the call")
 
     def extra_memory(self, a: Any, b: Any) -> MemoryUse:
         # The pool's used_bytes() is not a peak: a hook keeps a running maximum.
@@ -108,25 +109,6 @@ class CupyAdapter(Adapter):
 
     def release_memory(self) -> None:
         self.cupy.get_default_memory_pool().free_all_blocks()
-
-
-class _CupyEventTimer:
-    """CUDA events recorded on the current stream around the call."""
-
-    method = "CUDA events (cupy.cuda.Event) around the call"
-
-    def __init__(self, cupy: Any) -> None:
-        self.cupy = cupy
-        self._start = cupy.cuda.Event()
-        self._end = cupy.cuda.Event()
-
-    def time(self, call: Callable[[], Any]) -> float:
-        self._start.record()
-        out = call()
-        self._end.record()
-        self._end.synchronize()
-        del out
-        return self.cupy.cuda.get_elapsed_time(self._start, self._end) / 1e3  # milliseconds
 
 
 def _peak_hook(cupy: Any) -> Any:

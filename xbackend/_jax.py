@@ -128,7 +128,7 @@ class JaxJit(Adapter):
     def unsupported_dtypes(self) -> frozenset[str]:
         return frozenset() if self.jax.config.jax_enable_x64 else _NEEDS_X64
 
-    def _unsupported_dtype_message(self, dtype: str) -> str:
+    def unsupported_dtype_reason(self, dtype: str) -> str:
         return f"{self.name} cannot compute in {dtype}: {_X64_HINT}"
 
     def asarray(self, host: np.ndarray) -> Any:
@@ -151,6 +151,10 @@ class JaxJit(Adapter):
 
     def is_native(self, x: Any) -> bool:
         return isinstance(x, self.jax.Array)
+
+    def host_view(self, x: Any) -> np.ndarray | None:
+        # On the CPU a JAX array's buffer is host memory, which np.asarray views without a copy.
+        return np.asarray(x) if self.device == "cpu" else None
 
     def dtype_name(self, x: Any) -> str:
         return numpy_dtype_name(np.dtype(x.dtype))
@@ -176,14 +180,20 @@ class JaxJit(Adapter):
         self._executables[key] = executable
         return executable, seconds
 
-    def _jitted(self, plan: Plan) -> Any:
-        kernel = functools.partial(
-            _mul_sum_kernel,
+    # The traced function; subclasses swap in another formulation of the same sum.
+    kernel_function = staticmethod(_mul_sum_kernel)
+
+    def _kernel_for(self, plan: Plan, **options: Any) -> Callable[[Any, Any], Any]:
+        return functools.partial(
+            self.kernel_function,
             full_shape=plan.full_shape,
             out_dtype=numpy_dtype(plan.out_dtype),
             acc_dtype=numpy_dtype(plan.acc_dtype),
+            **options,
         )
-        return self.jax.jit(kernel)
+
+    def _jitted(self, plan: Plan) -> Any:
+        return self.jax.jit(self._kernel_for(plan))
 
     def prepare(self, a: Any, b: Any) -> float | None:
         plan = self.plan(a, b)
@@ -286,15 +296,10 @@ class JaxSharded(JaxJit):
                 )
         return plan
 
+    kernel_function = staticmethod(_sharded_mul_sum_kernel)
+
     def _jitted(self, plan: Plan) -> Any:
-        kernel = functools.partial(
-            _sharded_mul_sum_kernel,
-            full_shape=plan.full_shape,
-            out_dtype=numpy_dtype(plan.out_dtype),
-            acc_dtype=numpy_dtype(plan.acc_dtype),
-            rows=self.rows,
-        )
-        return self.jax.jit(kernel, out_shardings=self.replicated)
+        return self.jax.jit(self._kernel_for(plan, rows=self.rows), out_shardings=self.replicated)
 
     def device_description(self) -> str:
         return f"{self.mesh.size} x {super().device_description()} (jax.devices({self.device!r}))"
@@ -309,14 +314,7 @@ class JaxRows(JaxJit):
         "accumulated in <accumulation dtype>; AOT-compiled per signature"
     )
 
-    def _jitted(self, plan: Plan) -> Any:
-        kernel = functools.partial(
-            _rows_mul_sum_kernel,
-            full_shape=plan.full_shape,
-            out_dtype=numpy_dtype(plan.out_dtype),
-            acc_dtype=numpy_dtype(plan.acc_dtype),
-        )
-        return self.jax.jit(kernel)
+    kernel_function = staticmethod(_rows_mul_sum_kernel)
 
 
 class JaxNumpy(JaxJit):
@@ -340,7 +338,7 @@ class JaxNumpy(JaxJit):
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
         from ._numpy import numpy_mul_sum
 
-        out = self.jax.device_put(numpy_mul_sum(np.asarray(a), np.asarray(b), plan), self._device)
+        out = self.jax.device_put(numpy_mul_sum(self.host_view(a), self.host_view(b), plan), self._device)
         self._last_result = out
         return out
 

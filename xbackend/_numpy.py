@@ -93,6 +93,9 @@ class NumpyAdapter(Adapter):
                 tracemalloc.stop()
         return MemoryUse(out, max(0, peak - before - out.nbytes), "tracemalloc peak (NumPy data buffers)")
 
+    def host_view(self, x: np.ndarray) -> np.ndarray:
+        return x
+
     def floor_dot(self, x: np.ndarray, y: np.ndarray) -> Any:
         return np.dot(x.ravel(), y.ravel())
 

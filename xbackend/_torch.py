@@ -11,6 +11,7 @@ global flags allow it, so the call pins full precision for its duration.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 from typing import Any, Callable, Iterator
 
@@ -19,7 +20,7 @@ import numpy as np
 from . import _dtypes
 from ._adapter import Adapter
 from ._numpy import numpy_dtype
-from ._probes import MemoryUse, Timer
+from ._probes import DeviceEventTimer, MemoryUse, Timer
 from ._semantics import Plan
 
 
@@ -55,8 +56,14 @@ class TorchAdapter(Adapter):
         return self.torch.from_numpy(host).to(self.device, copy=True)
 
     def to_numpy(self, x: Any) -> np.ndarray:
-        x = x.detach().cpu()
+        return self.host_view(x.detach().cpu())
+
+    def host_view(self, x: Any) -> np.ndarray | None:
+        if x.device.type != "cpu":
+            return None
+        x = x.detach().resolve_conj().resolve_neg()
         if x.dtype == self.torch.bfloat16:
+            # NumPy has no bfloat16 of its own: view the bits, then reinterpret as ml_dtypes'.
             return x.view(self.torch.int16).numpy().view(numpy_dtype("bfloat16"))
         return x.numpy()
 
@@ -83,7 +90,11 @@ class TorchAdapter(Adapter):
     # -- measurement hooks --------------------------------------------------
     def timer(self) -> Timer:
         if self.device == "cuda":
-            return _CudaEventTimer(self.torch)
+            event = functools.partial(self.torch.cuda.Event, enable_timing=True)
+            return DeviceEventTimer(
+                event(), event(), lambda start, end: start.elapsed_time(end),
+                "CUDA events (torch.cuda.Event) around the call",
+            )
         return super().timer()
 
     def extra_memory(self, a: Any, b: Any) -> MemoryUse:
@@ -130,24 +141,6 @@ class TorchAdapter(Adapter):
             self.torch.cuda.empty_cache()
 
 
-class _CudaEventTimer:
-    """CUDA events recorded on the current stream around the call (about 0.5 us resolution)."""
-
-    method = "CUDA events (torch.cuda.Event) around the call"
-
-    def __init__(self, torch: Any) -> None:
-        self._start = torch.cuda.Event(enable_timing=True)
-        self._end = torch.cuda.Event(enable_timing=True)
-
-    def time(self, call: Callable[[], Any]) -> float:
-        self._start.record()
-        out = call()
-        self._end.record()
-        self._end.synchronize()
-        del out
-        return self._start.elapsed_time(self._end) / 1e3  # elapsed_time is in milliseconds
-
-
 class TorchEager(TorchAdapter):
     name = "torch-eager"
     formulation = "torch.sum(a * b, dim=0, dtype=<accumulation dtype>)"
@@ -168,7 +161,7 @@ class TorchEinsum(TorchAdapter):
         # CUDA's bmm has no integer kernels.
         return frozenset(_dtypes.INTEGERS) if self.device == "cuda" else frozenset()
 
-    def _unsupported_dtype_message(self, dtype: str) -> str:
+    def unsupported_dtype_reason(self, dtype: str) -> str:
         return (
             f"torch-einsum on cuda does not support {dtype}: torch.einsum lowers to "
             "bmm, which has no integer kernel on CUDA; use torch-eager"
@@ -221,16 +214,10 @@ class TorchNumpy(TorchAdapter):
     devices = ("cpu",)
     formulation = "np.einsum('i...,i...->...') on zero-copy NumPy views of the tensors (the numpy strategy), result wrapped by torch.from_numpy"
 
-    def _numpy_view(self, x: Any) -> np.ndarray:
-        x = x.detach().resolve_conj().resolve_neg()
-        if x.dtype == self.torch.bfloat16:
-            return x.view(self.torch.int16).numpy().view(numpy_dtype("bfloat16"))
-        return x.numpy()
-
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
         from ._numpy import numpy_mul_sum
 
-        out = numpy_mul_sum(self._numpy_view(a), self._numpy_view(b), plan)
+        out = numpy_mul_sum(self.host_view(a), self.host_view(b), plan)
         return self._from_numpy(np.require(out, requirements="C"))
 
     def _from_numpy(self, host: np.ndarray) -> Any:
@@ -303,7 +290,7 @@ class TorchCompile(TorchAdapter):
     def unsupported_dtypes(self) -> frozenset[str]:
         return frozenset(_dtypes.COMPLEX_FLOATS)
 
-    def _unsupported_dtype_message(self, dtype: str) -> str:
+    def unsupported_dtype_reason(self, dtype: str) -> str:
         return f"torch-compile does not support {dtype}: inductor has no complex code generation; use torch-eager"
 
     def _signature(self, a: Any, b: Any) -> tuple[Any, ...]:

@@ -36,16 +36,9 @@ from .measure import (
     SHAPE_CLASSES,
     Budget,
     CellResult,
-    ErrorCheck,
     Floor,
     Shape,
-    cache_state,
-    error_check,
-    floor_adapter,
-    hardware,
-    host_inputs,
-    measure_cell,
-    measure_floor,
+    SharedInputs,
 )
 
 SCHEMA = "xbackend.compare/1"
@@ -127,38 +120,6 @@ def select_adapters(options: CompareOptions) -> tuple[list[Adapter], list[dict[s
 
 
 # -- the run ------------------------------------------------------------------
-class _SharedPerInput:
-    """Inputs, oracle check and floors of one (shape, dtype), made when first needed."""
-
-    def __init__(self, shape: Shape, dtype: str, seed: int, budget: Budget) -> None:
-        self.shape, self.dtype, self.seed, self.budget = shape, dtype, seed, budget
-        self.inputs = host_inputs(shape, dtype, seed)
-        self._check: ErrorCheck | None = None
-        self.floors: dict[str, Floor | None] = {}
-
-    def check(self) -> ErrorCheck:
-        if self._check is None:
-            self._check = error_check(*self.inputs, seed=self.seed)
-        return self._check
-
-    def floor(self, device: str) -> Floor | None:
-        """The floor on ``device``'s hardware (None: a latency cell, or no floor kernel there)."""
-        key = hardware(device)
-        if key not in self.floors:
-            self.floors[key] = self._measure_floor(device)
-        return self.floors[key]
-
-    def _measure_floor(self, device: str) -> Floor | None:
-        try:
-            adapter = floor_adapter(device)
-        except Exception:
-            return None
-        state = cache_state(adapter, self.shape, self.dtype)
-        if not state.bandwidth:
-            return None
-        return measure_floor(adapter, *self.inputs, budget=self.budget, copies=state.copies)
-
-
 def run_compare(options: CompareOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Run the grid and return the report (see ``xbackend.report`` for rendering)."""
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
@@ -175,39 +136,21 @@ def run_compare(options: CompareOptions, progress: Progress | None = None) -> di
         for shape_class, shape in shapes.items():
             if progress:
                 progress(len(cells), total, f"inputs {shape_class} {dtype}")
-            shared = _SharedPerInput(shape, dtype, options.seed, budget)
+            shared = SharedInputs(shape, dtype, options.seed, budget)
             for adapter in adapters:
                 if progress:
                     progress(len(cells), total, f"{adapter.name} {adapter.device} {shape_class} {dtype}")
-                cells.append(_run_cell(adapter, shape_class, shape, dtype, shared, budget, options.seed))
-            floors += [_floor_record(shape_class, dtype, device, floor) for device, floor in shared.floors.items()]
+                cells.append(shared.measure(adapter, shape_class))
+            floors += [_floor_record(shape_class, dtype, key, floor) for key, floor in shared.floors.items()]
             del shared
     if progress:
         progress(total, total, "done")
     return _assemble(options, adapters, skipped, cells, floors, threads, started, time.perf_counter() - clock)
 
 
-def _run_cell(
-    adapter: Adapter, shape_class: str, shape: Shape, dtype: str, shared: _SharedPerInput, budget: Budget, seed: int
-) -> CellResult:
-    # Where the shared oracle or floor fails, measure_cell redoes it for this
-    # cell and records the failure there; the grid goes on.
-    try:
-        check: ErrorCheck | None = shared.check()
-    except Exception:
-        check = None
-    try:
-        floor = shared.floor(adapter.device)
-    except Exception:
-        floor = None
-    return measure_cell(
-        adapter, shape, dtype, shape_class=shape_class, budget=budget, seed=seed,
-        inputs=shared.inputs, floor=floor, check=check,
-    )
-
-
-def _floor_record(shape_class: str, dtype: str, device: str, floor: Floor | None) -> dict[str, Any]:
-    record: dict[str, Any] = {"shape_class": shape_class, "dtype": dtype, "hardware": device}
+def _floor_record(shape_class: str, dtype: str, key: str, floor: Floor | None) -> dict[str, Any]:
+    hardware_name, memory = key.split("/")
+    record: dict[str, Any] = {"shape_class": shape_class, "dtype": dtype, "hardware": hardware_name, "memory": memory}
     if floor is None:
         return record | {"gbps": None, "median_s": None, "noise": None, "bytes": None, "method": None}
     return record | {

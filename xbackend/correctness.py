@@ -243,7 +243,7 @@ def sweep_dtype(adapter: Adapter, dtype: str, specs: Iterable[CaseSpec]) -> Swee
     """Run every spec in ``dtype`` on ``adapter``; exceptions count as failures, never abort the sweep."""
     row = SweepRow(adapter.name, adapter.device, dtype)
     if dtype in adapter.unsupported_dtypes():
-        row.skipped = adapter._unsupported_dtype_message(dtype)
+        row.skipped = adapter.unsupported_dtype_reason(dtype)
         return row
     for spec in specs:
         row.cases += 1

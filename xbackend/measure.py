@@ -20,11 +20,16 @@ Public API (kept stable for the asv suite)::
     time_mul_sum(adapter, x, y, *, budget=DEFAULT_BUDGET, copies=1) -> Timing
                                         compile and first call reported apart, then timed calls
     floor_adapter(device) -> Adapter    the adapter whose library dot is the floor on that hardware
-    measure_floor(adapter_or_device, a, b, *, budget=DEFAULT_BUDGET, copies=1) -> Floor
+    measure_floor(adapter_or_device, a, b, *, budget=DEFAULT_BUDGET, copies=1, memory_of=None) -> Floor
                                         a library dot over the same bytes on the same device
+                                        (in ``memory_of``'s framework's memory where it can be viewed)
+    floor_memory_owner(floor_adapter, memory_of) -> str
+                                        whose allocator holds that floor's operands
     extra_memory(adapter, x, y) -> (bytes | None, method)
     error_check(a, b, seed=0) -> ErrorCheck, check_error(out, check) -> Verdict
                                         the oracle on a seeded subset of output columns
+    SharedInputs(shape, dtype, seed, budget).measure(adapter, shape_class) -> CellResult
+                                        a grid's cells sharing inputs, oracle check and floors
     measure_cell(adapter, shape, dtype, *, ...) -> CellResult
                                         every figure of one (adapter, device, shape, dtype) cell;
                                         a failure is recorded in ``CellResult.error``, never raised
@@ -51,7 +56,12 @@ Choices, and why:
   hardware over the same bytes with the same cache state. BLAS has no
   16-bit or integer dot (NumPy's fallback loops are not bandwidth-bound), so
   for every dtype other than float32 / float64 the floor reads float32 arrays
-  of the same total bytes. The fraction is floor time / cell time.
+  of the same total bytes. The fraction is floor time / cell time. On the
+  CPU the dot reads buffers allocated by the cell's own framework (viewed in
+  place): NumPy asks the kernel for transparent huge pages for large arrays,
+  torch's and XLA's allocators do not, and on this project's 2-core machines
+  that alone made the same dot about 1.5x slower on torch-allocated memory. One
+  floor per (hardware, allocator) keeps the fraction about the strategy.
 * Extra memory: the adapter's ``extra_memory`` hook (tracemalloc for NumPy,
   CUDA peak statistics for torch, a CuPy memory hook, XLA's memory analysis
   for JAX, the RSS high-water mark otherwise); the method is named per cell.
@@ -336,21 +346,43 @@ def measure_floor(
     *,
     budget: Budget = DEFAULT_BUDGET,
     copies: int = 1,
+    memory_of: Adapter | None = None,
 ) -> Floor:
-    """Time a library dot over the bytes of host inputs ``a`` and ``b`` on the given device."""
+    """Time a library dot over the bytes of host inputs ``a`` and ``b`` on the given device.
+
+    With ``memory_of`` (the adapter under test) the dot reads buffers allocated by
+    that adapter's framework wherever it can view them in place (``host_view``):
+    the same kind of pages the cell reads, so the fraction measures the strategy,
+    not the allocator.
+    """
     adapter = floor_adapter(adapter_or_device) if isinstance(adapter_or_device, str) else adapter_or_device
     fa, fb = floor_inputs(a, b)
-    x, y = adapter.asarray(fa), adapter.asarray(fb)
-    pairs = _device_copies(adapter, x, y, copies)
+    pairs = [_floor_operands(adapter, memory_of, fa, fb) for _ in range(copies)]
+    x, y, owner = pairs[0]
     timer = adapter.timer()
     first_call_s = timer.time(lambda: adapter.floor_dot(x, y))
-    calls = [functools.partial(adapter.floor_dot, u, v) for u, v in pairs]
+    calls = [functools.partial(adapter.floor_dot, u, v) for u, v, _ in pairs]
     timing = _sample(timer, calls, budget, first_call_s, None)
-    method = f"{adapter.floor_method()} on {adapter.device}, {fa.dtype.name}"
+    method = f"{adapter.floor_method()} on {adapter.device}, {fa.dtype.name}, in {owner}-allocated memory"
     return Floor(timing, fa.nbytes + fb.nbytes, adapter.device, method)
 
 
-# -- memory -------------------------------------------------------------------
+def floor_memory_owner(floor: Adapter, memory_of: Adapter | None) -> str:
+    """Whose allocator holds the floor's operands when measured for ``memory_of``."""
+    if memory_of is None or hardware(memory_of.device) != hardware(floor.device) or floor.device != "cpu":
+        return floor.framework
+    probe = memory_of.asarray(np.ones(1, np.float32) * 0.5)
+    return memory_of.framework if memory_of.host_view(probe) is not None else floor.framework
+
+
+def _floor_operands(floor: Adapter, memory_of: Adapter | None, fa: np.ndarray, fb: np.ndarray) -> tuple[Any, Any, str]:
+    if floor_memory_owner(floor, memory_of) != floor.framework:
+        assert memory_of is not None
+        # The views keep their native arrays alive through their base.
+        return memory_of.host_view(memory_of.asarray(fa)), memory_of.host_view(memory_of.asarray(fb)), memory_of.framework
+    return floor.asarray(fa), floor.asarray(fb), floor.framework
+
+
 def extra_memory(adapter: Adapter, x: Any, y: Any) -> tuple[int | None, str]:
     """Peak bytes one ``mul_sum(x, y)`` allocates beyond its inputs and output, and how it was measured."""
     use = adapter.extra_memory(x, y)
@@ -514,7 +546,7 @@ def _measure_into(
         return
     cell.gbps = cell.bytes_moved / timing.median_s / 1e9
     if floor is None:
-        floor = _floor_or_none(cell, adapter.device, a, b, budget, cache.copies)
+        floor = _floor_or_none(cell, adapter, a, b, budget, cache.copies)
     if floor is not None:
         _fill_floor(cell, floor, timing)
 
@@ -536,9 +568,61 @@ def _fill_floor(cell: CellResult, floor: Floor, timing: Timing) -> None:
     cell.fraction_of_floor = cell.gbps / floor.gbps
 
 
-def _floor_or_none(cell: CellResult, device: str, a: np.ndarray, b: np.ndarray, budget: Budget, copies: int) -> Floor | None:
+def _floor_or_none(cell: CellResult, adapter: Adapter, a: np.ndarray, b: np.ndarray, budget: Budget, copies: int) -> Floor | None:
     try:
-        return measure_floor(device, a, b, budget=budget, copies=copies)
+        return measure_floor(adapter.device, a, b, budget=budget, copies=copies, memory_of=adapter)
     except Exception as exc:  # a missing floor leaves the fraction blank, not the cell
         cell.floor_method = f"unavailable: {type(exc).__name__}: {exc}"
         return None
+
+
+class SharedInputs:
+    """Inputs, oracle check and floors of one (shape, dtype), made once and shared by every adapter's cell.
+
+    ``xbackend compare`` and the asv suite measure a grid through it.
+    """
+
+    def __init__(self, shape: Shape, dtype: str, seed: int, budget: Budget) -> None:
+        self.shape, self.dtype, self.seed, self.budget = shape, dtype, seed, budget
+        self.inputs = host_inputs(shape, dtype, seed)
+        self._check: ErrorCheck | None = None
+        self.floors: dict[str, Floor | None] = {}
+
+    def check(self) -> ErrorCheck:
+        if self._check is None:
+            self._check = error_check(*self.inputs, seed=self.seed)
+        return self._check
+
+    def floor(self, cell_adapter: Adapter) -> Floor | None:
+        """The floor on the cell's hardware, in its framework's memory (None: a latency cell, or no floor kernel)."""
+        try:
+            adapter = floor_adapter(cell_adapter.device)
+        except Exception:
+            return None
+        key = f"{hardware(cell_adapter.device)}/{floor_memory_owner(adapter, cell_adapter)}"
+        if key not in self.floors:
+            self.floors[key] = self._measure_floor(adapter, cell_adapter)
+        return self.floors[key]
+
+    def _measure_floor(self, adapter: Adapter, cell_adapter: Adapter) -> Floor | None:
+        state = cache_state(adapter, self.shape, self.dtype)
+        if not state.bandwidth:
+            return None
+        return measure_floor(adapter, *self.inputs, budget=self.budget, copies=state.copies, memory_of=cell_adapter)
+
+    def measure(self, adapter: Adapter, shape_class: str | None = None) -> CellResult:
+        """``measure_cell`` for ``adapter`` on these inputs, with the shared check and floor."""
+        # Where the shared oracle or floor fails, measure_cell redoes it for this
+        # cell and records the failure there; the grid goes on.
+        try:
+            check: ErrorCheck | None = self.check()
+        except Exception:
+            check = None
+        try:
+            floor = self.floor(adapter)
+        except Exception:
+            floor = None
+        return measure_cell(
+            adapter, self.shape, self.dtype, shape_class=shape_class, budget=self.budget, seed=self.seed,
+            inputs=self.inputs, floor=floor, check=check,
+        )

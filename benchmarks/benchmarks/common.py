@@ -90,6 +90,8 @@ def _measure() -> Any:
         from xbackend import measure
     except ImportError as exc:  # a commit from before the measurement module
         raise SkipNotImplemented(f"xbackend at this commit has no measure module: {exc}") from None
+    if not hasattr(measure, "SharedInputs"):  # the suite's entry point into measure
+        raise SkipNotImplemented("xbackend.measure at this commit predates SharedInputs")
     return measure
 
 
@@ -186,6 +188,18 @@ def measured(cell: tuple[str, str, str, str]) -> bool:
     return not pattern or re.search(pattern, ", ".join(map(repr, cell))) is not None
 
 
+BUDGET_VARIABLE = "XBACKEND_ASV_BUDGET"
+
+
+def measure_budget(measure: Any) -> Any:
+    """``measure.QUICK_BUDGET`` on the smoke grid or with ``XBACKEND_ASV_BUDGET=quick``, else the default."""
+    choice = os.environ.get(BUDGET_VARIABLE, "") or ("default" if grid_name() == "full" else "quick")
+    budgets = {"default": measure.DEFAULT_BUDGET, "quick": measure.QUICK_BUDGET}
+    if choice not in budgets:
+        raise ValueError(f"{BUDGET_VARIABLE}={choice!r}: use 'default' or 'quick'")
+    return budgets[choice]
+
+
 def measure_grid() -> dict[tuple[str, str, str, str], dict[str, Any]]:
     """``measure.measure_cell`` for every cell of the grid, in one process.
 
@@ -197,7 +211,7 @@ def measure_grid() -> dict[tuple[str, str, str, str], dict[str, Any]]:
         measure = _measure()
     except SkipNotImplemented as exc:  # a commit from before xbackend.measure: every cell skips
         return {cell: {"skip": str(exc)} for cell in grid_cells()}
-    budget = measure.DEFAULT_BUDGET if grid_name() == "full" else measure.QUICK_BUDGET
+    budget = measure_budget(measure)
     results: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for device, shape_class, dtype in itertools.product(*grid_params()[1:]):
         group: dict[str, Any] = {}
@@ -219,31 +233,5 @@ def measure_grid() -> dict[tuple[str, str, str, str], dict[str, Any]]:
 def _measure_in_group(measure: Any, cell: Cell, budget: Any, group: dict[str, Any]) -> Any:
     # Keyed by dtype: CuPy's bfloat16 cell runs in float16 inside the bfloat16 group.
     if cell.dtype not in group:
-        a, b = measure.host_inputs(cell.shape, cell.dtype)
-        group[cell.dtype] = {
-            "inputs": (a, b),
-            "check": measure.error_check(a, b),
-            "floor": _shared_floor(measure, cell, a, b, budget),
-        }
-    shared = group[cell.dtype]
-    return measure.measure_cell(
-        cell.adapter,
-        cell.shape,
-        cell.dtype,
-        shape_class=cell.shape_class,
-        budget=budget,
-        inputs=shared["inputs"],
-        floor=shared["floor"],
-        check=shared["check"],
-    )
-
-
-def _shared_floor(measure: Any, cell: Cell, a: Any, b: Any, budget: Any) -> Any:
-    """The group's floor, or None (latency cells have none; on failure measure_cell retries and records why)."""
-    state = measure.cache_state(cell.adapter, cell.shape, cell.dtype)
-    if not state.bandwidth:
-        return None
-    try:
-        return measure.measure_floor(cell.adapter.device, a, b, budget=budget, copies=state.copies)
-    except Exception:
-        return None
+        group[cell.dtype] = measure.SharedInputs(cell.shape, cell.dtype, 0, budget)
+    return group[cell.dtype].measure(cell.adapter, cell.shape_class)
