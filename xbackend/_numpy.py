@@ -113,7 +113,6 @@ class NumpyAdapter(Adapter):
             "einsum": "single-threaded (NumPy's einsum and ufunc loops run on one thread)",
         }
 
-
     def _compute(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
         return numpy_mul_sum(a, b, plan)
 

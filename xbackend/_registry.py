@@ -143,7 +143,8 @@ def library_of(x: Any) -> str:
     return library
 
 
-def _device_kind(library: str, x: Any) -> str:
+def device_kind_of(library: str, x: Any) -> str:
+    """The device kind ("cpu", "cuda", "gpu") of array ``x`` of ``library``."""
     if library in ("numpy", "dask", "array-api"):
         return "cpu"  # their adapters refuse, with the device named, data held elsewhere
     if library == "torch":
@@ -166,7 +167,7 @@ def resolve_inputs(a: Any, b: Any) -> tuple[str, str, Plan]:
         raise TypeError(f"inputs come from two libraries: {library_a} and {library_b}")
     if isinstance(a, np.generic) or isinstance(b, np.generic):
         raise ValueError("mul_sum needs inputs of at least one dimension (dim 0 is reduced); got a 0-d scalar")
-    device = _device_kind(library_a, a)
+    device = device_kind_of(library_a, a)
     default = SHARDED_JAX_STRATEGY if library_a == "jax" and is_sharded(a) else DEFAULT_STRATEGY[library_a]
     if device not in STRATEGIES[default].devices:
         raise ValueError(f"no adapter for {library_a} arrays on {device}")
@@ -195,7 +196,7 @@ def clear_dispatch_cache() -> None:
 def _kernel_for(a: Any, b: Any) -> Callable[[Any, Any], Any]:
     from ._selection import choose
 
-    library, device, plan = resolve_inputs(a, b)
+    _, device, _ = resolve_inputs(a, b)  # validates against the library's default strategy
     adapter = get_adapter(choose(a, b).strategy, device)
     return adapter.kernel(a, b, adapter.plan(a, b))
 

@@ -89,6 +89,9 @@ from ._adapter import Adapter
 from ._errors import AdapterUnavailable, UnsupportedDtypeError
 from ._numpy import numpy_dtype
 from ._registry import STRATEGIES, get_adapter
+# The shape classes' one definition (classify) lives with the selection table;
+# it is re-exported here as part of the measurement vocabulary.
+from ._selection import LATENCY_BYTES, classify  # noqa: F401
 from .testing import Reference, Verdict, check_against, reference, to_host
 
 # JAX would otherwise take 75% of GPU memory when it starts, starving torch and
@@ -118,8 +121,6 @@ QUICK_SHAPE_CLASSES: dict[str, Shape] = {
 DEFAULT_DTYPES: tuple[str, ...] = ("float32",)
 
 NOISE_WARNING = 0.10
-# The shape classes' one definition (classify) lives with the selection table.
-from ._selection import LATENCY_BYTES, classify  # noqa: E402,F401
 ERROR_CHECK_PRODUCTS = 2_000_000
 MAX_ERROR_COLUMNS = 256
 _SLOW_CALL_SAMPLES = 3

@@ -53,7 +53,7 @@ import numpy as np
 
 from . import _dtypes
 from ._numpy import numpy_dtype, numpy_dtype_name
-from ._registry import DEFAULT_STRATEGY, get_adapter, library_of
+from ._registry import DEFAULT_STRATEGY, device_kind_of, get_adapter, library_of
 from ._semantics import Plan, plan_mul_sum
 
 BOUND_CONSTANT = 2.0
@@ -86,10 +86,7 @@ def to_host(x: Any) -> np.ndarray:
     library = library_of(x)
     if library == "numpy":
         return np.asarray(x)
-    device = x.device.type if library == "torch" else None
-    if library == "jax":
-        device = next(iter(x.devices())).platform
-    return get_adapter(DEFAULT_STRATEGY[library], device).to_numpy(x)
+    return get_adapter(DEFAULT_STRATEGY[library], device_kind_of(library, x)).to_numpy(x)
 
 
 @dataclass(frozen=True)
