@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from xbackend._numpy import NumpyAdapter, broadcast_inputs, numpy_dtype
-from xbackend._registry import STRATEGIES
-from xbackend._semantics import Plan
-from xbackend._torch import TorchEager
+from xbackend.backends.numpy import NumpyAdapter, broadcast_inputs
+from xbackend.core.dtypes import numpy_dtype
+import xbackend
+from xbackend.core.semantics import Plan
+from xbackend.backends.torch import TorchEager
 
 
 class DropsLastRow(NumpyAdapter):
@@ -50,4 +51,4 @@ PLANTED = (DropsLastRow, AccumulatesInInputDtype, ConjugatesFirstInput)
 
 def register() -> None:
     for cls in PLANTED:
-        STRATEGIES[cls.name] = cls
+        xbackend.register_strategy(cls, replace=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import xbackend
-from xbackend._numpy import numpy_dtype
+from xbackend.core.dtypes import numpy_dtype
 from xbackend.testing import assert_mul_sum_close
 
 INFOS = xbackend.adapters()
@@ -346,7 +346,7 @@ def test_jax_without_x64_refuses_64_bit_dtypes():
 def test_torch_einsum_on_cuda_refuses_integers():
     # Made directly: the check needs no GPU, only the adapter's declared dtypes.
     pytest.importorskip("torch")
-    from xbackend._torch import TorchEinsum
+    from xbackend.backends.torch import TorchEinsum
 
     on_cuda, on_cpu = TorchEinsum("cuda"), TorchEinsum("cpu")
     assert {"int8", "int16", "int32", "int64", "uint8"} <= on_cuda.unsupported_dtypes()

@@ -28,7 +28,7 @@ BENCHMARKS = {
 
 def test_grid_names_match_the_package():
     from xbackend import measure
-    from xbackend._registry import STRATEGIES
+    from xbackend.registry import STRATEGIES
 
     # Every strategy is benchmarked or excluded with a reason.
     assert set(common.ADAPTERS) | set(common.NOT_BENCHMARKED) == set(STRATEGIES)

@@ -8,9 +8,10 @@ import os
 import numpy as np
 import pytest
 
+import xbackend
 from xbackend import compare, report
-from xbackend._numpy import NumpyAdapter
-from xbackend._registry import STRATEGIES
+from xbackend.backends.numpy import NumpyAdapter
+from xbackend.registry import STRATEGIES
 from xbackend.cli import main
 from xbackend.measure import Budget, CellResult
 
@@ -41,9 +42,7 @@ class NaiveNumpy(NumpyAdapter):
 @pytest.fixture(scope="module")
 def document():
     # The planted adapters join the registry for this module only.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(STRATEGIES, ExplodingAdapter.name, ExplodingAdapter)
-        patch.setitem(STRATEGIES, NaiveNumpy.name, NaiveNumpy)
+    with xbackend.registered(ExplodingAdapter), xbackend.registered(NaiveNumpy):
         options = compare.CompareOptions(
             pairs=[("numpy", "cpu"), (ExplodingAdapter.name, "cpu"), (NaiveNumpy.name, "cpu"), ("torch-eager", "cuda")],
             shapes=SHAPES,

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xbackend import plan_mul_sum
-from xbackend._numpy import numpy_dtype, numpy_dtype_name
+from xbackend.core.dtypes import numpy_dtype, numpy_dtype_name
 from xbackend.cli import main
-from xbackend.correctness import LAYOUTS, MAGNITUDES, CaseSpec, build_case, native_input, sweep
+from xbackend.testing.sweep import LAYOUTS, MAGNITUDES, CaseSpec, build_case, native_input, sweep
 from xbackend.testing import assert_mul_sum_close, check_mul_sum
 
 DTYPES = ["float16", "bfloat16", "float32", "float64", "complex64", "complex128", "int32", "int64"]

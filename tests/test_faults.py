@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+import xbackend
 from planted_faults import AccumulatesInInputDtype, ConjugatesFirstInput, DropsLastRow
-from xbackend.correctness import sweep
+from xbackend.testing.sweep import sweep
 
 TESTS = Path(__file__).parent
 ALL = {"float16", "bfloat16", "float32", "float64", "complex64", "complex128", "int32", "int64"}
@@ -59,12 +60,12 @@ def test_property_suite_fails_on_planted_adapter(pytester, planted):
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
-def test_check_command_exits_1_on_a_planted_fault(monkeypatch, capsys):
-    from xbackend._registry import STRATEGIES
+def test_check_command_exits_1_on_a_planted_fault(capsys):
     from xbackend.cli import main
 
-    monkeypatch.setitem(STRATEGIES, ConjugatesFirstInput.name, ConjugatesFirstInput)
-    assert main(["check", "--adapters", ConjugatesFirstInput.name, "--dtypes", "float32,complex64"]) == 1
+    with xbackend.registered(ConjugatesFirstInput):
+        exit_code = main(["check", "--adapters", ConjugatesFirstInput.name, "--dtypes", "float32,complex64"])
+    assert exit_code == 1
     out = capsys.readouterr().out
     assert re.search(r"^planted-conjugate +cpu +float32 .* pass$", out, re.M)
     assert re.search(r"^planted-conjugate +cpu +complex64 .* FAIL \(\d+\)$", out, re.M)

@@ -7,7 +7,7 @@ import pytest
 
 import xbackend
 from xbackend import measure
-from xbackend._numpy import NumpyAdapter
+from xbackend.backends.numpy import NumpyAdapter
 from xbackend.measure import Budget, CellResult
 
 TINY = Budget(warmup_s=0.0, measure_s=0.05, min_repeats=5, max_repeats=200)
@@ -78,7 +78,7 @@ def test_host_inputs_are_seeded_and_not_constant(dtype):
     again, _ = measure.host_inputs((64, 8), dtype, seed=3)
     other, _ = measure.host_inputs((64, 8), dtype, seed=4)
     assert a.shape == b.shape == (64, 8)
-    assert xbackend._numpy.numpy_dtype_name(a.dtype) == dtype
+    assert xbackend.core.dtypes.numpy_dtype_name(a.dtype) == dtype
     assert np.array_equal(a, again)
     assert not np.array_equal(a, other)
     assert not np.array_equal(a, b)
@@ -104,7 +104,7 @@ def test_cache_state_cold_rotated_latency():
 
 
 def test_bandwidth_classes_exceed_this_machines_cache():
-    llc = xbackend._probes.cpu_last_level_cache_bytes()
+    llc = xbackend.core.probes.cpu_last_level_cache_bytes()
     if llc is None or llc > 64 * 2**20:
         pytest.skip("no LLC size, or an LLC larger than the classes were sized for")
     adapter = xbackend.get_adapter("numpy", "cpu")
@@ -207,7 +207,7 @@ def test_extra_memory_counts_the_temporary():
 
 
 def test_rss_fallback_sees_a_large_temporary():
-    if not xbackend._probes.rss_high_water_available():
+    if not xbackend.core.probes.rss_high_water_available():
         pytest.skip("/proc/self/clear_refs is not writable here")
     adapter = xbackend.get_adapter("torch-eager", "cpu")
     a, b = measure.host_inputs((2048, 4096), "float32")  # a*b: 32 MiB, above glibc's mmap threshold

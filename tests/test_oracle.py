@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from xbackend._numpy import numpy_dtype
+from xbackend.core.dtypes import numpy_dtype
 from xbackend.testing import check_mul_sum, error_bound, gamma, reference
 
 U32, U16, U64 = 2.0**-24, 2.0**-11, 2.0**-53

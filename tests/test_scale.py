@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import xbackend
-from xbackend._numpy import numpy_dtype
+from xbackend.core.dtypes import numpy_dtype
 from xbackend.testing import assert_mul_sum_close
 
 array_api_strict = pytest.importorskip("array_api_strict")
@@ -233,7 +233,7 @@ for a_shape, b_shape in [((1001, 3), (1001, 3)), ((1, 5), (13, 5)), ((7,), (7,))
 
 # Half precision accumulates in float32, across the all-reduce too.
 for dtype in ("float16", "bfloat16"):
-    h = rng.uniform(0.5, 1.0, size=(20_000, 3)).astype(xbackend._numpy.numpy_dtype(dtype))
+    h = rng.uniform(0.5, 1.0, size=(20_000, 3)).astype(xbackend.core.dtypes.numpy_dtype(dtype))
     xh = ad.asarray(h)
     assert_mul_sum_close(ad.mul_sum(xh, xh), h, h)
 text = ad._executable(xh, xh, ad.plan(xh, xh))[0].as_text()
@@ -257,7 +257,7 @@ else:
     raise AssertionError("jax-sharded accepted single-device inputs")
 
 # The correctness sweep of `xbackend check` (shapes, broadcasting, layouts, NaN/inf, long sums), on 4 devices.
-from xbackend.correctness import sweep
+from xbackend.testing.sweep import sweep
 rows = sweep(ad, ("float16", "float32", "int32"))
 assert all(row.passed and row.cases for row in rows), [row.failures for row in rows]
 print("OK")

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import xbackend
-from xbackend import _registry, _selection
+from xbackend import compare, dispatch
+from xbackend.registry import STRATEGIES
+from xbackend import selection as _selection
 from xbackend.cli import main
 from xbackend.compare import CompareOptions
 from xbackend.measure import QUICK_SHAPE_CLASSES, SHAPE_CLASSES, Budget
@@ -18,9 +20,9 @@ from xbackend.testing import assert_mul_sum_close
 def own_cache(tmp_path, monkeypatch):
     """A private per-machine cache, and no table of the developer's machine leaking in."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    _selection.invalidate()
+    xbackend.clear_dispatch_cache()
     yield
-    _selection.invalidate()
+    xbackend.clear_dispatch_cache()
 
 
 def seeded(shape, dtype="float32", seed=0):
@@ -45,16 +47,16 @@ def report(*cells):
 def test_classify_names_every_measured_shape_class():
     for classes in (SHAPE_CLASSES, QUICK_SHAPE_CLASSES):
         for name, shape in classes.items():
-            assert _selection.classify(shape, 4) == name
+            assert xbackend.classify(shape, 4) == name
 
 
 def test_classify_edges():
-    assert _selection.classify((3, 4), 4) == "latency"
-    assert _selection.classify((0, 100_000), 4) == "latency"
-    assert _selection.classify((100_000,), 4) == "column"  # 1-d: K = 1
-    assert _selection.classify((16_000, 1_000), 4) == "tall-skinny"
-    assert _selection.classify((15_000, 1_000), 4) == "square"
-    assert _selection.classify((100, 10, 1_000), 2) == "short-wide"  # K is the product of the trailing dims
+    assert xbackend.classify((3, 4), 4) == "latency"
+    assert xbackend.classify((0, 100_000), 4) == "latency"
+    assert xbackend.classify((100_000,), 4) == "column"  # 1-d: K = 1
+    assert xbackend.classify((16_000, 1_000), 4) == "tall-skinny"
+    assert xbackend.classify((15_000, 1_000), 4) == "square"
+    assert xbackend.classify((100, 10, 1_000), 2) == "short-wide"  # K is the product of the trailing dims
 
 
 # -- building the table ----------------------------------------------------------
@@ -127,9 +129,9 @@ def test_shipped_table_is_valid_and_names_registered_strategies():
     document = json.loads(_selection.SHIPPED_TABLE.read_text())
     assert document["schema"] == _selection.SCHEMA and document["entries"]
     for entry in document["entries"]:
-        cls = _registry.STRATEGIES[entry["strategy"]]
+        cls = STRATEGIES[entry["strategy"]]
         assert cls.selectable and cls.framework == entry["library"] and entry["device"] in cls.devices
-        assert entry["shape_class"] == _selection.classify(entry["shape"], np.dtype(entry["dtype"]).itemsize if entry["dtype"] != "bfloat16" else 2)
+        assert entry["shape_class"] == xbackend.classify(entry["shape"], np.dtype(entry["dtype"]).itemsize if entry["dtype"] != "bfloat16" else 2)
 
 
 def test_bad_input_still_raises_before_work_on_the_cached_path():
@@ -150,7 +152,7 @@ def test_tune_measures_here_and_mul_sum_prefers_the_cache(tmp_path):
         budget=Budget(warmup_s=0.0, measure_s=0.01, min_repeats=2, max_repeats=20),
         threads=1,
     )
-    path, table = _selection.tune(options)
+    path, table = compare.tune(options)
     assert path == _selection.tuned_table_path() and str(tmp_path) in str(path) and path.exists()
     keys = {(e["library"], e["shape_class"]) for e in table["entries"]}
     assert keys == {("numpy", "tall-skinny"), ("numpy", "latency"), ("torch", "tall-skinny"), ("torch", "latency")}
@@ -186,7 +188,7 @@ def per_call(function, *args, number=2000, repeat=7):
 def test_tiny_calls_pay_almost_nothing_for_dispatch():
     a, b = seeded((3, 4))
     xbackend.mul_sum(a, b)
-    kernel = _registry._KERNELS[_registry.dispatch_key(a, b)]
+    kernel = dispatch._KERNELS[dispatch.dispatch_key(a, b)]
     assert kernel.func is np.einsum  # the cached path calls NumPy's function itself
     direct = per_call(np.einsum, "i...,i...->...", a, b)
     dispatched = per_call(xbackend.mul_sum, a, b)

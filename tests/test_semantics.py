@@ -5,7 +5,7 @@ import re
 import pytest
 
 from xbackend import plan_mul_sum
-from xbackend._dtypes import SUPPORTED_DTYPES, accumulation_dtype, promote
+from xbackend.core.dtypes import SUPPORTED_DTYPES, accumulation_dtype, promote
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ._registry import STRATEGIES, adapters
+from .backends import SELECTABLE_LIBRARIES
+from .registry import STRATEGIES, adapters
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -35,7 +37,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_list]
 
 
 def _check(args: argparse.Namespace) -> int:
-    from . import correctness
+    from .testing import sweep as correctness
 
     try:
         pairs = correctness.select_pairs(args.adapters)
@@ -50,7 +52,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _add_check(commands: argparse._SubParsersAction) -> None:
-    from .correctness import SWEEP_DTYPES
+    from .testing.sweep import SWEEP_DTYPES
 
     parser = commands.add_parser(
         "check",
@@ -72,7 +74,8 @@ SUBCOMMANDS.append(_add_check)
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from . import compare, report
+    from . import compare
+    from . import report
 
     try:
         options = compare.CompareOptions(
@@ -102,7 +105,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _selected_pairs(selection: str | None) -> list[tuple[str, str]] | None:
     if not selection:
         return None
-    from .correctness import select_pairs
+    from .testing.sweep import select_pairs
 
     return select_pairs(selection)
 
@@ -147,7 +150,7 @@ SUBCOMMANDS.append(_add_compare)
 def _select(args: argparse.Namespace) -> int:
     import json
 
-    from . import _selection
+    from . import selection as _selection
 
     try:
         documents = [json.loads(open(path).read()) for path in args.sources]
@@ -180,7 +183,9 @@ def _add_select(commands: argparse._SubParsersAction) -> None:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from . import _selection, compare, report
+    from . import selection as _selection
+    from . import compare
+    from . import report
 
     try:
         options = compare.CompareOptions(
@@ -194,7 +199,7 @@ def _tune(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         print(f"xbackend tune: {exc}", file=sys.stderr)
         return 2
-    path, table = _selection.tune(options, path=Path(args.out) if args.out else None, progress=report.ProgressLine())
+    path, table = compare.tune(options, path=Path(args.out) if args.out else None, progress=report.ProgressLine())
     for entry in table["entries"]:
         print(f"{entry['library']:6s} {entry['device']:5s} {entry['dtype']:9s} {entry['shape_class']:12s} -> {entry['strategy']}")
     print(f"wrote {path}; xbackend.mul_sum now prefers it on this machine (delete it to go back to the shipped table)")
@@ -223,13 +228,13 @@ def _add_tune(commands: argparse._SubParsersAction) -> None:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from . import _selection
     from .compare import parse_shapes
+    from .dispatch import choose_for
 
     try:
         (shape,) = parse_shapes(args.shape).values()
         _dtypes_check(args.dtype)
-        choice = _selection.choose_for(args.library, args.device, shape, args.dtype)
+        choice = choose_for(args.library, args.device, shape, args.dtype)
     except (ValueError, TypeError, KeyError) as exc:
         print(f"xbackend explain: {exc}", file=sys.stderr)
         return 2
@@ -238,7 +243,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _dtypes_check(dtype: str) -> None:
-    from ._dtypes import check_supported
+    from .core.dtypes import check_supported
 
     check_supported(dtype, where="--dtype")
 
@@ -248,7 +253,7 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
         "explain",
         help="which strategy xbackend.mul_sum runs for a library, device, shape and dtype, and why",
     )
-    parser.add_argument("--library", choices=("numpy", "torch", "jax", "cupy"), required=True)
+    parser.add_argument("--library", choices=SELECTABLE_LIBRARIES, required=True)
     parser.add_argument("--device", default="cpu", help="cpu, cuda (torch, cupy) or gpu (jax); default: cpu")
     parser.add_argument("--shape", required=True, help="a shape class (square, ...) or NxK")
     parser.add_argument("--dtype", default="float32")
@@ -270,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # JAX would otherwise take 75% of GPU memory when its backend starts, starving
+    # torch and CuPy measured in the same process.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     args = build_parser().parse_args(argv)
     return args.run(args)
 

@@ -22,12 +22,15 @@ import platform
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Sequence
 
-from . import __version__, _dtypes
-from ._adapter import Adapter
-from ._probes import cpu_count, cpu_last_level_cache_bytes, cpu_model, total_memory_bytes
-from ._registry import STRATEGIES, get_adapter
+from . import __version__
+from .core import dtypes as _dtypes
+from .backends.base import Adapter
+from .core.probes import cpu_count, cpu_last_level_cache_bytes, cpu_model, total_memory_bytes
+from .registry import STRATEGIES, get_adapter
+from .selection import build_table, tuned_table_path, write_table
 from .measure import (
     DEFAULT_BUDGET,
     DEFAULT_DTYPES,
@@ -37,12 +40,13 @@ from .measure import (
     Budget,
     CellResult,
     Floor,
+    GridCell,
+    Progress,
     Shape,
-    SharedInputs,
+    measure_grid,
 )
 
 SCHEMA = "xbackend.compare/1"
-Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -125,26 +129,16 @@ def run_compare(options: CompareOptions, progress: Progress | None = None) -> di
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
     adapters, skipped = select_adapters(options)
     threads = options.threads or cpu_count()
-    for adapter in adapters:
-        if adapter.device == "cpu":
-            adapter.fix_cpu_threads(threads)
-    shapes, budget = options.effective_shapes(), options.effective_budget()
-    total = len(adapters) * len(shapes) * len(options.dtypes)
-    cells: list[CellResult] = []
-    floors: list[dict[str, Any]] = []
-    for dtype in options.dtypes:
-        for shape_class, shape in shapes.items():
-            if progress:
-                progress(len(cells), total, f"inputs {shape_class} {dtype}")
-            shared = SharedInputs(shape, dtype, options.seed, budget)
-            for adapter in adapters:
-                if progress:
-                    progress(len(cells), total, f"{adapter.name} {adapter.device} {shape_class} {dtype}")
-                cells.append(shared.measure(adapter, shape_class))
-            floors += [_floor_record(shape_class, dtype, key, floor) for key, floor in shared.floors.items()]
-            del shared
-    if progress:
-        progress(total, total, "done")
+    shapes = options.effective_shapes()
+    grid = [
+        GridCell(adapter, shape_class, shape, dtype)
+        for dtype in options.dtypes
+        for shape_class, shape in shapes.items()
+        for adapter in adapters
+    ]
+    result = measure_grid(grid, budget=options.effective_budget(), seed=options.seed, threads=threads, progress=progress)
+    cells = [cell for _, cell in result.cells]
+    floors = [_floor_record(shape_class, dtype, key, floor) for shape_class, dtype, key, floor in result.floors]
     return _assemble(options, adapters, skipped, cells, floors, threads, started, time.perf_counter() - clock)
 
 
@@ -302,3 +296,17 @@ def warnings(cells: list[dict[str, Any]]) -> list[str]:
         if cell["status"] == "ok" and cell["error_failure"]:
             notes.append(f"{where}: WRONG RESULT: {cell['error_failure']}")
     return notes
+
+
+# -- tuning -------------------------------------------------------------------
+def tune(options: CompareOptions, *, path: Path | None = None, progress: Progress | None = None) -> tuple[Path, dict[str, Any]]:
+    """Measure the candidate strategies on this machine and write its selection table.
+
+    Returns where the table was written (default: ``selection.tuned_table_path()``)
+    and the table; the next ``xbackend.mul_sum`` calls use it.
+    """
+    document = run_compare(options, progress=progress)
+    table = build_table([document], command="xbackend tune (on this machine)")
+    target = path or tuned_table_path()
+    write_table(table, target)
+    return target, table

@@ -29,7 +29,11 @@ Public API (kept stable for the asv suite)::
     error_check(a, b, seed=0) -> ErrorCheck, check_error(out, check) -> Verdict
                                         the oracle on a seeded subset of output columns
     SharedInputs(shape, dtype, seed, budget).measure(adapter, shape_class) -> CellResult
-                                        a grid's cells sharing inputs, oracle check and floors
+                                        cells of one (shape, dtype) sharing inputs, oracle check and floors
+    measure_grid([GridCell(adapter, shape_class, shape, dtype), ...], budget=..., threads=...) -> GridResult
+                                        the one grid runner: xbackend compare, xbackend tune and asv
+    synchronized_call(adapter, shape, dtype) -> call
+                                        one synchronized mul_sum per call on rotated inputs (asv's timer)
     measure_cell(adapter, shape, dtype, *, ...) -> CellResult
                                         every figure of one (adapter, device, shape, dtype) cell;
                                         a failure is recorded in ``CellResult.error``, never raised
@@ -76,48 +80,55 @@ from __future__ import annotations
 
 import functools
 import gc
+import itertools
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import _dtypes
-from ._adapter import Adapter
-from ._errors import AdapterUnavailable, UnsupportedDtypeError
-from ._numpy import numpy_dtype
-from ._registry import STRATEGIES, get_adapter
-# The shape classes' one definition (classify) lives with the selection table;
-# it is re-exported here as part of the measurement vocabulary.
-from ._selection import LATENCY_BYTES, classify  # noqa: F401
+from .core import dtypes as _dtypes
+from .backends.base import Adapter
+from .core.errors import AdapterUnavailable, UnsupportedDtypeError
+from .core.probes import cpu_count
+from .core.dtypes import numpy_dtype
+from .backends import LIBRARIES, hardware
+from .core.shapes import LATENCY_BYTES, QUICK_SHAPE_CLASSES, SHAPE_CLASSES, Shape
+from .registry import STRATEGIES, get_adapter
 from .testing import Reference, Verdict, check_against, reference, to_host
 
-# JAX would otherwise take 75% of GPU memory when it starts, starving torch and
-# CuPy measured in the same process. Set before JAX initialises a backend.
-os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+__all__ = [
+    "DEFAULT_BUDGET",
+    "DEFAULT_DTYPES",
+    "QUICK_BUDGET",
+    "QUICK_SHAPE_CLASSES",
+    "SHAPE_CLASSES",
+    "Budget",
+    "CacheState",
+    "CellResult",
+    "ErrorCheck",
+    "Floor",
+    "GridCell",
+    "GridResult",
+    "SharedInputs",
+    "Timing",
+    "bytes_moved",
+    "cache_state",
+    "check_error",
+    "error_check",
+    "extra_memory",
+    "floor_adapter",
+    "floor_memory_owner",
+    "hardware",
+    "host_inputs",
+    "measure_cell",
+    "measure_floor",
+    "measure_grid",
+    "synchronized_call",
+    "time_mul_sum",
+]
 
-Shape = tuple[int, ...]
-
-SHAPE_CLASSES: dict[str, Shape] = {
-    "square": (4096, 4096),
-    "tall-skinny": (1_000_000, 32),
-    "short-wide": (64, 1_000_000),
-    "column": (16_000_000, 1),
-    "latency": (3, 4),
-}
-# ``--quick`` and reduced CI grids: the same classes with a quarter of the rows
-# or columns (square stays the findings' 4096 x 4096). Every bandwidth class
-# still reads >= 64 MiB in float32, and cache_state rotates input sets on a
-# device whose cache is larger than half of that.
-QUICK_SHAPE_CLASSES: dict[str, Shape] = {
-    "square": (4096, 4096),
-    "tall-skinny": (250_000, 32),
-    "short-wide": (64, 250_000),
-    "column": (8_000_000, 1),
-    "latency": (3, 4),
-}
 DEFAULT_DTYPES: tuple[str, ...] = ("float32",)
 
 NOISE_WARNING = 0.10
@@ -126,9 +137,8 @@ MAX_ERROR_COLUMNS = 256
 _SLOW_CALL_SAMPLES = 3
 _SLOW_CALL_BUDGETS = 5
 _FLOOR_DTYPES = ("float32", "float64")
-# Whose library dot is the floor, in order of preference, on each hardware.
-FLOOR_PREFERENCE = ("numpy", "cupy", "torch-eager", "jax-jit")
-_HARDWARE = {"cpu": "cpu", "cuda": "gpu", "gpu": "gpu"}
+# Whose library dot is the floor on each hardware, in order of preference.
+FLOOR_PREFERENCE = tuple(record.floor_strategy for record in LIBRARIES.values() if record.floor_strategy)
 
 
 @dataclass(frozen=True)
@@ -297,6 +307,28 @@ def time_mul_sum(adapter: Adapter, x: Any, y: Any, *, budget: Budget = DEFAULT_B
     return _sample(timer, calls, budget, first_call_s, compile_s)
 
 
+def synchronized_call(adapter: Adapter, shape: Shape, dtype: str, seed: int = 0) -> Callable[[], None]:
+    """A zero-argument call running one synchronized ``mul_sum`` per call, for an outside timer (asv).
+
+    The inputs are those of ``measure_cell`` (seeded, rotated over the input sets
+    ``cache_state`` asks for); compile and each set's first call happen here,
+    outside the timing.
+    """
+    a, b = host_inputs(shape, dtype, seed)
+    x, y = adapter.asarray(a), adapter.asarray(b)
+    pairs = _device_copies(adapter, x, y, cache_state(adapter, shape, dtype).copies)
+    adapter.prepare(x, y)
+    for u, v in pairs:  # allocator warm-up and lazy initialisation, untimed
+        adapter.synchronize(adapter.mul_sum(u, v))
+    turns = itertools.cycle(pairs)
+
+    def call() -> None:
+        u, v = next(turns)
+        adapter.synchronize(adapter.mul_sum(u, v))
+
+    return call
+
+
 # -- floor --------------------------------------------------------------------
 @dataclass(frozen=True)
 class Floor:
@@ -310,11 +342,6 @@ class Floor:
     @property
     def gbps(self) -> float:
         return self.bytes / self.timing.median_s / 1e9
-
-
-def hardware(device: str) -> str:
-    """"cpu" or "gpu": torch's "cuda" and JAX's "gpu" are the same hardware."""
-    return _HARDWARE.get(device, device)
 
 
 def floor_adapter(device: str) -> Adapter:
@@ -627,3 +654,66 @@ class SharedInputs:
             adapter, self.shape, self.dtype, shape_class=shape_class, budget=self.budget, seed=self.seed,
             inputs=self.inputs, floor=floor, check=check,
         )
+
+
+# -- a grid of cells ------------------------------------------------------------
+@dataclass(frozen=True)
+class GridCell:
+    """One cell of a grid: an adapter on a shape (named by its class) and dtype."""
+
+    adapter: Adapter
+    shape_class: str
+    shape: Shape
+    dtype: str
+
+
+@dataclass
+class GridResult:
+    """Each cell's result in the grid's order, and every floor measured on the way."""
+
+    cells: list[tuple[GridCell, CellResult]] = field(default_factory=list)
+    # (shape class, dtype, "<hardware>/<memory owner>", floor or None)
+    floors: list[tuple[str, str, str, Floor | None]] = field(default_factory=list)
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def measure_grid(
+    cells: Sequence[GridCell],
+    *,
+    budget: Budget = DEFAULT_BUDGET,
+    seed: int = 0,
+    threads: int | None = None,
+    progress: Progress | None = None,
+) -> GridResult:
+    """Measure ``cells``, sharing inputs, oracle check and floors per (shape, dtype): ``xbackend compare``, ``xbackend tune`` and asv.
+
+    CPU adapters are pinned to ``threads`` (default: every CPU) first, so every
+    caller measures with the same thread pools.
+    """
+    threads = threads or cpu_count()
+    for adapter in {id(cell.adapter): cell.adapter for cell in cells}.values():
+        if adapter.device == "cpu":
+            adapter.fix_cpu_threads(threads)
+    groups: dict[tuple[Shape, str], list[int]] = {}
+    for index, cell in enumerate(cells):
+        groups.setdefault((tuple(cell.shape), cell.dtype), []).append(index)
+    measured: dict[int, CellResult] = {}
+    result = GridResult()
+    for (shape, dtype), members in groups.items():
+        first = cells[members[0]]
+        if progress:
+            progress(len(measured), len(cells), f"inputs {first.shape_class} {dtype}")
+        shared = SharedInputs(shape, dtype, seed, budget)
+        for index in members:
+            cell = cells[index]
+            if progress:
+                progress(len(measured), len(cells), f"{cell.adapter.name} {cell.adapter.device} {cell.shape_class} {dtype}")
+            measured[index] = shared.measure(cell.adapter, cell.shape_class)
+        result.floors += [(first.shape_class, dtype, key, floor) for key, floor in shared.floors.items()]
+        del shared
+    result.cells = [(cell, measured[index]) for index, cell in enumerate(cells)]
+    if progress:
+        progress(len(cells), len(cells), "done")
+    return result

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
-from pathlib import Path
+
 from typing import IO, Any, Sequence
 
+from .core.files import write_text_atomic
 from .measure import NOISE_WARNING
 
 
@@ -185,18 +185,7 @@ def _context_lines(report: dict[str, Any]) -> list[str]:
 # -- JSON ---------------------------------------------------------------------
 def write_json_atomic(path: str | os.PathLike[str], document: Any) -> None:
     """Write ``document`` as JSON so that ``path`` holds either the old file or the whole new one."""
-    target = Path(path)
-    text = json.dumps(document, indent=1, allow_nan=False) + "\n"  # serialise before touching the disk
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or Path("."))
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(document, indent=1, allow_nan=False) + "\n")  # serialised before the disk is touched
 
 
 # -- the plot -----------------------------------------------------------------

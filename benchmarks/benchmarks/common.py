@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 # JAX decides its 64-bit mode when it is first imported, which happens later in
-# setup: without it jax-jit refuses every float64 cell.
+# setup: without it jax-jit refuses every float64 cell. Without the second, JAX
+# would take 75% of GPU memory at start, starving torch and CuPy in the same process.
 os.environ.setdefault("JAX_ENABLE_X64", "1")
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 from asv_runner.benchmarks.mark import SkipNotImplemented  # noqa: E402
 
@@ -88,7 +90,7 @@ def _measure() -> Any:
         from xbackend import measure
     except ImportError as exc:  # a commit from before the measurement module
         raise SkipNotImplemented(f"xbackend at this commit has no measure module: {exc}") from None
-    if not hasattr(measure, "SharedInputs"):  # the suite's entry point into measure
+    if not hasattr(measure, "SharedInputs"):  # the oldest entry point into measure this suite reads
         raise SkipNotImplemented("xbackend.measure at this commit predates SharedInputs")
     return measure
 
@@ -97,6 +99,10 @@ def shape_of(shape_class: str) -> tuple[int, ...]:
     if shape_class in SMOKE_SHAPES:
         return SMOKE_SHAPES[shape_class]
     return tuple(_measure().SHAPE_CLASSES[shape_class])
+
+
+# torch and CuPy call the GPU "cuda", JAX calls it "gpu": the grid says "cuda".
+NATIVE_DEVICES = {"cpu": ("cpu",), "cuda": ("cuda", "gpu")}
 
 
 @dataclass(frozen=True)
@@ -111,20 +117,20 @@ class Cell:
 
 def resolve_cell(adapter_name: str, device: str, shape_class: str, dtype: str) -> Cell:
     """The adapter for this cell, or ``SkipNotImplemented`` saying why it cannot run here."""
-    measure = _measure()
+    _measure()
     from xbackend import AdapterUnavailable, get_adapter
-    from xbackend._registry import STRATEGIES
 
-    if adapter_name not in STRATEGIES:
-        raise SkipNotImplemented(f"xbackend at this commit has no adapter {adapter_name!r}")
-    # torch and CuPy call the GPU "cuda", JAX calls it "gpu": the grid says "cuda".
-    native = [d for d in STRATEGIES[adapter_name].devices if measure.hardware(d) == measure.hardware(device)]
-    if not native:
-        raise SkipNotImplemented(f"{adapter_name} does not run on {device}")
-    try:
-        adapter = get_adapter(adapter_name, native[0])
-    except AdapterUnavailable as exc:
-        raise SkipNotImplemented(str(exc)) from None
+    adapter = None
+    for native in NATIVE_DEVICES[device]:
+        try:
+            adapter = get_adapter(adapter_name, native)
+            break
+        except ValueError:  # no such strategy at this commit, or not on this device name
+            continue
+        except AdapterUnavailable as exc:
+            raise SkipNotImplemented(str(exc)) from None
+    if adapter is None:
+        raise SkipNotImplemented(f"xbackend at this commit has no {adapter_name!r} on {device}")
     unsupported = adapter.unsupported_dtypes()
     fallback = HALF_FALLBACK.get(dtype)
     if dtype in unsupported and fallback is not None and fallback not in unsupported:
@@ -152,22 +158,9 @@ def synchronized_call(adapter_name: str, device: str, shape_class: str, dtype: s
 
 def _prepare_call(cell: Cell) -> Any:
     measure = _measure()
-    adapter = cell.adapter
-    a, b = measure.host_inputs(cell.shape, cell.dtype)
-    # The same input sets as measure.time_mul_sum: inputs that fit the last-level
-    # cache are rotated over enough copies to stream from memory.
-    copies = measure.cache_state(adapter, cell.shape, cell.dtype).copies
-    pairs = [(adapter.asarray(a), adapter.asarray(b)) for _ in range(copies)]
-    adapter.prepare(*pairs[0])  # compile (jax-jit) outside the timing
-    for x, y in pairs:  # first calls (allocator warm-up, lazy init) outside the timing
-        adapter.synchronize(adapter.mul_sum(x, y))
-    turns = itertools.cycle(pairs)
-
-    def call() -> None:
-        x, y = next(turns)
-        adapter.synchronize(adapter.mul_sum(x, y))
-
-    return call
+    if not hasattr(measure, "synchronized_call"):  # a commit from before it: skip rather than time another way
+        raise SkipNotImplemented("xbackend.measure at this commit has no synchronized_call")
+    return measure.synchronized_call(cell.adapter, cell.shape, cell.dtype)
 
 
 # -- the track_ benchmarks' measurements --------------------------------------------
@@ -199,37 +192,29 @@ def measure_budget(measure: Any) -> Any:
 
 
 def measure_grid() -> dict[tuple[str, str, str, str], dict[str, Any]]:
-    """``measure.measure_cell`` for every cell of the grid, in one process.
+    """Every cell of the grid measured by xbackend's own grid runner (``measure.measure_grid``), in one process.
 
     Each value is the cell's ``CellResult.to_dict()``, or ``{"skip": reason}``.
-    Inputs, the floor and the oracle's reference are computed once per
-    (device, shape class, dtype) and shared by that group's adapters.
     """
     try:
         measure = _measure()
     except SkipNotImplemented as exc:  # a commit from before xbackend.measure: every cell skips
         return {cell: {"skip": str(exc)} for cell in grid_cells()}
-    budget = measure_budget(measure)
     results: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    for device, shape_class, dtype in itertools.product(*grid_params()[1:]):
-        group: dict[str, Any] = {}
-        for adapter_name in ADAPTERS:
-            key = (adapter_name, device, shape_class, dtype)
-            if not measured(key):
-                results[key] = {"skip": f"not measured in this run ({MEASURE_ONLY_VARIABLE})"}
-                continue
-            try:
-                cell = resolve_cell(*key)
-            except SkipNotImplemented as exc:
-                results[key] = {"skip": str(exc)}
-                continue
-            results[key] = _measure_in_group(measure, cell, budget, group).to_dict()
-        group.clear()
+    runnable: dict[tuple[str, str, str, str], Cell] = {}
+    for key in grid_cells():
+        if not measured(key):
+            results[key] = {"skip": f"not measured in this run ({MEASURE_ONLY_VARIABLE})"}
+            continue
+        try:
+            runnable[key] = resolve_cell(*key)
+        except SkipNotImplemented as exc:
+            results[key] = {"skip": str(exc)}
+    if not hasattr(measure, "measure_grid"):
+        reason = "xbackend.measure at this commit has no measure_grid"
+        return results | {key: {"skip": reason} for key in runnable}
+    grid = [measure.GridCell(c.adapter, c.shape_class, c.shape, c.dtype) for c in runnable.values()]
+    measured_cells = measure.measure_grid(grid, budget=measure_budget(measure)).cells
+    for key, (_, result) in zip(runnable, measured_cells):
+        results[key] = result.to_dict()
     return results
-
-
-def _measure_in_group(measure: Any, cell: Cell, budget: Any, group: dict[str, Any]) -> Any:
-    # Keyed by dtype: CuPy's bfloat16 cell runs in float16 inside the bfloat16 group.
-    if cell.dtype not in group:
-        group[cell.dtype] = measure.SharedInputs(cell.shape, cell.dtype, 0, budget)
-    return group[cell.dtype].measure(cell.adapter, cell.shape_class)

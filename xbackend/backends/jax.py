@@ -15,11 +15,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._adapter import Adapter
-from ._errors import UnsupportedDtypeError
-from ._numpy import numpy_dtype, numpy_dtype_name
-from ._probes import HostTimer, MemoryUse, Timer, cpu_count
-from ._semantics import Plan
+from .base import Adapter, Library
+from .numpy import numpy_mul_sum
+from ..core.errors import UnsupportedDtypeError
+from ..core.dtypes import numpy_dtype, numpy_dtype_name
+from ..core.probes import HostTimer, MemoryUse, Timer, cpu_count
+from ..core.semantics import Plan
 
 _NEEDS_X64 = frozenset({"float64", "int64", "complex128"})
 _X64_HINT = (
@@ -98,19 +99,18 @@ def _sharded_mul_sum_kernel(
     return jnp.sum(a * b, axis=0, dtype=acc_dtype).astype(out_dtype)
 
 
-class JaxJit(Adapter):
-    name = "jax-jit"
+class JaxAdapter(Adapter):
+    """JAX's plumbing: arrays on one device of a platform, dtype and x64 rules, timing and the floor."""
+
     framework = "jax"
     devices = ("cpu", "gpu")
     install_hint = "pip install jax jaxlib (CPU) or pip install 'jax[cuda13]'"
-    formulation = "jax.jit(jnp.sum(a * b, axis=0, dtype=<accumulation dtype>)), AOT-compiled per signature"
 
     def __init__(self, device: str) -> None:
         super().__init__(device)
         self.jax = _jax()
         self.jnp = importlib.import_module("jax.numpy")
         self._device = self.jax.devices(device)[0]
-        self._executables: dict[tuple[Any, ...], Callable[[Any, Any], Any]] = {}
         # The last result stands for all earlier ones: a device runs its work in
         # dispatch order. Only one (small) output is held alive.
         self._last_result: Any = None
@@ -162,13 +162,49 @@ class JaxJit(Adapter):
     def device_of(self, x: Any) -> str:
         devices = x.devices()
         if len(devices) != 1:
-            raise ValueError(f"jax-jit takes arrays on one device; this input is sharded over {len(devices)}")
+            raise ValueError(f"{self.name} takes arrays on one device; this input is sharded over {len(devices)}")
         (device,) = devices
         return f"{device.platform}:{device.id}"
 
     def _zeros(self, plan: Plan) -> Any:
         zeros = np.zeros(plan.out_shape, dtype=numpy_dtype(plan.out_dtype))
         return self.jax.device_put(zeros, self._placement(plan.out_shape))
+
+    # -- measurement hooks --------------------------------------------------
+    def timer(self) -> Timer:
+        # JAX has no device events in its API; dispatch is asynchronous, so the
+        # host clock stops only after block_until_ready.
+        return HostTimer(self.synchronize, "host perf_counter around call + block_until_ready")
+
+    def floor_dot(self, x: Any, y: Any) -> Any:
+        if self._floor is None:
+            jnp = self.jnp
+            self._floor = self.jax.jit(lambda u, v: jnp.dot(u.ravel(), v.ravel(), precision="highest"))
+        return self._floor(x, y)
+
+    def floor_method(self) -> str:
+        return "jax.jit(jnp.dot) over the flattened inputs"
+
+    def device_description(self) -> str:
+        if self.device == "cpu":
+            return super().device_description()
+        return str(self._device.device_kind)
+
+    def thread_report(self) -> dict[str, Any]:
+        return {
+            "XLA:CPU": f"its own intra-op pool over all {cpu_count()} CPUs; ignores OMP_NUM_THREADS and --threads",
+        }
+
+
+class JaxJit(JaxAdapter):
+    """``jax-jit``: the sum traced once per signature and compiled ahead of time by XLA."""
+
+    name = "jax-jit"
+    formulation = "jax.jit(jnp.sum(a * b, axis=0, dtype=<accumulation dtype>)), AOT-compiled per signature"
+
+    def __init__(self, device: str) -> None:
+        super().__init__(device)
+        self._executables: dict[tuple[Any, ...], Callable[[Any, Any], Any]] = {}
 
     def _executable(self, a: Any, b: Any, plan: Plan) -> tuple[Callable[[Any, Any], Any], float | None]:
         key = (a.shape, a.dtype, b.shape, b.dtype, a.sharding, b.sharding)
@@ -210,12 +246,6 @@ class JaxJit(Adapter):
         # The compiled executable itself: dispatch adds nothing to JAX's own call.
         return self._executable(a, b, plan)[0] if plan.n > 0 else super().kernel(a, b, plan)
 
-    # -- measurement hooks --------------------------------------------------
-    def timer(self) -> Timer:
-        # JAX has no device events in its API; dispatch is asynchronous, so the
-        # host clock stops only after block_until_ready.
-        return HostTimer(self.synchronize, "host perf_counter around call + block_until_ready")
-
     def extra_memory(self, a: Any, b: Any) -> MemoryUse:
         plan = self.plan(a, b)
         if plan.n == 0:
@@ -227,25 +257,6 @@ class JaxJit(Adapter):
             return self._extra_memory_fallback(lambda: self.mul_sum(a, b))
         # XLA's scratch beyond arguments and outputs, known at compile time.
         return MemoryUse(out, int(analysis.temp_size_in_bytes), "XLA compiled.memory_analysis().temp_size_in_bytes")
-
-    def floor_dot(self, x: Any, y: Any) -> Any:
-        if self._floor is None:
-            jnp = self.jnp
-            self._floor = self.jax.jit(lambda u, v: jnp.dot(u.ravel(), v.ravel(), precision="highest"))
-        return self._floor(x, y)
-
-    def floor_method(self) -> str:
-        return "jax.jit(jnp.dot) over the flattened inputs"
-
-    def device_description(self) -> str:
-        if self.device == "cpu":
-            return super().device_description()
-        return str(self._device.device_kind)
-
-    def thread_report(self) -> dict[str, Any]:
-        return {
-            "XLA:CPU": f"its own intra-op pool over all {cpu_count()} CPUs; ignores OMP_NUM_THREADS and --threads",
-        }
 
 
 class JaxSharded(JaxJit):
@@ -317,7 +328,7 @@ class JaxRows(JaxJit):
     kernel_function = staticmethod(_rows_mul_sum_kernel)
 
 
-class JaxNumpy(JaxJit):
+class JaxNumpy(JaxAdapter):
     """``jax-numpy``: the NumPy strategy on zero-copy NumPy views of CPU JAX arrays.
 
     On the CPU a JAX array's buffer is host memory and ``np.asarray`` views it
@@ -332,18 +343,24 @@ class JaxNumpy(JaxJit):
     devices = ("cpu",)
     formulation = "np.einsum('i...,i...->...') on zero-copy NumPy views of the JAX arrays (the numpy strategy), result device_put back"
 
-    def prepare(self, a: Any, b: Any) -> float | None:
-        return None
-
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
-        from ._numpy import numpy_mul_sum
 
         out = self.jax.device_put(numpy_mul_sum(self.host_view(a), self.host_view(b), plan), self._device)
         self._last_result = out
         return out
 
-    def kernel(self, a: Any, b: Any, plan: Plan) -> Callable[[Any, Any], Any]:
-        return Adapter.kernel(self, a, b, plan)
 
-    def extra_memory(self, a: Any, b: Any) -> MemoryUse:
-        return self._extra_memory_fallback(lambda: self.mul_sum(a, b))
+def _device_kind(x: Any) -> str:
+    return next(iter(x.devices())).platform
+
+
+LIBRARY = Library(
+    name="jax",
+    strategies=(JaxJit, JaxRows, JaxNumpy, JaxSharded),
+    default_strategy="jax-jit",
+    devices={"cpu": "cpu", "gpu": "gpu"},
+    device_kind=_device_kind,
+    array_types=(("jax", "Array"),),
+    floor_strategy="jax-jit",
+    distributions=("jax", "jaxlib"),
+)

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from . import _dtypes
-from ._adapter import Adapter
-from ._errors import UnsupportedDtypeError
-from ._numpy import numpy_dtype_name
-from ._semantics import Plan
+from ..core import dtypes as _dtypes
+from .base import Adapter, Library, host_device
+from ..core.errors import UnsupportedDtypeError
+from ..core.dtypes import numpy_dtype_name
+from ..core.semantics import Plan
 
 DEFAULT_NAMESPACE = "array_api_strict"
 _HOST_DEVICE_NAMES = ("cpu", "CPU_DEVICE")  # NumPy/torch/dask spell it "cpu"; array-api-strict "CPU_DEVICE"
@@ -154,3 +155,21 @@ class ArrayApiAdapter(Adapter):
         # dtype= keeps integers from widening to the default integer and makes
         # 16-bit floats (where a namespace has them) accumulate in float32.
         return xp.astype(xp.sum(a * b, axis=0, dtype=acc_dtype), out_dtype, copy=False)
+
+
+def _is_array_api_type(cls: type) -> bool:
+    # Any other array API library: its arrays carry __array_namespace__, and its
+    # package is already imported (the array exists), so checking imports nothing.
+    return hasattr(cls, "__array_namespace__") and cls.__module__.split(".", 1)[0] in sys.modules
+
+
+LIBRARY = Library(
+    name="array-api",
+    strategies=(ArrayApiAdapter,),
+    default_strategy="array-api",
+    devices={"cpu": "cpu"},
+    device_kind=host_device,
+    recognises=_is_array_api_type,
+    selectable=False,
+    distributions=("array-api-compat",),
+)

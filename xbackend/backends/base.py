@@ -11,13 +11,15 @@ from __future__ import annotations
 import abc
 import importlib.metadata
 import importlib.util
+import sys
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from ._errors import AdapterUnavailable, UnsupportedDtypeError
-from ._probes import HostTimer, MemoryUse, Timer, cpu_last_level_cache_bytes, cpu_model, rss_extra_memory
-from ._semantics import Plan, plan_mul_sum
+from ..core.errors import AdapterUnavailable, UnsupportedDtypeError
+from ..core.probes import HostTimer, MemoryUse, Timer, cpu_last_level_cache_bytes, cpu_model, rss_extra_memory
+from ..core.semantics import Plan, plan_mul_sum
 
 
 class Adapter(abc.ABC):
@@ -224,3 +226,43 @@ def require(cls: type[Adapter], device: str) -> None:
     reason = cls.unavailable_reason(device)
     if reason is not None:
         raise AdapterUnavailable(f"{cls.name} on {device}: {reason}")
+
+
+@dataclass(frozen=True)
+class Library:
+    """Everything xbackend knows about one array library, in one place (see ``xbackend.backends``).
+
+    ``array_types`` are the (module, attribute) of its array classes, checked
+    only once that module is in ``sys.modules`` (``recognises``: a rule of its
+    own instead, for the generic array-API record); ``devices`` maps the library's
+    device names to the hardware ("cpu" or "gpu"); ``floor_strategy`` names
+    the strategy whose ``floor_dot`` reads bytes on that hardware (None: the
+    library offers no floor kernel); ``distributions`` are the packages whose
+    versions describe it.
+    """
+
+    name: str
+    strategies: tuple[type[Adapter], ...]
+    default_strategy: str
+    devices: dict[str, str]
+    device_kind: Callable[[Any], str]
+    array_types: tuple[tuple[str, str], ...] = ()
+    recognises: Callable[[type], bool] | None = None
+    selectable: bool = True
+    floor_strategy: str | None = None
+    distributions: tuple[str, ...] = ()
+
+    def owns_type(self, cls: type) -> bool:
+        """Whether ``cls`` is this library's array type (never imports the library)."""
+        if self.recognises is not None:
+            return self.recognises(cls)
+        for module, attribute in self.array_types:
+            loaded = sys.modules.get(module)
+            if loaded is not None and issubclass(cls, getattr(loaded, attribute)):
+                return True
+        return False
+
+
+def host_device(x: Any) -> str:
+    """The device kind of an array whose library computes on the host only (its adapters refuse others)."""
+    return "cpu"

@@ -16,27 +16,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._adapter import Adapter
-from ._probes import MemoryUse
-from ._semantics import Plan
+from .base import Adapter, Library, host_device
+from ..core.dtypes import numpy_dtype, numpy_dtype_name
+from ..core.probes import MemoryUse
+from ..core.semantics import Plan
 
 # Rows per upcast block are chosen so that one float32 block is about 1 MiB: it
 # stays in cache and the Python loop is a few hundred iterations at most.
 _UPCAST_BLOCK_ELEMENTS = 1 << 18
-
-
-def numpy_dtype(name: str) -> np.dtype:
-    if name == "bfloat16":
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
-
-
-def numpy_dtype_name(dtype: np.dtype) -> str:
-    # Bool, object, string and datetime arrays fall through as their own names and
-    # are refused by the shared dtype check.
-    return dtype.name
 
 
 def broadcast_inputs(a: np.ndarray, b: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
@@ -170,3 +157,16 @@ def _blas_description() -> str:
         return "no BLAS library found by threadpoolctl"
     info = own[0]
     return f"{info['internal_api']} {info['version']}, {info['num_threads']} threads ({info.get('threading_layer', '?')})"
+
+
+LIBRARY = Library(
+    name="numpy",
+    strategies=(NumpyAdapter,),
+    default_strategy="numpy",
+    devices={"cpu": "cpu"},
+    device_kind=host_device,
+    # NumPy scalars count as NumPy so that dispatch can refuse them by name.
+    array_types=(("numpy", "ndarray"), ("numpy", "generic")),
+    floor_strategy="numpy",
+    distributions=("numpy",),
+)

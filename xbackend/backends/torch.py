@@ -17,11 +17,12 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import _dtypes
-from ._adapter import Adapter
-from ._numpy import numpy_dtype
-from ._probes import DeviceEventTimer, MemoryUse, Timer
-from ._semantics import Plan
+from ..core import dtypes as _dtypes
+from .base import Adapter, Library
+from .numpy import numpy_mul_sum
+from ..core.dtypes import numpy_dtype
+from ..core.probes import DeviceEventTimer, MemoryUse, Timer
+from ..core.semantics import Plan
 
 
 def _torch() -> Any:
@@ -215,8 +216,6 @@ class TorchNumpy(TorchAdapter):
     formulation = "np.einsum('i...,i...->...') on zero-copy NumPy views of the tensors (the numpy strategy), result wrapped by torch.from_numpy"
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
-        from ._numpy import numpy_mul_sum
-
         out = numpy_mul_sum(self.host_view(a), self.host_view(b), plan)
         return self._from_numpy(np.require(out, requirements="C"))
 
@@ -329,3 +328,19 @@ class TorchCompile(TorchAdapter):
             out = self.torch.sum(a * b, dim=0, dtype=self.torch_dtype(plan.acc_dtype))
             return out.to(self.torch_dtype(plan.out_dtype))
         return self._executable(a, b)[0](a, b)
+
+
+def _device_kind(x: Any) -> str:
+    return x.device.type
+
+
+LIBRARY = Library(
+    name="torch",
+    strategies=(TorchEager, TorchEinsum, TorchNumpy, TorchBlocked, TorchCompile),
+    default_strategy="torch-eager",
+    devices={"cpu": "cpu", "cuda": "gpu"},
+    device_kind=_device_kind,
+    array_types=(("torch", "Tensor"),),
+    floor_strategy="torch-eager",
+    distributions=("torch",),
+)

@@ -1,12 +1,15 @@
 """Dtype names, promotion and precision: the one table every adapter obeys.
 
 Dtypes are named by strings ("float32", "bfloat16", ...) so that the rules live
-here once, independent of any framework's dtype objects.
+here once, independent of any framework's dtype objects; ``numpy_dtype`` and
+``numpy_dtype_name`` bridge them to NumPy, which every backend converts through.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+import numpy as np
 
 SIGNED_INTEGERS: Final = ("int8", "int16", "int32", "int64")
 UNSIGNED_INTEGERS: Final = ("uint8",)
@@ -129,3 +132,18 @@ def accumulation_dtype(dtype: str) -> str:
     the same answer whatever the summation order or any wider intermediate.
     """
     return "float32" if dtype in ("float16", "bfloat16") else dtype
+
+
+# -- the NumPy bridge -----------------------------------------------------------
+def numpy_dtype(name: str) -> np.dtype:
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def numpy_dtype_name(dtype: np.dtype) -> str:
+    # Bool, object, string and datetime arrays fall through as their own names and
+    # are refused by the shared dtype check.
+    return dtype.name

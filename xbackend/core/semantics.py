@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import _dtypes
+from . import dtypes as _dtypes
 
 Shape = tuple[int, ...]
 

@@ -24,12 +24,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import _dtypes
-from ._adapter import Adapter
-from ._errors import UnsupportedDtypeError
-from ._numpy import numpy_dtype
-from ._registry import STRATEGIES, get_adapter
-from .testing import check_mul_sum
+from ..core import dtypes as _dtypes
+from ..backends.base import Adapter
+from ..core.errors import UnsupportedDtypeError
+from ..core.dtypes import numpy_dtype
+from ..registry import STRATEGIES, get_adapter
+from .oracle import check_mul_sum
 
 Shape = tuple[int, ...]
 

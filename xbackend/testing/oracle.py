@@ -51,10 +51,11 @@ from typing import Any
 
 import numpy as np
 
-from . import _dtypes
-from ._numpy import numpy_dtype, numpy_dtype_name
-from ._registry import DEFAULT_STRATEGY, device_kind_of, get_adapter, library_of
-from ._semantics import Plan, plan_mul_sum
+from ..core import dtypes as _dtypes
+from ..core.dtypes import numpy_dtype, numpy_dtype_name
+from ..backends import LIBRARIES, device_kind_of, library_of
+from ..registry import get_adapter
+from ..core.semantics import Plan, plan_mul_sum
 
 BOUND_CONSTANT = 2.0
 _ORACLE_ROUNDOFF = 2.0**-53
@@ -86,7 +87,7 @@ def to_host(x: Any) -> np.ndarray:
     library = library_of(x)
     if library == "numpy":
         return np.asarray(x)
-    return get_adapter(DEFAULT_STRATEGY[library], device_kind_of(library, x)).to_numpy(x)
+    return get_adapter(LIBRARIES[library].default_strategy, device_kind_of(library, x)).to_numpy(x)
 
 
 @dataclass(frozen=True)

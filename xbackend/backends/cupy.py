@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from ._adapter import Adapter
-from ._errors import UnsupportedDtypeError
-from ._numpy import numpy_dtype, numpy_dtype_name
-from ._probes import DeviceEventTimer, MemoryUse, Timer
-from ._semantics import Plan
+from .base import Adapter, Library
+from ..core.errors import UnsupportedDtypeError
+from ..core.dtypes import numpy_dtype, numpy_dtype_name
+from ..core.probes import DeviceEventTimer, MemoryUse, Timer
+from ..core.semantics import Plan
 
 
 def _cupy() -> Any:
@@ -177,3 +177,19 @@ class CupyFused(CupyAdapter):
         acc = self.cupy.empty(plan.out_shape, dtype=numpy_dtype(plan.acc_dtype))
         self._reduction()(a, b, out=acc, axis=0)
         return acc.astype(dtype, copy=False)
+
+
+def _device_kind(x: Any) -> str:
+    return "cuda"
+
+
+LIBRARY = Library(
+    name="cupy",
+    strategies=(CupyEager, CupyFused),
+    default_strategy="cupy",
+    devices={"cuda": "gpu"},
+    device_kind=_device_kind,
+    array_types=(("cupy", "ndarray"),),
+    floor_strategy="cupy",
+    distributions=("cupy-cuda13x", "cupy-cuda12x", "cupy"),
+)

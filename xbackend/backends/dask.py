@@ -36,10 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from ._adapter import Adapter
-from ._numpy import accumulated_mul_sum, numpy_dtype, numpy_dtype_name
-from ._probes import HostTimer, MemoryUse, Timer, cpu_count, cpu_model, rss_extra_memory
-from ._semantics import Plan
+from .base import Adapter, Library, host_device
+from .numpy import accumulated_mul_sum
+from ..core.dtypes import numpy_dtype, numpy_dtype_name
+from ..core.probes import HostTimer, MemoryUse, Timer, cpu_count, cpu_model, rss_extra_memory
+from ..core.semantics import Plan
 
 # ``asarray`` splits dim 0 into chunks of whole rows of about this many bytes:
 # whole rows keep each task's partial sum a full output row, and 16 MiB is
@@ -258,3 +259,15 @@ def connect_cluster() -> Any:
     # ":0": a free port for the dashboard, so a second cluster does not collide with the first.
     cluster = LocalCluster(n_workers=cpu_count(), threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster, set_as_default=False)
+
+
+LIBRARY = Library(
+    name="dask",
+    strategies=(DaskAdapter, DaskCluster),
+    default_strategy="dask",
+    devices={"cpu": "cpu"},
+    device_kind=host_device,
+    array_types=(("dask.array", "Array"),),
+    selectable=False,
+    distributions=("dask", "distributed"),
+)

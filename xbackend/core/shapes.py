@@ -1,0 +1,56 @@
+"""Shape classes: the vocabulary shared by the selection table, measurement and the asv suite.
+
+A reduction over dim 0 of an N x K input (K = the product of the trailing
+dims) falls in one class by its size and aspect, and each class has one
+representative shape per grid.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+Shape = tuple[int, ...]
+
+# Below this many input bytes a call measures per-call overhead, not bandwidth.
+LATENCY_BYTES = 64 * 1024
+# N/K (or K/N) beyond which a shape is tall-skinny (short-wide).
+ELONGATION = 16
+
+# The default grid: every bandwidth class reads 128-256 MiB in float32.
+SHAPE_CLASSES: dict[str, Shape] = {
+    "square": (4096, 4096),
+    "tall-skinny": (1_000_000, 32),
+    "short-wide": (64, 1_000_000),
+    "column": (16_000_000, 1),
+    "latency": (3, 4),
+}
+# ``--quick`` and reduced grids: the same classes with a quarter of the rows or
+# columns (square stays 4096 x 4096). Every bandwidth class still reads >= 64 MiB
+# in float32; measurement rotates input sets where a cache is larger than half of that.
+QUICK_SHAPE_CLASSES: dict[str, Shape] = {
+    "square": (4096, 4096),
+    "tall-skinny": (250_000, 32),
+    "short-wide": (64, 250_000),
+    "column": (8_000_000, 1),
+    "latency": (3, 4),
+}
+
+
+def classify(shape: Sequence[int], itemsize: int) -> str:
+    """The shape class of a reduction over dim 0 of ``shape`` with elements of ``itemsize`` bytes.
+
+    latency: both inputs under ``LATENCY_BYTES``; column: K == 1; short-wide:
+    K >= 16 N; tall-skinny: N >= 16 K; square otherwise.
+    """
+    n = int(shape[0]) if len(shape) else 1
+    k = math.prod(int(d) for d in shape[1:])
+    if 2 * n * k * itemsize < LATENCY_BYTES:
+        return "latency"
+    if k == 1:
+        return "column"
+    if k >= ELONGATION * n:
+        return "short-wide"
+    if n >= ELONGATION * k:
+        return "tall-skinny"
+    return "square"

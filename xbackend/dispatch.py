@@ -1,0 +1,265 @@
+"""``xbackend.mul_sum``: validate once per input signature, choose a strategy, call its kernel.
+
+The choice is keyed on (library, device, dtype, shape class) and read from the
+selection tables (``xbackend.selection``): the tuned table, then the shipped
+one; where no entry matches the dtype, the float32 entry of the same class is
+used if that strategy computes the dtype; otherwise the library's default
+strategy runs. ``choose`` says which and why. The ``<library>-auto`` adapters
+are ``mul_sum`` itself behind the adapter interface, so that ``xbackend
+compare`` and the asv suite time exactly what users call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+
+from . import selection
+from .backends import LIBRARIES, device_kind_of, library_of
+from .backends.base import Adapter
+from .backends.cupy import CupyAdapter
+from .backends.jax import JaxAdapter
+from .backends.numpy import NumpyAdapter
+from .backends.torch import TorchAdapter
+from .core.errors import AdapterUnavailable
+from .core.semantics import Plan
+from .registry import STRATEGIES, get_adapter, on_change, register_strategy
+
+# JAX arrays spread over several devices go to the strategy that keeps them there.
+SHARDED_JAX_STRATEGY = "jax-sharded"
+
+
+def is_sharded(x: Any) -> bool:
+    """Whether JAX array ``x`` lives on several devices."""
+    return len(x.devices()) > 1
+
+
+def _default_strategy(library: str, a: Any) -> str:
+    if library == "jax" and is_sharded(a):
+        return SHARDED_JAX_STRATEGY
+    return LIBRARIES[library].default_strategy
+
+
+def resolve_inputs(a: Any, b: Any) -> tuple[str, str, Plan]:
+    """Library, device kind and plan of ``mul_sum(a, b)``; every input error is raised here, before work."""
+    library_a, library_b = library_of(a), library_of(b)
+    if library_a != library_b:
+        raise TypeError(f"inputs come from two libraries: {library_a} and {library_b}")
+    if isinstance(a, np.generic) or isinstance(b, np.generic):
+        raise ValueError("mul_sum needs inputs of at least one dimension (dim 0 is reduced); got a 0-d scalar")
+    device = device_kind_of(library_a, a)
+    default = _default_strategy(library_a, a)
+    if device not in STRATEGIES[default].devices:
+        raise ValueError(f"no adapter for {library_a} arrays on {device}")
+    return library_a, device, get_adapter(default, device).plan(a, b)
+
+
+# -- the choice ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Choice:
+    """The strategy ``mul_sum`` runs for one (library, device, dtype, shape class), and why."""
+
+    strategy: str
+    library: str
+    device: str
+    dtype: str
+    shape_class: str
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.library} {self.dtype} on {self.device}, {self.shape_class}: {self.strategy} "
+            f"({self.source}): {self.reason}"
+        )
+
+
+def choose(a: Any, b: Any) -> Choice:
+    """The strategy ``xbackend.mul_sum(a, b)`` runs, and why (inputs are validated first)."""
+    library, device, plan = resolve_inputs(a, b)
+    if library == "jax" and is_sharded(a):
+        return Choice(SHARDED_JAX_STRATEGY, library, device, plan.out_dtype, "-", "rule",
+                      "the input is sharded over several devices: jax-sharded keeps it there")
+    return choose_for(library, device, plan.full_shape, plan.out_dtype)
+
+
+def explain(a: Any, b: Any) -> str:
+    """``str(choose(a, b))``: which strategy runs on these inputs, and why."""
+    return str(choose(a, b))
+
+
+def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> Choice:
+    """The strategy for ``library`` arrays of ``dtype`` on ``device`` whose broadcast shape is ``shape``."""
+    if library not in LIBRARIES:
+        raise ValueError(f"unknown library {library!r}; choose from {', '.join(LIBRARIES)}")
+    record = LIBRARIES[library]
+    if device not in record.devices:
+        raise ValueError(f"{library} has no device {device!r}; its devices: {', '.join(record.devices)}")
+    shape_class = selection.shape_class_of(shape, dtype)
+    default = record.default_strategy
+    if not record.selectable:
+        return Choice(default, library, device, dtype, shape_class, "default", f"{library} has one strategy")
+    for source, entry in selection.entries_for((library, device, dtype, shape_class)):
+        if _runs(entry["strategy"], device, dtype):
+            return Choice(entry["strategy"], library, device, dtype, shape_class, source, _measured(entry))
+    fallback = selection.FALLBACK_DTYPE
+    for source, entry in selection.entries_for((library, device, fallback, shape_class)):
+        if _runs(entry["strategy"], device, dtype):
+            reason = f"no {dtype} measurement; {fallback} {_measured(entry)}"
+            return Choice(entry["strategy"], library, device, dtype, shape_class, source, reason)
+    return Choice(default, library, device, dtype, shape_class, "default",
+                  f"no measured entry for {library} {dtype} on {device}, {shape_class}: the library's default strategy")
+
+
+def _measured(entry: dict[str, Any]) -> str:
+    bandwidth = entry.get("fraction_of_floor") is not None
+    figure = f"{entry['fraction_of_floor']:.2f} of the floor" if bandwidth else f"{entry['median_s'] * 1e6:.3g} us per call"
+    others = ", ".join(
+        f"{name} {value:.2f}" if bandwidth else f"{name} {value * 1e6:.3g} us"
+        for name, value in entry.get("alternatives", {}).items()
+    )
+    text = f"fastest measured: {figure} at {'x'.join(map(str, entry['shape']))}"
+    return text + (f" (others: {others})" if others else "")
+
+
+def _runs(strategy: str, device: str, dtype: str) -> bool:
+    """Whether ``strategy`` is registered, runs on ``device`` here, and computes ``dtype``."""
+    cls = STRATEGIES.get(strategy)
+    if cls is None or device not in cls.devices:
+        return False
+    try:
+        return dtype not in get_adapter(strategy, device).unsupported_dtypes()
+    except AdapterUnavailable:
+        return False
+
+
+# -- mul_sum ------------------------------------------------------------------
+# Kernels by input signature: what mul_sum runs without validating or choosing again.
+_KERNELS: dict[tuple[Any, ...], Callable[[Any, Any], Any]] = {}
+_MAX_KERNELS = 4096
+
+
+def dispatch_key(a: Any, b: Any) -> tuple[Any, ...] | None:
+    """The input signature ``mul_sum`` caches its kernel under; None for inputs it does not cache."""
+    try:
+        key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, a.device, b.device)
+        hash(key)
+    except Exception:  # no .device (dask), unhashable parts, tracers: validated on every call
+        return None
+    return key
+
+
+def clear_dispatch_cache() -> None:
+    """Forget ``mul_sum``'s cached kernels and loaded tables: the next call chooses afresh."""
+    _KERNELS.clear()
+    selection.forget_loaded()
+
+
+on_change(clear_dispatch_cache)
+
+
+def _kernel_for(a: Any, b: Any) -> Callable[[Any, Any], Any]:
+    _, device, _ = resolve_inputs(a, b)  # validates against the library's default strategy
+    adapter = get_adapter(choose(a, b).strategy, device)
+    return adapter.kernel(a, b, adapter.plan(a, b))
+
+
+def mul_sum(a: Any, b: Any) -> Any:
+    """``sum(a * b, axis=0)`` on the inputs' own library and device, by the fastest known strategy.
+
+    ``a`` and ``b`` are arrays of one library (NumPy, PyTorch, JAX, CuPy, dask.array,
+    or any other array API library) on one device; the result is an array of that
+    library on that device. dask arrays give a lazy dask result; JAX arrays sharded
+    over several devices run on ``jax-sharded``. The semantics
+    (shapes, broadcasting, dtypes, errors) are the README's, shared by every adapter.
+    The strategy comes from the selection table (``xbackend.choose(a, b)`` says
+    which and why); the first call per input signature (types, shapes, dtypes,
+    devices) validates and chooses, later ones call the cached kernel directly.
+    """
+    key = dispatch_key(a, b)
+    kernel = _KERNELS.get(key) if key is not None else None
+    if kernel is None:
+        kernel = _kernel_for(a, b)
+        if key is not None:
+            if len(_KERNELS) >= _MAX_KERNELS:
+                _KERNELS.clear()
+            _KERNELS[key] = kernel
+    return kernel(a, b)
+
+
+# -- the <library>-auto adapters ------------------------------------------------
+class Selected(Adapter):
+    """``xbackend.mul_sum`` itself as an adapter of one library: selection and dispatch included.
+
+    Its ``mul_sum`` checks the inputs against this adapter's device once per
+    input signature, then calls ``xbackend.mul_sum``; the measurement hooks
+    (compile, extra memory) are those of the strategy the table chooses. It
+    computes the dtypes of the library's default strategy.
+    """
+
+    selectable: ClassVar[bool] = False
+    library: ClassVar[str]
+    formulation = "xbackend.mul_sum: the strategy the selection table picks for the input (xbackend explain says which)"
+
+    def __init__(self, device: str) -> None:
+        super().__init__(device)
+        self._checked: set[Any] = set()
+        self._used: dict[str, Adapter] = {}
+
+    def _chosen(self, a: Any, b: Any) -> Adapter:
+        strategy = choose(a, b).strategy
+        if strategy not in self._used:
+            self._used[strategy] = get_adapter(strategy, self.device)
+        return self._used[strategy]
+
+    def mul_sum(self, a: Any, b: Any) -> Any:
+        key = dispatch_key(a, b)
+        if key is None or key not in self._checked:
+            self.plan(a, b)
+            if key is not None:
+                self._checked.add(key)
+        return mul_sum(a, b)
+
+    def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        return self._chosen(a, b)._compute(a, b, plan)
+
+    def prepare(self, a: Any, b: Any) -> float | None:
+        return None if self.plan(a, b).n == 0 else self._chosen(a, b).prepare(a, b)
+
+    def synchronize(self, *arrays: Any) -> None:
+        for adapter in self._used.values():
+            adapter.synchronize(*arrays)
+        super().synchronize(*arrays)
+
+    def extra_memory(self, a: Any, b: Any) -> Any:
+        return self._chosen(a, b).extra_memory(a, b)
+
+    def unsupported_dtypes(self) -> frozenset[str]:
+        return get_adapter(LIBRARIES[self.library].default_strategy, self.device).unsupported_dtypes()
+
+
+# Each inherits its library's plumbing (conversion, devices, timer, floor) after Selected.
+class NumpyAuto(Selected, NumpyAdapter):
+    name = "numpy-auto"
+    library = "numpy"
+
+
+class TorchAuto(Selected, TorchAdapter):
+    name = "torch-auto"
+    library = "torch"
+
+
+class JaxAuto(Selected, JaxAdapter):
+    name = "jax-auto"
+    library = "jax"
+
+
+class CupyAuto(Selected, CupyAdapter):
+    name = "cupy-auto"
+    library = "cupy"
+
+
+for _auto in (NumpyAuto, TorchAuto, JaxAuto, CupyAuto):
+    register_strategy(_auto)

@@ -1,0 +1,224 @@
+"""The selection table: which strategy was measured fastest per (library, device, dtype, shape class).
+
+Two tables are read: the per-machine table written by ``xbackend tune``
+(``$XDG_CACHE_HOME/xbackend/selection-<machine id>.json``) first, then the
+table shipped in the package (``xbackend/selection.json``, made by ``xbackend
+select --from compare.json``). An entry names the strategy with the lowest
+median time among the correct cells of a measured ``xbackend compare`` run,
+with the figures that justified it.
+
+A table is read defensively: a file that cannot be read or parsed, or an entry
+that does not name a registered strategy of its own library, is reported once
+with ``warnings.warn`` (naming the file and the fix) and skipped, so a damaged
+cache never breaks ``mul_sum``. This module only reads, builds and writes
+tables; ``xbackend.dispatch`` decides with them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import os
+import platform
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from .backends import SELECTABLE_LIBRARIES
+from .core.dtypes import numpy_dtype
+from .core.files import write_text_atomic
+from .core.probes import cpu_count, cpu_model
+from .core.shapes import classify
+from .registry import STRATEGIES
+
+SCHEMA = "xbackend.selection/1"
+SHIPPED_TABLE = Path(__file__).with_name("selection.json")
+# A table entry for another dtype stands in for this one where no entry matches.
+FALLBACK_DTYPE = "float32"
+ENTRY_KEYS = ("library", "device", "dtype", "shape_class", "strategy")
+
+TableKey = tuple[str, str, str, str]
+
+
+def shape_class_of(shape: Sequence[int], dtype: str) -> str:
+    return classify(shape, numpy_dtype(dtype).itemsize)
+
+
+# -- where tables live --------------------------------------------------------
+def machine_id() -> str:
+    """A short stable id of this machine: host name, CPU model and count."""
+    text = f"{platform.node()}|{platform.machine()}|{cpu_model()}|{cpu_count()}"
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def tuned_table_path() -> Path:
+    """Where ``xbackend tune`` caches this machine's table (``XDG_CACHE_HOME`` respected)."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "xbackend" / f"selection-{machine_id()}.json"
+
+
+# -- reading ------------------------------------------------------------------
+def tables() -> list[tuple[str, dict[TableKey, dict[str, Any]]]]:
+    """(source, entries by key): the tuned table first when present, then the shipped one."""
+    tuned = tuned_table_path()
+    candidates = ((f"tuned on this machine: {tuned}", tuned), ("shipped table xbackend/selection.json", SHIPPED_TABLE))
+    found = []
+    for source, path in candidates:
+        entries = _load(str(path), _stamp(path))
+        if entries:
+            found.append((source, entries))
+    return found
+
+
+def entries_for(key: TableKey) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(source, entry) of every table holding ``key``, the tuned table first."""
+    for source, table in tables():
+        entry = table.get(key)
+        if entry is not None:
+            yield source, entry
+
+
+def _stamp(path: Path) -> tuple[float, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_mtime, status.st_size
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, stamp: tuple[float, int] | None) -> dict[TableKey, dict[str, Any]]:
+    # Cached per (path, mtime, size): a damaged file warns once, a rewritten one is read again.
+    if stamp is None:
+        return {}
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        entries = _entries(document)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        _warn(path, f"cannot be used ({type(exc).__name__}: {exc})")
+        return {}
+    good = {_key(entry): entry for entry in entries if _valid(entry)}
+    if len(good) < len(entries):
+        _warn(path, f"has {len(entries) - len(good)} entries that name no registered strategy of their library; "
+                    "they are ignored")
+    return good
+
+
+def _entries(document: Any) -> list[dict[str, Any]]:
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
+        found = document.get("schema") if isinstance(document, dict) else type(document).__name__
+        raise ValueError(f"not a selection table (schema {found!r}, expected {SCHEMA!r})")
+    entries = document.get("entries")
+    if not isinstance(entries, list):
+        raise ValueError("its 'entries' is not a list")
+    return [entry for entry in entries if isinstance(entry, dict)]
+
+
+def _valid(entry: dict[str, Any]) -> bool:
+    if not all(isinstance(entry.get(key), str) for key in ENTRY_KEYS):
+        return False
+    cls = STRATEGIES.get(entry["strategy"])
+    return cls is not None and cls.selectable and cls.framework == entry["library"] and entry["device"] in cls.devices
+
+
+def _warn(path: str, problem: str) -> None:
+    fix = "run `xbackend tune` again or delete it" if Path(path) != SHIPPED_TABLE else "reinstall xbackend"
+    warnings.warn(f"xbackend: the selection table {path} {problem}; falling back ({fix})", RuntimeWarning, stacklevel=4)
+
+
+def _key(entry: dict[str, Any]) -> TableKey:
+    return (entry["library"], entry["device"], entry["dtype"], entry["shape_class"])
+
+
+def forget_loaded() -> None:
+    """Read every table afresh at the next lookup."""
+    _load.cache_clear()
+
+
+# -- building -----------------------------------------------------------------
+def build_table(documents: Iterable[dict[str, Any]], command: str) -> dict[str, Any]:
+    """A selection table from ``xbackend compare`` reports: per key, the strategy with the lowest median.
+
+    Only correct cells count (status ok, error within the bound) of strategies
+    that may be selected; ``alternatives`` keeps the others' fractions of the
+    floor (or median seconds for latency cells).
+    """
+    groups: dict[TableKey, list[dict[str, Any]]] = {}
+    sources = []
+    for document in documents:
+        if not isinstance(document, dict) or document.get("schema") != "xbackend.compare/1":
+            found = document.get("schema") if isinstance(document, dict) else type(document).__name__
+            raise ValueError(f"not an xbackend compare report (schema {found!r})")
+        sources.append({key: document.get(key) for key in ("created_utc", "machine", "frameworks", "threads", "options")})
+        for cell in document.get("cells", []):
+            _group_cell(groups, cell)
+    return {
+        "schema": SCHEMA,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+        "rule": "per (library, device, dtype, shape class): the strategy with the lowest median time among correct cells",
+        "sources": sources,
+        "entries": [_entry(key, cells) for key, cells in sorted(groups.items())],
+    }
+
+
+def _group_cell(groups: dict[TableKey, list[dict[str, Any]]], cell: dict[str, Any]) -> None:
+    cls = STRATEGIES.get(cell.get("adapter", ""))
+    if cls is None or not cls.selectable or cls.framework not in SELECTABLE_LIBRARIES or not _correct(cell):
+        return
+    try:
+        shape_class = shape_class_of(cell["shape"], cell["dtype"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"a cell of {cell.get('adapter')!r} has a bad shape or dtype: {exc}") from None
+    groups.setdefault((cls.framework, cell["device"], cell["dtype"], shape_class), []).append(cell)
+
+
+def _correct(cell: dict[str, Any]) -> bool:
+    ratio = cell.get("error_ratio")
+    return cell.get("status") == "ok" and not cell.get("error_failure") and isinstance(ratio, (int, float)) and ratio <= 1
+
+
+def _entry(key: TableKey, cells: list[dict[str, Any]]) -> dict[str, Any]:
+    ranked = sorted(cells, key=lambda cell: cell["median_s"])
+    best = ranked[0]
+    bandwidth = best.get("fraction_of_floor") is not None
+    alternatives = {
+        cell["adapter"]: round(cell["fraction_of_floor"] if bandwidth else cell["median_s"], 3 if bandwidth else 9)
+        for cell in ranked[1:]
+        if not bandwidth or cell.get("fraction_of_floor") is not None
+    }
+    library, device, dtype, shape_class = key
+    return {
+        "library": library, "device": device, "dtype": dtype, "shape_class": shape_class,
+        "strategy": best["adapter"],
+        "shape": best["shape"],
+        "median_s": best["median_s"],
+        "fraction_of_floor": None if not bandwidth else round(best["fraction_of_floor"], 3),
+        "floor_gbps": best.get("floor_gbps"),
+        "alternatives": alternatives,
+    }
+
+
+def write_table(table: dict[str, Any], path: Path) -> None:
+    """Write ``table`` as JSON, atomically; the next lookup reads it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(table, indent=1) + "\n")
+    forget_loaded()
+
+
+def candidate_pairs(libraries: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """Every selectable (strategy, device) pair of ``libraries`` (default: all) that can run here."""
+    wanted = libraries or SELECTABLE_LIBRARIES
+    unknown = set(wanted) - set(SELECTABLE_LIBRARIES)
+    if unknown:
+        raise ValueError(f"unknown librar{'y' if len(unknown) == 1 else 'ies'} {', '.join(sorted(unknown))}; "
+                         f"choose from {', '.join(SELECTABLE_LIBRARIES)}")
+    return [
+        (name, device)
+        for name, cls in STRATEGIES.items()
+        if cls.selectable and cls.framework in wanted
+        for device in cls.devices
+        if cls.unavailable_reason(device) is None
+    ]
