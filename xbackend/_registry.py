@@ -21,7 +21,7 @@ from ._jax import JaxJit, JaxNumpy, JaxRows, JaxSharded
 from ._numpy import NumpyAdapter
 from ._selection import Selected
 from ._semantics import Plan
-from ._torch import TorchAdapter, TorchBlocked, TorchCompile, TorchEager, TorchEinsum, TorchNumpy
+from ._torch import TorchAdapter, TorchBlocked, TorchCompile, TorchEager, TorchEinsum, TorchNumpy, compiling, traceable_mul_sum
 
 
 def _auto(base: type[Adapter], library: str, default: str) -> type[Adapter]:
@@ -212,10 +212,14 @@ def mul_sum(a: Any, b: Any) -> Any:
     The strategy comes from the selection table (``xbackend.choose(a, b)`` says
     which and why); the first call per input signature (types, shapes, dtypes,
     devices) validates and chooses, later ones call the cached kernel directly.
+    Every strategy's result carries torch autograd and composes with torch.func,
+    torch.compile and JAX's transforms (docs/transforms.md).
     """
     key = dispatch_key(a, b)
     kernel = _KERNELS.get(key) if key is not None else None
     if kernel is None:
+        if compiling(a):  # dynamo cannot trace the choice; see traceable_mul_sum
+            return traceable_mul_sum(a, b)
         kernel = _kernel_for(a, b)
         if key is not None:
             if len(_KERNELS) >= _MAX_KERNELS:

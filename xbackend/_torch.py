@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import sys
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -21,7 +22,7 @@ from . import _dtypes
 from ._adapter import Adapter
 from ._numpy import numpy_dtype
 from ._probes import DeviceEventTimer, MemoryUse, Timer
-from ._semantics import Plan
+from ._semantics import Plan, plan_mul_sum
 
 
 def _torch() -> Any:
@@ -75,7 +76,7 @@ class TorchAdapter(Adapter):
         return isinstance(x, self.torch.Tensor)
 
     def dtype_name(self, x: Any) -> str:
-        return str(x.dtype).removeprefix("torch.")
+        return _dtype_name(x)
 
     def device_of(self, x: Any) -> str:
         return str(x.device)
@@ -86,6 +87,34 @@ class TorchAdapter(Adapter):
     def _cast(self, a: Any, b: Any, plan: Plan) -> tuple[Any, Any]:
         dtype = self.torch_dtype(plan.out_dtype)
         return a.to(dtype), b.to(dtype)
+
+    def _eager(self, a: Any, b: Any, plan: Plan) -> Any:
+        """``torch.sum(a * b, 0)`` in torch ops only: what every strategy runs when autograd or a transform watches.
+
+        Its gradient is torch's own for ``torch.sum(a * b, 0)`` by construction
+        (complex: ``grad_a = sum-reduce(grad_out * conj(b))``, reduced over
+        broadcast dimensions), and torch.func (grad, vmap, jacrev, jvp),
+        double backward, forward AD and dynamo all see through it.
+        """
+        return _compiled_kernel(a, b, self.torch_dtype(plan.out_dtype), self.torch_dtype(plan.acc_dtype))
+
+    def _transformed(self, a: Any, b: Any) -> bool:
+        """Whether autograd, torch.func, forward AD or torch.compile must see this call's operations.
+
+        Then only torch ops may run: a NumPy forward silently drops the graph
+        (and functorch tensors have no storage to view), ``out=`` kernels
+        refuse inputs that require grad, and a nested compiled call breaks
+        dynamo's graph and double backward. ``inference_mode`` and ``no_grad``
+        leave it False (the fast forward is correct there). About 0.4 us;
+        strategies that are differentiable themselves never ask.
+        """
+        torch = self.torch
+        return (
+            (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad))
+            or torch._C._are_functorch_transforms_active()
+            or torch.autograd.forward_ad._current_level >= 0
+            or torch.compiler.is_compiling()
+        )
 
     # -- measurement hooks --------------------------------------------------
     def timer(self) -> Timer:
@@ -145,12 +174,8 @@ class TorchEager(TorchAdapter):
     name = "torch-eager"
     formulation = "torch.sum(a * b, dim=0, dtype=<accumulation dtype>)"
 
-    def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
-        a, b = self._cast(a, b, plan)
-        # dtype= keeps integers from widening to int64 and makes half precision
-        # accumulate in float32.
-        out = self.torch.sum(a * b, dim=0, dtype=self.torch_dtype(plan.acc_dtype))
-        return out.to(self.torch_dtype(plan.out_dtype))
+    # Differentiable and traceable as it stands: no check of autograd or transforms.
+    _compute = TorchAdapter._eager
 
 
 class TorchEinsum(TorchAdapter):
@@ -206,8 +231,9 @@ class TorchNumpy(TorchAdapter):
     memory bandwidth and not arithmetic is the limit), while ``torch.sum(a * b)``
     writes and re-reads an N x K product and torch's einsum runs a batched
     matmul of K tiny products. ``Tensor.numpy()`` and ``torch.from_numpy`` share
-    memory, so only the K-element result is new. CPU only; autograd does not
-    see this computation (inputs are detached).
+    memory, so only the K-element result is new. CPU only. Autograd cannot see
+    a NumPy computation, so inputs that require grad (and torch.func or
+    torch.compile) get the eager formulation (``_transformed``).
     """
 
     name = "torch-numpy"
@@ -217,6 +243,8 @@ class TorchNumpy(TorchAdapter):
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
         from ._numpy import numpy_mul_sum
 
+        if self._transformed(a, b):
+            return self._eager(a, b, plan)
         out = numpy_mul_sum(self.host_view(a), self.host_view(b), plan)
         return self._from_numpy(np.require(out, requirements="C"))
 
@@ -244,6 +272,8 @@ class TorchBlocked(TorchAdapter):
     BLOCK_BYTES = 1 << 20
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        if self._transformed(a, b):  # out= kernels have no autograd
+            return self._eager(a, b, plan)
         torch = self.torch
         a, b = self._cast(a, b, plan)
         a, b = a.expand(plan.full_shape), b.expand(plan.full_shape)
@@ -260,7 +290,10 @@ class TorchBlocked(TorchAdapter):
 
 
 def _compiled_kernel(a: Any, b: Any, out_dtype: Any, acc_dtype: Any) -> Any:
-    # Tensor methods only: dynamo cannot trace the lazy torch import.
+    """The eager formulation of every torch strategy, and torch-compile's compiled kernel."""
+    # Tensor methods only: dynamo cannot trace the lazy torch import. dtype=
+    # keeps integers from widening to int64 and makes half precision accumulate
+    # in float32.
     return (a.to(out_dtype) * b.to(out_dtype)).sum(dim=0, dtype=acc_dtype).to(out_dtype)
 
 
@@ -324,8 +357,40 @@ class TorchCompile(TorchAdapter):
         return self._executable(a, b)[1]
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
-        if not self._compiles(plan, a):
-            a, b = self._cast(a, b, plan)
-            out = self.torch.sum(a * b, dim=0, dtype=self.torch_dtype(plan.acc_dtype))
-            return out.to(self.torch_dtype(plan.out_dtype))
+        # Under autograd or a transform the eager formulation runs: a compiled
+        # call supports no double backward and no torch.func, and inside the
+        # user's own torch.compile inductor fuses the eager formulation anyway.
+        if not self._compiles(plan, a) or self._transformed(a, b):
+            return self._eager(a, b, plan)
         return self._executable(a, b)[0](a, b)
+
+
+def _dtype_name(x: Any) -> str:
+    return str(x.dtype).removeprefix("torch.")
+
+
+def compiling(a: Any) -> bool:
+    """Whether ``a`` is a tensor that dynamo is tracing (``torch.compile`` of user code calling ``mul_sum``)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(a, torch.Tensor) and torch.compiler.is_compiling()
+
+
+def traceable_mul_sum(a: Any, b: Any) -> Any:
+    """``mul_sum`` inside dynamo's trace when no kernel is cached for the inputs' signature.
+
+    Choosing a strategy reads the selection table from disk and creating an
+    adapter imports modules, neither of which dynamo can trace
+    (``fullgraph=True`` refuses the graph break). Inside a compiled graph the
+    strategy does not matter: inductor fuses the eager formulation's multiply
+    into its reduction. So the inputs are validated by the shared rules and the
+    eager formulation runs; nothing is cached.
+    """
+    torch = sys.modules["torch"]
+    if not isinstance(b, torch.Tensor):
+        raise TypeError(f"inputs come from two libraries: torch and {type(b).__module__}.{type(b).__qualname__}")
+    if a.device != b.device:
+        raise ValueError(f"inputs are on two devices: {a.device} and {b.device}")
+    plan = plan_mul_sum(tuple(a.shape), _dtype_name(a), tuple(b.shape), _dtype_name(b))
+    if plan.n == 0:
+        return torch.zeros(plan.out_shape, dtype=getattr(torch, plan.out_dtype), device=a.device)
+    return _compiled_kernel(a, b, getattr(torch, plan.out_dtype), getattr(torch, plan.acc_dtype))
