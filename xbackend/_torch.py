@@ -62,7 +62,7 @@ class TorchAdapter(Adapter):
     def host_view(self, x: Any) -> np.ndarray | None:
         if x.device.type != "cpu":
             return None
-        x = x.detach().resolve_conj().resolve_neg()
+        x = _resolved(x.detach())
         if x.dtype == self.torch.bfloat16:
             # NumPy has no bfloat16 of its own: view the bits, then reinterpret as ml_dtypes'.
             return x.view(self.torch.int16).numpy().view(numpy_dtype("bfloat16"))
@@ -180,7 +180,10 @@ class TorchEager(TorchAdapter):
 
 class TorchEinsum(TorchAdapter):
     name = "torch-einsum"
-    formulation = "torch.einsum('i...,i...->...', a, b), full-precision matmul pinned on CUDA"
+    formulation = (
+        "torch.einsum('i...,i...->...', a, b), full-precision matmul pinned on CUDA; complex: one real einsum "
+        "of the (real, imag) pairs (a complex matmul's alpha = 1+0j turns infinities into NaN)"
+    )
 
     def unsupported_dtypes(self) -> frozenset[str]:
         # CUDA's bmm has no integer kernels.
@@ -197,7 +200,22 @@ class TorchEinsum(TorchAdapter):
         # einsum cannot broadcast the contracted label from 1 to N: expand (views).
         a, b = a.expand(plan.full_shape), b.expand(plan.full_shape)
         with self._full_precision_matmul():
+            if a.is_complex():
+                return self._complex_einsum(a, b)
             return self.torch.einsum("i...,i...->...", a, b)
+
+    def _complex_einsum(self, a: Any, b: Any) -> Any:
+        """The complex sum from one real einsum of the (real, imag) pairs: the 2 x 2 sums of component products.
+
+        A complex batched matmul scales its result by ``alpha = 1+0j``, and
+        ``(1+0j) * (nan+infj)`` is ``nan+nanj``: one infinite product would turn
+        the whole sum into NaN where the exact sum (the oracle) is ``nan+infj``.
+        Real matmuls keep IEEE infinities, and the error stays within the bound
+        (each component is two sums of N products and one subtraction).
+        """
+        torch = self.torch
+        pairs = torch.einsum("i...c,i...d->...cd", torch.view_as_real(_resolved(a)), torch.view_as_real(_resolved(b)))
+        return torch.complex(pairs[..., 0, 0] - pairs[..., 1, 1], pairs[..., 0, 1] + pairs[..., 1, 0])
 
     @contextlib.contextmanager
     def _full_precision_matmul(self) -> Iterator[None]:
@@ -285,8 +303,21 @@ class TorchBlocked(TorchAdapter):
             stop = min(plan.n, start + rows)
             block = buffer[: stop - start]
             torch.mul(a[start:stop], b[start:stop], out=block)
-            acc += block.sum(0, dtype=acc.dtype)
+            _accumulate(torch, acc, block.sum(0, dtype=acc.dtype))
         return acc.to(self.torch_dtype(plan.out_dtype))
+
+
+def _accumulate(torch: Any, acc: Any, partial: Any) -> None:
+    """``acc += partial`` with IEEE addition per component, complex included.
+
+    ATen's complex ``add`` computes ``acc + alpha * partial`` with ``alpha = 1+0j``,
+    and ``(1+0j) * (nan+infj)`` is ``nan+nanj``: an infinite component of a
+    partial sum would turn into NaN. Added as real pairs it stays infinite, as
+    in the exact sum (the oracle) and ``torch.sum`` itself.
+    """
+    if acc.is_complex():
+        acc, partial = torch.view_as_real(acc), torch.view_as_real(partial)
+    acc += partial
 
 
 def _compiled_kernel(a: Any, b: Any, out_dtype: Any, acc_dtype: Any) -> Any:
@@ -354,7 +385,7 @@ class TorchCompile(TorchAdapter):
         plan = self.plan(a, b)
         if plan.n == 0 or not self._compiles(plan, a):
             return None
-        return self._executable(a, b)[1]
+        return self._executable(_resolved(a), _resolved(b))[1]
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
         # Under autograd or a transform the eager formulation runs: a compiled
@@ -362,7 +393,20 @@ class TorchCompile(TorchAdapter):
         # user's own torch.compile inductor fuses the eager formulation anyway.
         if not self._compiles(plan, a) or self._transformed(a, b):
             return self._eager(a, b, plan)
+        a, b = _resolved(a), _resolved(b)
         return self._executable(a, b)[0](a, b)
+
+
+def _resolved(x: Any) -> Any:
+    """``x`` with its lazy negation and conjugation applied; ``x`` itself (free) when neither bit is set.
+
+    ``x.conj().imag`` is a view whose negative bit says "negate on read".
+    Eager ATen kernels honour the bit; inductor's generated code reads the
+    storage as it is (pytorch#145093): a compiled sum of such a view returns
+    the negated sum. Every kernel that reads storage directly (compiled code,
+    NumPy views) must see resolved tensors.
+    """
+    return x.resolve_conj().resolve_neg()
 
 
 def _dtype_name(x: Any) -> str:
