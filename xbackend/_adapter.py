@@ -86,8 +86,8 @@ class Adapter(abc.ABC):
         """The dtype of native ``x`` as a name from ``xbackend._dtypes``."""
 
     @abc.abstractmethod
-    def device_of(self, x: Any) -> str:
-        """The device of native ``x`` as a full name ("cpu", "cuda:0", ...)."""
+    def device_of(self, x: Any) -> str | None:
+        """The device of native ``x`` as a full name ("cpu", "cuda:0", ...); None while it has none (a JAX tracer)."""
 
     @abc.abstractmethod
     def _zeros(self, plan: Plan) -> Any:
@@ -118,10 +118,11 @@ class Adapter(abc.ABC):
                     f"{_describe(x)}: convert it with adapter.asarray, or call "
                     "xbackend.mul_sum to dispatch on the input's library"
                 )
-        devices = (self.device_of(a), self.device_of(b))
-        if devices[0] != devices[1]:
+        # None: no placement yet (a JAX tracer); the traced program runs where its caller puts it.
+        devices = [device for device in (self.device_of(a), self.device_of(b)) if device is not None]
+        if len(devices) == 2 and devices[0] != devices[1]:
             raise ValueError(f"inputs are on two devices: {devices[0]} and {devices[1]}")
-        if self.device_kind(devices[0]) != self.device:
+        if devices and self.device_kind(devices[0]) != self.device:
             raise ValueError(
                 f"{self.name} on {self.device} was given inputs on {devices[0]}; "
                 "inputs are never moved between devices behind your back"

@@ -17,7 +17,7 @@ from ._adapter import Adapter, require
 from ._array_api import ArrayApiAdapter
 from ._cupy import CupyAdapter, CupyEager, CupyFused
 from ._dask import DaskAdapter, DaskCluster
-from ._jax import JaxJit, JaxNumpy, JaxRows, JaxSharded
+from ._jax import JaxJit, JaxNumpy, JaxRows, JaxSharded, is_tracer, platform_of, tracer_class
 from ._numpy import NumpyAdapter
 from ._selection import Selected
 from ._semantics import Plan
@@ -125,6 +125,9 @@ def _library_of_type(cls: type) -> str | None:
         loaded = sys.modules.get(module)
         if loaded is not None and issubclass(cls, getattr(loaded, attr)):
             return library
+    tracer = tracer_class()
+    if tracer is not None and issubclass(cls, tracer):
+        return "jax"
     # Any other array API library: its arrays carry __array_namespace__, and its
     # package is already imported (the array exists), so checking imports nothing.
     if hasattr(cls, "__array_namespace__") and cls.__module__.split(".", 1)[0] in sys.modules:
@@ -151,13 +154,12 @@ def device_kind_of(library: str, x: Any) -> str:
         return x.device.type
     if library == "cupy":
         return "cuda"
-    devices = x.devices()
-    return next(iter(devices)).platform
+    return platform_of(x)
 
 
 def is_sharded(x: Any) -> bool:
-    """Whether JAX array ``x`` lives on several devices."""
-    return len(x.devices()) > 1
+    """Whether JAX array ``x`` lives on several devices (a tracer: not yet, so no)."""
+    return not is_tracer(x) and len(x.devices()) > 1
 
 
 def resolve_inputs(a: Any, b: Any) -> tuple[str, str, Plan]:
