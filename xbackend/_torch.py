@@ -110,7 +110,7 @@ class TorchAdapter(Adapter):
         """
         torch = self.torch
         return (
-            (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad))
+            ((a.requires_grad or b.requires_grad) and torch.is_grad_enabled())
             or torch._C._are_functorch_transforms_active()
             or torch.autograd.forward_ad._current_level >= 0
             or torch.compiler.is_compiling()
