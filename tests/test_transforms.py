@@ -160,6 +160,17 @@ def test_autograd_gives_the_gradient_of_the_eager_sum(strategy, shape_class):
     check_value_and_gradients(_torch_call(name), a, b)
 
 
+@pytest.mark.parametrize("strategy", TORCH_PARAMS)
+def test_an_empty_sum_keeps_the_graph(strategy):
+    """N = 0: zeros, and backward() through them gives zero gradients of the inputs' shapes."""
+    name, device = strategy
+    (a, _), (_, b) = _torch_inputs((0, 3), _torch_device(name, device)), _torch_inputs((1, 3), _torch_device(name, device))
+    out = _torch_call(name)(a, b)
+    assert out.shape == (3,) and not out.detach().any() and out.requires_grad
+    grad_a, grad_b = torch.autograd.grad(out, (a, b), torch.ones(3, device=a.device))
+    assert grad_a.shape == a.shape and grad_b.shape == b.shape and not grad_b.any()
+
+
 @pytest.mark.parametrize("dtype", ["float64", "complex64"])
 @pytest.mark.parametrize("strategy", TORCH_PARAMS)
 def test_autograd_in_other_dtypes(strategy, dtype):

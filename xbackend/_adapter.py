@@ -140,8 +140,12 @@ class Adapter(abc.ABC):
         """``sum(a * b, axis=0)`` with the shared semantics (see README)."""
         plan = self.plan(a, b)
         if plan.n == 0:
-            return self._zeros(plan)
+            return self._empty(a, b, plan)
         return self._compute(a, b, plan)
+
+    def _empty(self, a: Any, b: Any, plan: Plan) -> Any:
+        """The result of an empty sum (N = 0) of ``a`` and ``b``; torch keeps autograd's graph here."""
+        return self._zeros(plan)
 
     def kernel(self, a: Any, b: Any, plan: Plan) -> Callable[[Any, Any], Any]:
         """A function computing ``mul_sum`` for any inputs with the shapes, dtypes and devices of ``a`` and ``b``.
@@ -151,7 +155,7 @@ class Adapter(abc.ABC):
         it can, so that a tiny call pays no dispatch on top.
         """
         if plan.n == 0:
-            return lambda x, y: self._zeros(plan)
+            return lambda x, y: self._empty(x, y, plan)
         return lambda x, y: self._compute(x, y, plan)
 
     def prepare(self, a: Any, b: Any) -> float | None:

@@ -98,6 +98,10 @@ class TorchAdapter(Adapter):
         """
         return _compiled_kernel(a, b, self.torch_dtype(plan.out_dtype), self.torch_dtype(plan.acc_dtype))
 
+    def _empty(self, a: Any, b: Any, plan: Plan) -> Any:
+        # The eager formulation's empty sum is zeros with a grad_fn: backward() through it works.
+        return self._eager(a, b, plan) if self._transformed(a, b) else self._zeros(plan)
+
     def _transformed(self, a: Any, b: Any) -> bool:
         """Whether autograd, torch.func, forward AD or torch.compile must see this call's operations.
 
@@ -435,6 +439,4 @@ def traceable_mul_sum(a: Any, b: Any) -> Any:
     if a.device != b.device:
         raise ValueError(f"inputs are on two devices: {a.device} and {b.device}")
     plan = plan_mul_sum(tuple(a.shape), _dtype_name(a), tuple(b.shape), _dtype_name(b))
-    if plan.n == 0:
-        return torch.zeros(plan.out_shape, dtype=getattr(torch, plan.out_dtype), device=a.device)
     return _compiled_kernel(a, b, getattr(torch, plan.out_dtype), getattr(torch, plan.acc_dtype))
