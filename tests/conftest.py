@@ -7,6 +7,9 @@ os.environ.setdefault("JAX_ENABLE_X64", "1")
 # float32 dot_general precision is TF32 (u = 2**-11). jax-jit itself does no
 # dot_general and is tested with the permissive setting too (docs/numerics.md).
 os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
+# On a GPU, JAX would take 75% of the memory when its backend starts, starving
+# torch and CuPy in the same test process.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 # pytester runs the plugin and the property suite in scratch directories
 # (tests/test_plugin.py, tests/test_faults.py).

@@ -22,6 +22,8 @@ def adapter_params(pairs=None):
         if pairs is not None and (info.name, info.device) not in pairs:
             continue
         marks = [] if info.available else [pytest.mark.skip(reason=info.reason)]
+        if info.device != "cpu":
+            marks.append(pytest.mark.gpu)
         params.append(pytest.param(info.name, info.device, id=f"{info.name}@{info.device}", marks=marks))
     return params
 

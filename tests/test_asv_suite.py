@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("asv", reason="asv is in the test extra: pip install -e '.[test]'")
+# The suite itself imports asv_runner (asv's own benchmark runner) at module level.
+pytest.importorskip("asv_runner", reason="asv_runner comes with asv: pip install -e '.[test]'")
 
 from asv_support import REPO, make_workspace, saved_results, smoke_run  # noqa: E402
 

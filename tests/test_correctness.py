@@ -136,14 +136,18 @@ def test_complex_is_not_conjugated(xbackend_adapter):
 def _permissive_torch_precision():
     import torch
 
+    # TF32 switched on the way most user code does it, through the legacy flag:
+    # a strategy's own pin must cope with a setting made through the other API.
     matmul = torch.backends.cuda.matmul
-    saved = (matmul.fp32_precision, matmul.allow_fp16_reduced_precision_reduction, matmul.allow_bf16_reduced_precision_reduction)
-    matmul.fp32_precision = "tf32"
+    saved = (torch.get_float32_matmul_precision(), matmul.allow_fp16_reduced_precision_reduction,
+             matmul.allow_bf16_reduced_precision_reduction)
+    matmul.allow_tf32 = True
     matmul.allow_fp16_reduced_precision_reduction = matmul.allow_bf16_reduced_precision_reduction = True
     try:
         yield
     finally:
-        matmul.fp32_precision, matmul.allow_fp16_reduced_precision_reduction, matmul.allow_bf16_reduced_precision_reduction = saved
+        torch.set_float32_matmul_precision(saved[0])
+        matmul.allow_fp16_reduced_precision_reduction, matmul.allow_bf16_reduced_precision_reduction = saved[1:]
 
 
 @contextlib.contextmanager

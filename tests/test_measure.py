@@ -149,8 +149,12 @@ def test_floor_reads_the_same_bytes_and_is_a_ceiling():
     a, b = measure.host_inputs((2048, 1024), "float32")  # 16 MiB
     floor = measure.measure_floor("cpu", a, b, budget=TINY)
     assert floor.bytes == measure.bytes_moved(a.shape, "float32")
-    assert floor.device == "cpu" and "np.dot" in floor.method
+    assert floor.device == "cpu" and floor.method in floor.candidates
+    # Several independent kernels compete; the floor is the fastest of them.
+    assert any(name.startswith("np.dot") for name in floor.candidates)
+    assert any(name.startswith("np.einsum dot") for name in floor.candidates)
     assert floor.gbps == pytest.approx(floor.bytes / floor.timing.median_s / 1e9)
+    assert floor.gbps == pytest.approx(max(floor.candidates.values()))
     assert 0.1 < floor.gbps < 10_000  # a memory system, not a clock error
     naive = NaiveNumpy("cpu")
     slow = measure.time_mul_sum(naive, naive.asarray(a), naive.asarray(b), budget=TINY)
@@ -164,8 +168,12 @@ def test_floor_of_the_floor_kernel_is_about_one():
     copies = measure.cache_state(same, a.shape, "float32").copies
     timing = measure.time_mul_sum(same, same.asarray(a), same.asarray(b), budget=budget, copies=copies)
     floor = measure.measure_floor("cpu", a, b, budget=budget, copies=copies)
-    # Same kernel, same bytes, same cache state: 1 up to this shared machine's noise.
-    assert 0.5 < floor.timing.median_s / timing.median_s < 2.0
+    (dot,) = [gbps for name, gbps in floor.candidates.items() if name.startswith("np.dot")]
+    # Same kernel, same bytes, same cache state: 1 up to this shared machine's noise;
+    # the floor is the best candidate, so at least as fast.
+    same_gbps = floor.bytes / timing.median_s / 1e9
+    assert 0.5 < dot / same_gbps < 2.0
+    assert floor.gbps >= dot
 
 
 @pytest.mark.parametrize("name", ["torch-eager", "jax-jit"])
@@ -210,7 +218,9 @@ def test_rss_fallback_sees_a_large_temporary():
     if not xbackend.core.probes.rss_high_water_available():
         pytest.skip("/proc/self/clear_refs is not writable here")
     adapter = xbackend.get_adapter("torch-eager", "cpu")
-    a, b = measure.host_inputs((2048, 4096), "float32")  # a*b: 32 MiB, above glibc's mmap threshold
+    # a*b: 64 MiB, above the largest mmap threshold glibc adapts to (32 MiB), so
+    # the temporary is always fresh pages whatever earlier tests allocated.
+    a, b = measure.host_inputs((4096, 4096), "float32")
     extra, method = measure.extra_memory(adapter, adapter.asarray(a), adapter.asarray(b))
     assert "VmHWM" in method
     assert 0.9 * a.nbytes <= extra <= 1.5 * a.nbytes

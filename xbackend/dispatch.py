@@ -20,9 +20,9 @@ from . import selection
 from .backends import LIBRARIES, device_kind_of, library_of
 from .backends.base import Adapter
 from .backends.cupy import CupyAdapter
-from .backends.jax import JaxAdapter
+from .backends.jax import JaxAdapter, is_tracer
 from .backends.numpy import NumpyAdapter
-from .backends.torch import TorchAdapter
+from .backends.torch import TorchAdapter, compiling, traceable_mul_sum
 from .core.errors import AdapterUnavailable
 from .core.semantics import Plan
 from .registry import STRATEGIES, get_adapter, on_change, register_strategy
@@ -32,8 +32,8 @@ SHARDED_JAX_STRATEGY = "jax-sharded"
 
 
 def is_sharded(x: Any) -> bool:
-    """Whether JAX array ``x`` lives on several devices."""
-    return len(x.devices()) > 1
+    """Whether JAX array ``x`` lives on several devices (a tracer: not yet, so no)."""
+    return not is_tracer(x) and len(x.devices()) > 1
 
 
 def _default_strategy(library: str, a: Any) -> str:
@@ -177,10 +177,14 @@ def mul_sum(a: Any, b: Any) -> Any:
     The strategy comes from the selection table (``xbackend.choose(a, b)`` says
     which and why); the first call per input signature (types, shapes, dtypes,
     devices) validates and chooses, later ones call the cached kernel directly.
+    Every strategy's result carries torch autograd and composes with torch.func,
+    torch.compile and JAX's transforms (docs/transforms.md).
     """
     key = dispatch_key(a, b)
     kernel = _KERNELS.get(key) if key is not None else None
     if kernel is None:
+        if compiling(a):  # dynamo cannot trace the choice; see traceable_mul_sum
+            return traceable_mul_sum(a, b)
         kernel = _kernel_for(a, b)
         if key is not None:
             if len(_KERNELS) >= _MAX_KERNELS:

@@ -55,17 +55,23 @@ Choices, and why:
   Inputs under ``LATENCY_BYTES`` (the ``latency`` class, 3 x 4) fit in the
   L1 by design: such a cell measures per-call overhead, so its GB/s and
   fraction of floor are not reported (None).
-* Floor. A library dot over the flattened inputs (NumPy's BLAS dot on CPU;
-  CuPy / torch cuBLAS dot on GPU), measured in the same run on the same
-  hardware over the same bytes with the same cache state. BLAS has no
-  16-bit or integer dot (NumPy's fallback loops are not bandwidth-bound), so
-  for every dtype other than float32 / float64 the floor reads float32 arrays
-  of the same total bytes. The fraction is floor time / cell time. On the
-  CPU the dot reads buffers allocated by the cell's own framework (viewed in
-  place): NumPy asks the kernel for transparent huge pages for large arrays,
-  torch's and XLA's allocators do not, and on this project's 2-core machines
-  that alone made the same dot about 1.5x slower on torch-allocated memory. One
-  floor per (hardware, allocator) keeps the fraction about the strategy.
+* Floor. The fastest streaming read of the same bytes on the same hardware in
+  the same run: every floor kernel of every installed library (``floor_kernels``:
+  BLAS ``np.dot`` and ``np.einsum`` chunk dots on every core on the CPU;
+  ``torch.dot``, ``cupy.cublas.dot``, ``jax.jit(jnp.dot)`` on either), timed in
+  interleaved rounds; in a grid (``measure_grid``), also every strategy: where
+  one beats all kernels, it is the floor, and ``floor_method`` says so. BLAS
+  has no 16-bit or integer dot, so for every dtype other than float32 /
+  float64 the kernels read float32 arrays of the same total bytes. On the CPU
+  the kernels read buffers allocated by the cell's own framework where they can
+  view them (NumPy asks for transparent huge pages, torch's and XLA's
+  allocators do not: that alone moved a dot 1.5x on one 2-core VM); that
+  figure stays as ``memory_floor_gbps`` and the floor is the best over all
+  memories. The fraction is cell GB/s / floor GB/s.
+* Timing on a GPU. Device work is asynchronous: a sample times a batch of
+  back-to-back calls (``batch_size``: enough to span ``BATCH_TARGET_S``) with
+  device events (JAX: the host clock and ``block_until_ready``), as a loop of
+  calls runs in real code; a single call's launch is ``first_call_s``.
 * Extra memory: the adapter's ``extra_memory`` hook (tracemalloc for NumPy,
   CUDA peak statistics for torch, a CuPy memory hook, XLA's memory analysis
   for JAX, the RSS high-water mark otherwise); the method is named per cell.
@@ -249,6 +255,9 @@ class Timing:
     warmup_calls: int
     timer: str
     copies: int = 1
+    # Calls per sample: a sample times a batch of back-to-back calls on an
+    # asynchronous device (see ``batch_size``), one call elsewhere.
+    calls_per_sample: int = 1
 
     @functools.cached_property
     def _quantiles(self) -> tuple[float, float, float]:
@@ -285,16 +294,37 @@ def _sample(
     while time.perf_counter() - start < budget.warmup_s:
         timer.time(calls[warmup_calls % len(calls)])
         warmup_calls += 1
+    batch = batch_size(timer, calls)
+    turns = itertools.cycle(calls)
+
+    def run_batch() -> list[Any]:
+        return [next(turns)() for _ in range(batch)]
+
     samples: list[float] = []
     start = time.perf_counter()
     while len(samples) < budget.max_repeats:
-        samples.append(timer.time(calls[len(samples) % len(calls)]))
+        samples.append(timer.time(run_batch) / batch)
         elapsed = time.perf_counter() - start
         if elapsed >= budget.measure_s and len(samples) >= budget.min_repeats:
             break
         if elapsed >= _SLOW_CALL_BUDGETS * budget.measure_s and len(samples) >= _SLOW_CALL_SAMPLES:
             break
-    return Timing(tuple(samples), first_call_s, compile_s, warmup_calls, timer.method, len(calls))
+    return Timing(tuple(samples), first_call_s, compile_s, warmup_calls, timer.method, len(calls), batch)
+
+
+# A sample on an asynchronous device spans at least this long: a single call of a
+# few tens of microseconds would otherwise time its own launch and the empty
+# queue's start-up (10-30 us on an H200) more than its memory traffic.
+BATCH_TARGET_S = 1e-3
+MAX_BATCH = 100
+
+
+def batch_size(timer: Any, calls: Sequence[Callable[[], Any]]) -> int:
+    """Calls per sample: enough back-to-back calls to span ``BATCH_TARGET_S`` on an asynchronous device, else 1."""
+    if not getattr(timer, "asynchronous", False):
+        return 1
+    single = min(timer.time(calls[i % len(calls)]) for i in range(3))
+    return max(1, min(MAX_BATCH, math.ceil(BATCH_TARGET_S / max(single, 1e-7))))
 
 
 def time_mul_sum(adapter: Adapter, x: Any, y: Any, *, budget: Budget = DEFAULT_BUDGET, copies: int = 1) -> Timing:
@@ -332,21 +362,25 @@ def synchronized_call(adapter: Adapter, shape: Shape, dtype: str, seed: int = 0)
 # -- floor --------------------------------------------------------------------
 @dataclass(frozen=True)
 class Floor:
-    """The bandwidth floor: a library dot over ``bytes`` on ``device``."""
+    """The bandwidth floor: the fastest of several streaming reads of ``bytes`` on ``device``'s hardware.
+
+    ``candidates`` holds every candidate kernel's GB/s; ``method`` names the winner.
+    """
 
     timing: Timing
     bytes: int
     device: str
     method: str
+    candidates: dict[str, float] = field(default_factory=dict)
 
     @property
     def gbps(self) -> float:
         return self.bytes / self.timing.median_s / 1e9
 
 
-def floor_adapter(device: str) -> Adapter:
-    """The adapter whose library dot is the floor on ``device``'s hardware (see ``FLOOR_PREFERENCE``)."""
-    reasons = []
+def floor_adapters(device: str) -> list[Adapter]:
+    """Every available library adapter with floor kernels on ``device``'s hardware (see ``FLOOR_PREFERENCE``)."""
+    found, reasons = [], []
     for name in FLOOR_PREFERENCE:
         cls = STRATEGIES[name]
         for candidate in cls.devices:
@@ -354,9 +388,17 @@ def floor_adapter(device: str) -> Adapter:
                 continue
             reason = cls.unavailable_reason(candidate)
             if reason is None:
-                return get_adapter(name, candidate)
-            reasons.append(f"{name} on {candidate}: {reason}")
-    raise AdapterUnavailable(f"no library dot for the floor on {device}: " + "; ".join(reasons or ["no adapter"]))
+                found.append(get_adapter(name, candidate))
+            else:
+                reasons.append(f"{name} on {candidate}: {reason}")
+    if not found:
+        raise AdapterUnavailable(f"no floor kernel on {device}: " + "; ".join(reasons or ["no adapter"]))
+    return found
+
+
+def floor_adapter(device: str) -> Adapter:
+    """The first of ``floor_adapters(device)``: whose memory the floor reads when the cell's cannot be viewed."""
+    return floor_adapters(device)[0]
 
 
 def floor_inputs(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -365,6 +407,11 @@ def floor_inputs(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[np.ndarra
         return a, b
     elements = max(1, math.ceil(a.nbytes / 4))
     return host_inputs((elements,), "float32", seed)
+
+
+# Candidates are timed in this many interleaved rounds, so that a slow spell of a
+# shared machine lands on all of them rather than on one.
+FLOOR_ROUNDS = 3
 
 
 def measure_floor(
@@ -376,31 +423,69 @@ def measure_floor(
     copies: int = 1,
     memory_of: Adapter | None = None,
 ) -> Floor:
-    """Time a library dot over the bytes of host inputs ``a`` and ``b`` on the given device.
+    """The fastest streaming read of the bytes of host inputs ``a`` and ``b`` on the given device's hardware.
 
-    With ``memory_of`` (the adapter under test) the dot reads buffers allocated by
-    that adapter's framework wherever it can view them in place (``host_view``):
-    the same kind of pages the cell reads, so the fraction measures the strategy,
-    not the allocator.
+    Every floor kernel of every library available there is a candidate (a
+    given adapter: only its own). With ``memory_of`` (the adapter under test)
+    host kernels read buffers allocated by that adapter's framework wherever
+    they can view them in place (``host_view``): the same kind of pages the
+    cell reads, so the fraction measures the strategy, not the allocator.
     """
-    adapter = floor_adapter(adapter_or_device) if isinstance(adapter_or_device, str) else adapter_or_device
+    if isinstance(adapter_or_device, str):
+        adapters = floor_adapters(adapter_or_device)
+    else:
+        adapters = [adapter_or_device]
     fa, fb = floor_inputs(a, b)
-    pairs = [_floor_operands(adapter, memory_of, fa, fb) for _ in range(copies)]
-    x, y, owner = pairs[0]
-    timer = adapter.timer()
-    first_call_s = timer.time(lambda: adapter.floor_dot(x, y))
-    calls = [functools.partial(adapter.floor_dot, u, v) for u, v, _ in pairs]
-    timing = _sample(timer, calls, budget, first_call_s, None)
-    method = f"{adapter.floor_method()} on {adapter.device}, {fa.dtype.name}, in {owner}-allocated memory"
-    return Floor(timing, fa.nbytes + fb.nbytes, adapter.device, method)
+    candidates = []
+    for floor in adapters:
+        pairs = [_floor_operands(floor, memory_of, fa, fb) for _ in range(copies)]
+        owner = pairs[0][2]
+        for name, kernel in floor.floor_kernels().items():
+            label = f"{name} on {floor.device}, {fa.dtype.name}, in {owner}-allocated memory"
+            candidates.append((label, floor.timer(), [functools.partial(kernel, u, v) for u, v, _ in pairs]))
+    if not candidates:
+        raise AdapterUnavailable(f"no floor kernel among {', '.join(a.name for a in adapters)}")
+    timings = _interleaved(candidates, budget)
+    size = fa.nbytes + fb.nbytes
+    label, timing = min(timings.items(), key=lambda item: item[1].median_s)
+    rates = {name: size / each.median_s / 1e9 for name, each in timings.items()}
+    return Floor(timing, size, adapters[0].device, label, rates)
+
+
+def _interleaved(candidates: list[tuple[str, Any, list[Callable[[], Any]]]], budget: Budget) -> dict[str, Timing]:
+    """Each candidate's timing, sampled in ``FLOOR_ROUNDS`` rounds that alternate between the candidates."""
+    share = Budget(
+        warmup_s=budget.warmup_s / FLOOR_ROUNDS,
+        measure_s=budget.measure_s / FLOOR_ROUNDS,
+        min_repeats=max(1, budget.min_repeats // FLOOR_ROUNDS),
+        max_repeats=max(1, budget.max_repeats // FLOOR_ROUNDS),
+    )
+    parts: dict[str, list[Timing]] = {label: [] for label, _, _ in candidates}
+    first: dict[str, float] = {label: timer.time(calls[0]) for label, timer, calls in candidates}
+    for _ in range(FLOOR_ROUNDS):
+        for label, timer, calls in candidates:
+            parts[label].append(_sample(timer, calls, share, 0.0, None))
+    return {label: _merged(timings, first[label]) for label, timings in parts.items()}
+
+
+def _merged(timings: list[Timing], first_call_s: float) -> Timing:
+    samples = tuple(sample for timing in timings for sample in timing.samples_s)
+    warmup = sum(timing.warmup_calls for timing in timings)
+    return Timing(samples, first_call_s, None, warmup, timings[0].timer, timings[0].copies, timings[0].calls_per_sample)
 
 
 def floor_memory_owner(floor: Adapter, memory_of: Adapter | None) -> str:
-    """Whose allocator holds the floor's operands when measured for ``memory_of``."""
-    if memory_of is None or hardware(memory_of.device) != hardware(floor.device) or floor.device != "cpu":
+    """Whose allocator holds ``floor``'s operands when measured for ``memory_of``.
+
+    The cell's own memory wherever ``floor``'s kernels can read a zero-copy host
+    view of it (NumPy's, on the CPU), else the floor library's own.
+    """
+    if memory_of is None or floor.device != "cpu" or hardware(memory_of.device) != "cpu":
         return floor.framework
-    probe = memory_of.asarray(np.ones(1, np.float32) * 0.5)
-    return memory_of.framework if memory_of.host_view(probe) is not None else floor.framework
+    if memory_of.framework == floor.framework:
+        return floor.framework
+    view = memory_of.host_view(memory_of.asarray(np.ones(1, np.float32) * 0.5))
+    return memory_of.framework if view is not None and floor.is_native(view) else floor.framework
 
 
 def _floor_operands(floor: Adapter, memory_of: Adapter | None, fa: np.ndarray, fb: np.ndarray) -> tuple[Any, Any, str]:
@@ -478,6 +563,7 @@ class CellResult:
     noise: float | None = None
     noisy: bool | None = None
     repeats: int | None = None
+    calls_per_sample: int | None = None
     warmup_calls: int | None = None
     compile_s: float | None = None
     first_call_s: float | None = None
@@ -486,6 +572,7 @@ class CellResult:
     floor_median_s: float | None = None
     floor_noise: float | None = None
     floor_method: str | None = None
+    memory_floor_gbps: float | None = None
     fraction_of_floor: float | None = None
     extra_memory_bytes: int | None = None
     extra_memory_method: str | None = None
@@ -583,7 +670,7 @@ def _fill_timing(cell: CellResult, timing: Timing) -> None:
     cell.timer = timing.timer
     cell.median_s, cell.p20_s, cell.p80_s = timing.median_s, timing.p20_s, timing.p80_s
     cell.noise, cell.noisy = timing.noise, timing.noise > NOISE_WARNING
-    cell.repeats, cell.warmup_calls = timing.repeats, timing.warmup_calls
+    cell.repeats, cell.warmup_calls, cell.calls_per_sample = timing.repeats, timing.warmup_calls, timing.calls_per_sample
     cell.compile_s, cell.first_call_s = timing.compile_s, timing.first_call_s
     cell.samples_s = list(timing.samples_s)
 
@@ -591,6 +678,7 @@ def _fill_timing(cell: CellResult, timing: Timing) -> None:
 def _fill_floor(cell: CellResult, floor: Floor, timing: Timing) -> None:
     cell.floor_gbps, cell.floor_median_s = floor.gbps, floor.timing.median_s
     cell.floor_noise, cell.floor_method = floor.timing.noise, floor.method
+    cell.memory_floor_gbps = floor.gbps
     # A ratio of rates: the floor's bytes differ from the cell's by under 4
     # bytes where a 16-bit input has an odd element count.
     cell.fraction_of_floor = cell.gbps / floor.gbps
@@ -636,7 +724,9 @@ class SharedInputs:
         state = cache_state(adapter, self.shape, self.dtype)
         if not state.bandwidth:
             return None
-        return measure_floor(adapter, *self.inputs, budget=self.budget, copies=state.copies, memory_of=cell_adapter)
+        return measure_floor(
+            cell_adapter.device, *self.inputs, budget=self.budget, copies=state.copies, memory_of=cell_adapter
+        )
 
     def measure(self, adapter: Adapter, shape_class: str | None = None) -> CellResult:
         """``measure_cell`` for ``adapter`` on these inputs, with the shared check and floor."""
@@ -654,6 +744,34 @@ class SharedInputs:
             adapter, self.shape, self.dtype, shape_class=shape_class, budget=self.budget, seed=self.seed,
             inputs=self.inputs, floor=floor, check=check,
         )
+
+
+def best_floor(cells: Sequence[CellResult]) -> None:
+    """Give each cell of one (shape, dtype) the best floor of its hardware, kernels and strategies alike.
+
+    A cell's own floor was read in memory of its framework's allocator; it stays
+    as ``memory_floor_gbps`` (the allocator effect is its ratio to the floor).
+    The floor becomes the fastest read of these bytes on the hardware: the best
+    floor kernel in any memory, or a strategy that beat every kernel (then
+    ``floor_method`` says so), so no fraction exceeds 1 but by noise.
+    """
+    by_hardware: dict[str, list[CellResult]] = {}
+    for cell in cells:
+        if cell.gbps is not None and cell.floor_gbps is not None:
+            by_hardware.setdefault(hardware(cell.device), []).append(cell)
+    for group in by_hardware.values():
+        kernel = max(group, key=lambda cell: cell.floor_gbps or 0.0)
+        fastest = max(group, key=lambda cell: cell.gbps or 0.0)
+        best = (kernel.floor_gbps, kernel.floor_median_s, kernel.floor_noise, kernel.floor_method)
+        if (fastest.gbps or 0.0) > (kernel.floor_gbps or 0.0):
+            method = (
+                f"{fastest.adapter} on {fastest.device} (a strategy; faster than every floor kernel, "
+                f"best {kernel.floor_gbps:.4g} GB/s: {kernel.floor_method})"
+            )
+            best = (fastest.gbps, fastest.median_s, fastest.noise, method)
+        for cell in group:
+            cell.floor_gbps, cell.floor_median_s, cell.floor_noise, cell.floor_method = best
+            cell.fraction_of_floor = (cell.gbps or 0.0) / (cell.floor_gbps or math.inf)
 
 
 # -- a grid of cells ------------------------------------------------------------
@@ -712,6 +830,7 @@ def measure_grid(
                 progress(len(measured), len(cells), f"{cell.adapter.name} {cell.adapter.device} {cell.shape_class} {dtype}")
             measured[index] = shared.measure(cell.adapter, cell.shape_class)
         result.floors += [(first.shape_class, dtype, key, floor) for key, floor in shared.floors.items()]
+        best_floor([measured[index] for index in members])
         del shared
     result.cells = [(cell, measured[index]) for index, cell in enumerate(cells)]
     if progress:

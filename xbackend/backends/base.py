@@ -88,8 +88,8 @@ class Adapter(abc.ABC):
         """The dtype of native ``x`` as a name from ``xbackend._dtypes``."""
 
     @abc.abstractmethod
-    def device_of(self, x: Any) -> str:
-        """The device of native ``x`` as a full name ("cpu", "cuda:0", ...)."""
+    def device_of(self, x: Any) -> str | None:
+        """The device of native ``x`` as a full name ("cpu", "cuda:0", ...); None while it has none (a JAX tracer)."""
 
     @abc.abstractmethod
     def _zeros(self, plan: Plan) -> Any:
@@ -120,10 +120,11 @@ class Adapter(abc.ABC):
                     f"{_describe(x)}: convert it with adapter.asarray, or call "
                     "xbackend.mul_sum to dispatch on the input's library"
                 )
-        devices = (self.device_of(a), self.device_of(b))
-        if devices[0] != devices[1]:
+        # None: no placement yet (a JAX tracer); the traced program runs where its caller puts it.
+        devices = [device for device in (self.device_of(a), self.device_of(b)) if device is not None]
+        if len(devices) == 2 and devices[0] != devices[1]:
             raise ValueError(f"inputs are on two devices: {devices[0]} and {devices[1]}")
-        if self.device_kind(devices[0]) != self.device:
+        if devices and self.device_kind(devices[0]) != self.device:
             raise ValueError(
                 f"{self.name} on {self.device} was given inputs on {devices[0]}; "
                 "inputs are never moved between devices behind your back"
@@ -141,8 +142,12 @@ class Adapter(abc.ABC):
         """``sum(a * b, axis=0)`` with the shared semantics (see README)."""
         plan = self.plan(a, b)
         if plan.n == 0:
-            return self._zeros(plan)
+            return self._empty(a, b, plan)
         return self._compute(a, b, plan)
+
+    def _empty(self, a: Any, b: Any, plan: Plan) -> Any:
+        """The result of an empty sum (N = 0) of ``a`` and ``b``; torch keeps autograd's graph here."""
+        return self._zeros(plan)
 
     def kernel(self, a: Any, b: Any, plan: Plan) -> Callable[[Any, Any], Any]:
         """A function computing ``mul_sum`` for any inputs with the shapes, dtypes and devices of ``a`` and ``b``.
@@ -152,7 +157,7 @@ class Adapter(abc.ABC):
         it can, so that a tiny call pays no dispatch on top.
         """
         if plan.n == 0:
-            return lambda x, y: self._zeros(plan)
+            return lambda x, y: self._empty(x, y, plan)
         return lambda x, y: self._compute(x, y, plan)
 
     def prepare(self, a: Any, b: Any) -> float | None:
@@ -185,18 +190,14 @@ class Adapter(abc.ABC):
         """
         return None
 
-    def floor_dot(self, x: Any, y: Any) -> Any:
-        """A library dot of the flattened native ``x`` and ``y``: the bandwidth floor kernel.
+    def floor_kernels(self) -> dict[str, Callable[[Any, Any], Any]]:
+        """Streaming reads of the flattened native ``x`` and ``y`` (dots), by what they run: the floor's candidates.
 
-        It reads the same bytes as ``mul_sum`` and writes one number. None of a
-        framework's own strategies may be used here: the floor must not depend on
-        the code under test.
+        Each reads the same bytes as ``mul_sum`` and writes one number; the floor
+        is the fastest of every library's candidates on the hardware (and of the
+        strategies themselves, where one beats them all).
         """
-        raise NotImplementedError(f"{self.framework} has no floor kernel")
-
-    def floor_method(self) -> str:
-        """What ``floor_dot`` runs, for the report."""
-        return "none"
+        return {}
 
     def cache_bytes(self) -> int | None:
         """The last-level cache between this device and its memory (None when unknown)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 import time
 from typing import Any, Callable
 
@@ -19,7 +20,7 @@ from .base import Adapter, Library
 from .numpy import numpy_mul_sum
 from ..core.errors import UnsupportedDtypeError
 from ..core.dtypes import numpy_dtype, numpy_dtype_name
-from ..core.probes import HostTimer, MemoryUse, Timer, cpu_count
+from ..core.probes import HostTimer, MemoryUse, Timer, cpu_count, gpu_l2_cache_bytes
 from ..core.semantics import Plan
 
 _NEEDS_X64 = frozenset({"float64", "int64", "complex128"})
@@ -31,6 +32,36 @@ _X64_HINT = (
 
 def _jax() -> Any:
     return importlib.import_module("jax")
+
+
+def tracer_class() -> type | None:
+    """JAX's tracer base class when JAX is loaded, else None (nothing is imported).
+
+    Inside ``jax.jit``, ``grad``, ``vmap`` or ``shard_map`` a function sees
+    tracers. ``isinstance(tracer, jax.Array)`` is True, but since JAX 0.8.2
+    ``issubclass(type(tracer), jax.Array)`` is False, so a check by type needs
+    this class too (array-api-compat does the same).
+    """
+    jax = sys.modules.get("jax")
+    return getattr(getattr(jax, "core", None), "Tracer", None)
+
+
+def is_tracer(x: Any) -> bool:
+    """Whether ``x`` is a JAX tracer: abstract, with no buffer and no placement until the traced program runs."""
+    tracer = tracer_class()
+    return tracer is not None and isinstance(x, tracer)
+
+
+def platform_of(x: Any) -> str:
+    """The platform ("cpu", "gpu", ...) of JAX array ``x``; for a tracer, the default backend's.
+
+    A tracer has no ``devices()`` (it raises ``ConcretizationTypeError``): where
+    the traced program runs is decided when it runs, on the default backend
+    unless the caller placed it elsewhere.
+    """
+    if is_tracer(x):
+        return _jax().default_backend()
+    return next(iter(x.devices())).platform
 
 
 def _mul_sum_kernel(a: Any, b: Any, *, full_shape: tuple[int, ...], out_dtype: Any, acc_dtype: Any) -> Any:
@@ -159,7 +190,9 @@ class JaxAdapter(Adapter):
     def dtype_name(self, x: Any) -> str:
         return numpy_dtype_name(np.dtype(x.dtype))
 
-    def device_of(self, x: Any) -> str:
+    def device_of(self, x: Any) -> str | None:
+        if is_tracer(x):
+            return None  # no placement while tracing
         devices = x.devices()
         if len(devices) != 1:
             raise ValueError(f"{self.name} takes arrays on one device; this input is sharded over {len(devices)}")
@@ -174,16 +207,18 @@ class JaxAdapter(Adapter):
     def timer(self) -> Timer:
         # JAX has no device events in its API; dispatch is asynchronous, so the
         # host clock stops only after block_until_ready.
-        return HostTimer(self.synchronize, "host perf_counter around call + block_until_ready")
+        return HostTimer(
+            self.synchronize, "host perf_counter around call + block_until_ready", asynchronous=self.device != "cpu"
+        )
 
-    def floor_dot(self, x: Any, y: Any) -> Any:
+    def floor_kernels(self) -> dict[str, Callable[[Any, Any], Any]]:
         if self._floor is None:
             jnp = self.jnp
             self._floor = self.jax.jit(lambda u, v: jnp.dot(u.ravel(), v.ravel(), precision="highest"))
-        return self._floor(x, y)
+        return {"jax.jit(jnp.dot)": self._floor}
 
-    def floor_method(self) -> str:
-        return "jax.jit(jnp.dot) over the flattened inputs"
+    def cache_bytes(self) -> int | None:
+        return gpu_l2_cache_bytes() if self.device == "gpu" else super().cache_bytes()
 
     def device_description(self) -> str:
         if self.device == "cpu":
@@ -194,6 +229,26 @@ class JaxAdapter(Adapter):
         return {
             "XLA:CPU": f"its own intra-op pool over all {cpu_count()} CPUs; ignores OMP_NUM_THREADS and --threads",
         }
+
+    # The traced function; subclasses swap in another formulation of the same sum.
+    kernel_function = staticmethod(_mul_sum_kernel)
+
+    def _kernel_for(self, plan: Plan, **options: Any) -> Callable[[Any, Any], Any]:
+        return functools.partial(
+            self.kernel_function,
+            full_shape=plan.full_shape,
+            out_dtype=numpy_dtype(plan.out_dtype),
+            acc_dtype=numpy_dtype(plan.acc_dtype),
+            **options,
+        )
+
+    def _traced(self, plan: Plan) -> Callable[[Any, Any], Any]:
+        """The strategy's jnp formulation, inlined into the caller's trace (jit, grad, vmap, shard_map).
+
+        A compiled executable takes concrete arrays only; the traced function
+        composes with every transform, and the caller's jit compiles it.
+        """
+        return self._kernel_for(plan)
 
 
 class JaxJit(JaxAdapter):
@@ -216,18 +271,6 @@ class JaxJit(JaxAdapter):
         self._executables[key] = executable
         return executable, seconds
 
-    # The traced function; subclasses swap in another formulation of the same sum.
-    kernel_function = staticmethod(_mul_sum_kernel)
-
-    def _kernel_for(self, plan: Plan, **options: Any) -> Callable[[Any, Any], Any]:
-        return functools.partial(
-            self.kernel_function,
-            full_shape=plan.full_shape,
-            out_dtype=numpy_dtype(plan.out_dtype),
-            acc_dtype=numpy_dtype(plan.acc_dtype),
-            **options,
-        )
-
     def _jitted(self, plan: Plan) -> Any:
         return self.jax.jit(self._kernel_for(plan))
 
@@ -238,11 +281,16 @@ class JaxJit(JaxAdapter):
         return self._executable(a, b, plan)[1]
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        if is_tracer(a) or is_tracer(b):
+            return self._traced(plan)(a, b)
         out = self._executable(a, b, plan)[0](a, b)
         self._last_result = out
         return out
 
     def kernel(self, a: Any, b: Any, plan: Plan) -> Callable[[Any, Any], Any]:
+        if plan.n > 0 and (is_tracer(a) or is_tracer(b)):
+            # Cached under the tracer's type, apart from concrete arrays' executables.
+            return self._traced(plan)
         # The compiled executable itself: dispatch adds nothing to JAX's own call.
         return self._executable(a, b, plan)[0] if plan.n > 0 else super().kernel(a, b, plan)
 
@@ -291,7 +339,9 @@ class JaxSharded(JaxJit):
             return self.rows
         return self.replicated
 
-    def device_of(self, x: Any) -> str:
+    def device_of(self, x: Any) -> str | None:
+        if is_tracer(x):
+            return None
         devices = sorted(x.devices(), key=lambda device: device.id)
         return f"{devices[0].platform}:" + ",".join(str(device.id) for device in devices)
 
@@ -299,7 +349,7 @@ class JaxSharded(JaxJit):
         plan = super().plan(a, b)
         mesh_devices = set(self.mesh.devices.flat)
         for label, x in (("first", a), ("second", b)):
-            if set(x.devices()) != mesh_devices:
+            if not is_tracer(x) and set(x.devices()) != mesh_devices:
                 raise ValueError(
                     f"jax-sharded runs on all {self.mesh.size} {self.device} devices; the {label} input is on "
                     f"{self.device_of(x)}: place it with adapter.asarray, or jax.device_put it with a "
@@ -335,8 +385,8 @@ class JaxNumpy(JaxAdapter):
     without a copy, so ``np.einsum``'s single streaming pass (about 0.9 of the
     BLAS-dot floor on a 2-core CPU) replaces XLA:CPU's reduction, which is slow
     on short-wide shapes. Only the K-element result is copied back into JAX
-    (``jax.device_put``). CPU only; not traceable (it cannot run inside
-    ``jax.jit``), which ``xbackend.mul_sum`` never needs.
+    (``jax.device_put``). CPU only. A tracer has no buffer to view, so inside
+    ``jax.jit``, ``grad`` or ``vmap`` it runs jax-jit's formulation, traced.
     """
 
     name = "jax-numpy"
@@ -345,13 +395,16 @@ class JaxNumpy(JaxAdapter):
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
 
+        if is_tracer(a) or is_tracer(b):  # no buffer to view: jax-jit's formulation, traced
+            return self._traced(plan)(a, b)
         out = self.jax.device_put(numpy_mul_sum(self.host_view(a), self.host_view(b), plan), self._device)
         self._last_result = out
         return out
 
-
-def _device_kind(x: Any) -> str:
-    return next(iter(x.devices())).platform
+    def kernel(self, a: Any, b: Any, plan: Plan) -> Callable[[Any, Any], Any]:
+        if plan.n > 0 and (is_tracer(a) or is_tracer(b)):
+            return self._traced(plan)
+        return Adapter.kernel(self, a, b, plan)
 
 
 LIBRARY = Library(
@@ -359,8 +412,9 @@ LIBRARY = Library(
     strategies=(JaxJit, JaxRows, JaxNumpy, JaxSharded),
     default_strategy="jax-jit",
     devices={"cpu": "cpu", "gpu": "gpu"},
-    device_kind=_device_kind,
-    array_types=(("jax", "Array"),),
+    device_kind=platform_of,
+    # Tracers (inside jax.jit, grad, vmap) are JAX arrays too: see tracer_class.
+    array_types=(("jax", "Array"), ("jax.core", "Tracer")),
     floor_strategy="jax-jit",
     distributions=("jax", "jaxlib"),
 )

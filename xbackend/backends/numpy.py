@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import functools
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
 
 from .base import Adapter, Library, host_device
 from ..core.dtypes import numpy_dtype, numpy_dtype_name
-from ..core.probes import MemoryUse
+from ..core.probes import MemoryUse, cpu_count
 from ..core.semantics import Plan
 
 # Rows per upcast block are chosen so that one float32 block is about 1 MiB: it
@@ -83,11 +84,15 @@ class NumpyAdapter(Adapter):
     def host_view(self, x: np.ndarray) -> np.ndarray:
         return x
 
-    def floor_dot(self, x: np.ndarray, y: np.ndarray) -> Any:
-        return np.dot(x.ravel(), y.ravel())
-
-    def floor_method(self) -> str:
-        return f"np.dot over the flattened inputs ({_blas_description()})"
+    def floor_kernels(self) -> dict[str, Callable[[Any, Any], Any]]:
+        threads = cpu_count()
+        return {
+            f"np.dot ({_blas_description()})": lambda x, y: np.dot(x.ravel(), y.ravel()),
+            # BLAS is one implementation; np.einsum's own SIMD loop on every core is another.
+            f"np.einsum dot in {threads} row chunks on {threads} threads": functools.partial(
+                _threaded_einsum_dot, threads=threads
+            ),
+        }
 
     def fix_cpu_threads(self, threads: int) -> None:
         threadpoolctl = _threadpoolctl()
@@ -135,6 +140,18 @@ def _upcast_by_blocks(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
         block = slice(start, start + rows)
         acc += np.einsum("i...,i...->...", a[block].astype(acc_dtype), b[block].astype(acc_dtype))
     return acc
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+
+
+def _threaded_einsum_dot(x: np.ndarray, y: np.ndarray, *, threads: int) -> float:
+    """The dot of flattened ``x`` and ``y`` as ``threads`` chunk dots (np.einsum releases the GIL), summed."""
+    x, y = x.reshape(-1), y.reshape(-1)
+    pool = _POOLS.get(threads) or _POOLS.setdefault(threads, ThreadPoolExecutor(threads, "xbackend-floor"))
+    bounds = np.linspace(0, x.size, threads + 1, dtype=np.int64)
+    chunks = [(x[lo:hi], y[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return float(sum(pool.map(lambda pair: np.einsum("i,i->", *pair), chunks)))
 
 
 def _threadpoolctl() -> Any:

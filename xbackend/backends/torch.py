@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import sys
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -21,8 +22,8 @@ from ..core import dtypes as _dtypes
 from .base import Adapter, Library
 from .numpy import numpy_mul_sum
 from ..core.dtypes import numpy_dtype
-from ..core.probes import DeviceEventTimer, MemoryUse, Timer
-from ..core.semantics import Plan
+from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
+from ..core.semantics import Plan, plan_mul_sum
 
 
 def _torch() -> Any:
@@ -62,7 +63,7 @@ class TorchAdapter(Adapter):
     def host_view(self, x: Any) -> np.ndarray | None:
         if x.device.type != "cpu":
             return None
-        x = x.detach().resolve_conj().resolve_neg()
+        x = _resolved(x.detach())
         if x.dtype == self.torch.bfloat16:
             # NumPy has no bfloat16 of its own: view the bits, then reinterpret as ml_dtypes'.
             return x.view(self.torch.int16).numpy().view(numpy_dtype("bfloat16"))
@@ -76,7 +77,7 @@ class TorchAdapter(Adapter):
         return isinstance(x, self.torch.Tensor)
 
     def dtype_name(self, x: Any) -> str:
-        return str(x.dtype).removeprefix("torch.")
+        return _dtype_name(x)
 
     def device_of(self, x: Any) -> str:
         return str(x.device)
@@ -87,6 +88,38 @@ class TorchAdapter(Adapter):
     def _cast(self, a: Any, b: Any, plan: Plan) -> tuple[Any, Any]:
         dtype = self.torch_dtype(plan.out_dtype)
         return a.to(dtype), b.to(dtype)
+
+    def _eager(self, a: Any, b: Any, plan: Plan) -> Any:
+        """``torch.sum(a * b, 0)`` in torch ops only: what every strategy runs when autograd or a transform watches.
+
+        Its gradient is torch's own for ``torch.sum(a * b, 0)`` by construction
+        (complex: ``grad_a = sum-reduce(grad_out * conj(b))``, reduced over
+        broadcast dimensions), and torch.func (grad, vmap, jacrev, jvp),
+        double backward, forward AD and dynamo all see through it.
+        """
+        return _compiled_kernel(a, b, self.torch_dtype(plan.out_dtype), self.torch_dtype(plan.acc_dtype))
+
+    def _empty(self, a: Any, b: Any, plan: Plan) -> Any:
+        # The eager formulation's empty sum is zeros with a grad_fn: backward() through it works.
+        return self._eager(a, b, plan) if self._transformed(a, b) else self._zeros(plan)
+
+    def _transformed(self, a: Any, b: Any) -> bool:
+        """Whether autograd, torch.func, forward AD or torch.compile must see this call's operations.
+
+        Then only torch ops may run: a NumPy forward silently drops the graph
+        (and functorch tensors have no storage to view), ``out=`` kernels
+        refuse inputs that require grad, and a nested compiled call breaks
+        dynamo's graph and double backward. ``inference_mode`` and ``no_grad``
+        leave it False (the fast forward is correct there). About 0.4 us;
+        strategies that are differentiable themselves never ask.
+        """
+        torch = self.torch
+        return (
+            ((a.requires_grad or b.requires_grad) and torch.is_grad_enabled())
+            or torch._C._are_functorch_transforms_active()
+            or torch.autograd.forward_ad._current_level >= 0
+            or torch.compiler.is_compiling()
+        )
 
     # -- measurement hooks --------------------------------------------------
     def timer(self) -> Timer:
@@ -110,18 +143,12 @@ class TorchAdapter(Adapter):
         extra = cuda.max_memory_allocated() - before - out.nbytes
         return MemoryUse(out, max(0, extra), "torch.cuda.max_memory_allocated after reset_peak_memory_stats")
 
-    def floor_dot(self, x: Any, y: Any) -> Any:
-        return self.torch.dot(x.reshape(-1), y.reshape(-1))
-
-    def floor_method(self) -> str:
+    def floor_kernels(self) -> dict[str, Callable[[Any, Any], Any]]:
         library = "cuBLAS" if self.device == "cuda" else f"{self.torch.get_num_threads()} threads"
-        return f"torch.dot over the flattened inputs ({library})"
+        return {f"torch.dot ({library})": lambda x, y: self.torch.dot(x.reshape(-1), y.reshape(-1))}
 
     def cache_bytes(self) -> int | None:
-        if self.device != "cuda":
-            return super().cache_bytes()
-        properties = self.torch.cuda.get_device_properties(self.torch.cuda.current_device())
-        return getattr(properties, "L2_cache_size", None)
+        return gpu_l2_cache_bytes() if self.device == "cuda" else super().cache_bytes()
 
     def device_description(self) -> str:
         if self.device != "cuda":
@@ -146,17 +173,16 @@ class TorchEager(TorchAdapter):
     name = "torch-eager"
     formulation = "torch.sum(a * b, dim=0, dtype=<accumulation dtype>)"
 
-    def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
-        a, b = self._cast(a, b, plan)
-        # dtype= keeps integers from widening to int64 and makes half precision
-        # accumulate in float32.
-        out = self.torch.sum(a * b, dim=0, dtype=self.torch_dtype(plan.acc_dtype))
-        return out.to(self.torch_dtype(plan.out_dtype))
+    # Differentiable and traceable as it stands: no check of autograd or transforms.
+    _compute = TorchAdapter._eager
 
 
 class TorchEinsum(TorchAdapter):
     name = "torch-einsum"
-    formulation = "torch.einsum('i...,i...->...', a, b), full-precision matmul pinned on CUDA"
+    formulation = (
+        "torch.einsum('i...,i...->...', a, b), full-precision matmul pinned on CUDA; complex: one real einsum "
+        "of the (real, imag) pairs (a complex matmul's alpha = 1+0j turns infinities into NaN)"
+    )
 
     def unsupported_dtypes(self) -> frozenset[str]:
         # CUDA's bmm has no integer kernels.
@@ -173,30 +199,47 @@ class TorchEinsum(TorchAdapter):
         # einsum cannot broadcast the contracted label from 1 to N: expand (views).
         a, b = a.expand(plan.full_shape), b.expand(plan.full_shape)
         with self._full_precision_matmul():
+            if a.is_complex():
+                return self._complex_einsum(a, b)
             return self.torch.einsum("i...,i...->...", a, b)
+
+    def _complex_einsum(self, a: Any, b: Any) -> Any:
+        """The complex sum from one real einsum of the (real, imag) pairs: the 2 x 2 sums of component products.
+
+        A complex batched matmul scales its result by ``alpha = 1+0j``, and
+        ``(1+0j) * (nan+infj)`` is ``nan+nanj``: one infinite product would turn
+        the whole sum into NaN where the exact sum (the oracle) is ``nan+infj``.
+        Real matmuls keep IEEE infinities, and the error stays within the bound
+        (each component is two sums of N products and one subtraction).
+        """
+        torch = self.torch
+        pairs = torch.einsum("i...c,i...d->...cd", torch.view_as_real(_resolved(a)), torch.view_as_real(_resolved(b)))
+        return torch.complex(pairs[..., 0, 0] - pairs[..., 1, 1], pairs[..., 0, 1] + pairs[..., 1, 0])
 
     @contextlib.contextmanager
     def _full_precision_matmul(self) -> Iterator[None]:
         if self.device != "cuda":
             yield
             return
-        matmul = self.torch.backends.cuda.matmul
+        torch = self.torch
+        matmul = torch.backends.cuda.matmul
+        # set_float32_matmul_precision writes torch's legacy and new TF32 settings
+        # together: setting only the new fp32_precision leaves a legacy
+        # allow_tf32=True beside it, and torch then refuses to read either.
         saved = (
-            matmul.fp32_precision,
+            torch.get_float32_matmul_precision(),
             matmul.allow_fp16_reduced_precision_reduction,
             matmul.allow_bf16_reduced_precision_reduction,
         )
-        matmul.fp32_precision = "ieee"
+        torch.set_float32_matmul_precision("highest")
         matmul.allow_fp16_reduced_precision_reduction = False
         matmul.allow_bf16_reduced_precision_reduction = False
         try:
             yield
         finally:
-            (
-                matmul.fp32_precision,
-                matmul.allow_fp16_reduced_precision_reduction,
-                matmul.allow_bf16_reduced_precision_reduction,
-            ) = saved
+            torch.set_float32_matmul_precision(saved[0])
+            matmul.allow_fp16_reduced_precision_reduction = saved[1]
+            matmul.allow_bf16_reduced_precision_reduction = saved[2]
 
 
 class TorchNumpy(TorchAdapter):
@@ -207,8 +250,9 @@ class TorchNumpy(TorchAdapter):
     memory bandwidth and not arithmetic is the limit), while ``torch.sum(a * b)``
     writes and re-reads an N x K product and torch's einsum runs a batched
     matmul of K tiny products. ``Tensor.numpy()`` and ``torch.from_numpy`` share
-    memory, so only the K-element result is new. CPU only; autograd does not
-    see this computation (inputs are detached).
+    memory, so only the K-element result is new. CPU only. Autograd cannot see
+    a NumPy computation, so inputs that require grad (and torch.func or
+    torch.compile) get the eager formulation (``_transformed``).
     """
 
     name = "torch-numpy"
@@ -216,6 +260,8 @@ class TorchNumpy(TorchAdapter):
     formulation = "np.einsum('i...,i...->...') on zero-copy NumPy views of the tensors (the numpy strategy), result wrapped by torch.from_numpy"
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        if self._transformed(a, b):
+            return self._eager(a, b, plan)
         out = numpy_mul_sum(self.host_view(a), self.host_view(b), plan)
         return self._from_numpy(np.require(out, requirements="C"))
 
@@ -242,24 +288,50 @@ class TorchBlocked(TorchAdapter):
     formulation = "row blocks of ~BLOCK_BYTES: torch.mul(a[blk], b[blk], out=buf); acc += buf.sum(0, dtype=<accumulation dtype>)"
     BLOCK_BYTES = 1 << 20
 
+    def _block_bytes(self) -> int:
+        # On a GPU each block costs three kernel launches: 1 MiB blocks made a
+        # large input host-bound. A quarter of the L2 keeps the product's re-read
+        # in cache with a few launches per call.
+        if self.device == "cuda":
+            return max(self.BLOCK_BYTES, (self.cache_bytes() or 0) // 4)
+        return self.BLOCK_BYTES
+
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        if self._transformed(a, b):  # out= kernels have no autograd
+            return self._eager(a, b, plan)
         torch = self.torch
         a, b = self._cast(a, b, plan)
         a, b = a.expand(plan.full_shape), b.expand(plan.full_shape)
         row_elements = max(1, int(np.prod(plan.out_shape)))
-        rows = max(1, self.BLOCK_BYTES // (row_elements * a.element_size()))
+        rows = max(1, self._block_bytes() // (row_elements * a.element_size()))
         acc = torch.zeros(plan.out_shape, dtype=self.torch_dtype(plan.acc_dtype), device=self.device)
         buffer = torch.empty((min(rows, plan.n), *plan.out_shape), dtype=a.dtype, device=self.device)
         for start in range(0, plan.n, rows):
             stop = min(plan.n, start + rows)
             block = buffer[: stop - start]
             torch.mul(a[start:stop], b[start:stop], out=block)
-            acc += block.sum(0, dtype=acc.dtype)
+            _accumulate(torch, acc, block.sum(0, dtype=acc.dtype))
         return acc.to(self.torch_dtype(plan.out_dtype))
 
 
+def _accumulate(torch: Any, acc: Any, partial: Any) -> None:
+    """``acc += partial`` with IEEE addition per component, complex included.
+
+    ATen's complex ``add`` computes ``acc + alpha * partial`` with ``alpha = 1+0j``,
+    and ``(1+0j) * (nan+infj)`` is ``nan+nanj``: an infinite component of a
+    partial sum would turn into NaN. Added as real pairs it stays infinite, as
+    in the exact sum (the oracle) and ``torch.sum`` itself.
+    """
+    if acc.is_complex():
+        acc, partial = torch.view_as_real(acc), torch.view_as_real(partial)
+    acc += partial
+
+
 def _compiled_kernel(a: Any, b: Any, out_dtype: Any, acc_dtype: Any) -> Any:
-    # Tensor methods only: dynamo cannot trace the lazy torch import.
+    """The eager formulation of every torch strategy, and torch-compile's compiled kernel."""
+    # Tensor methods only: dynamo cannot trace the lazy torch import. dtype=
+    # keeps integers from widening to int64 and makes half precision accumulate
+    # in float32.
     return (a.to(out_dtype) * b.to(out_dtype)).sum(dim=0, dtype=acc_dtype).to(out_dtype)
 
 
@@ -320,14 +392,57 @@ class TorchCompile(TorchAdapter):
         plan = self.plan(a, b)
         if plan.n == 0 or not self._compiles(plan, a):
             return None
-        return self._executable(a, b)[1]
+        return self._executable(_resolved(a), _resolved(b))[1]
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
-        if not self._compiles(plan, a):
-            a, b = self._cast(a, b, plan)
-            out = self.torch.sum(a * b, dim=0, dtype=self.torch_dtype(plan.acc_dtype))
-            return out.to(self.torch_dtype(plan.out_dtype))
+        # Under autograd or a transform the eager formulation runs: a compiled
+        # call supports no double backward and no torch.func, and inside the
+        # user's own torch.compile inductor fuses the eager formulation anyway.
+        if not self._compiles(plan, a) or self._transformed(a, b):
+            return self._eager(a, b, plan)
+        a, b = _resolved(a), _resolved(b)
         return self._executable(a, b)[0](a, b)
+
+
+def _resolved(x: Any) -> Any:
+    """``x`` with its lazy negation and conjugation applied; ``x`` itself (free) when neither bit is set.
+
+    ``x.conj().imag`` is a view whose negative bit says "negate on read".
+    Eager ATen kernels honour the bit; inductor's generated code reads the
+    storage as it is (pytorch#145093): a compiled sum of such a view returns
+    the negated sum. Every kernel that reads storage directly (compiled code,
+    NumPy views) must see resolved tensors.
+    """
+    return x.resolve_conj().resolve_neg()
+
+
+def _dtype_name(x: Any) -> str:
+    return str(x.dtype).removeprefix("torch.")
+
+
+def compiling(a: Any) -> bool:
+    """Whether ``a`` is a tensor that dynamo is tracing (``torch.compile`` of user code calling ``mul_sum``)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(a, torch.Tensor) and torch.compiler.is_compiling()
+
+
+def traceable_mul_sum(a: Any, b: Any) -> Any:
+    """``mul_sum`` inside dynamo's trace when no kernel is cached for the inputs' signature.
+
+    Choosing a strategy reads the selection table from disk and creating an
+    adapter imports modules, neither of which dynamo can trace
+    (``fullgraph=True`` refuses the graph break). Inside a compiled graph the
+    strategy does not matter: inductor fuses the eager formulation's multiply
+    into its reduction. So the inputs are validated by the shared rules and the
+    eager formulation runs; nothing is cached.
+    """
+    torch = sys.modules["torch"]
+    if not isinstance(b, torch.Tensor):
+        raise TypeError(f"inputs come from two libraries: torch and {type(b).__module__}.{type(b).__qualname__}")
+    if a.device != b.device:
+        raise ValueError(f"inputs are on two devices: {a.device} and {b.device}")
+    plan = plan_mul_sum(tuple(a.shape), _dtype_name(a), tuple(b.shape), _dtype_name(b))
+    return _compiled_kernel(a, b, getattr(torch, plan.out_dtype), getattr(torch, plan.acc_dtype))
 
 
 def _device_kind(x: Any) -> str:

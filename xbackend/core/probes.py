@@ -8,9 +8,11 @@ library and NumPy are imported here.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +24,15 @@ _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
 class Timer(Protocol):
-    """Times one call of a zero-argument function, including the device work it starts."""
+    """Times one call of a zero-argument function, including the device work it starts.
+
+    ``asynchronous``: the device runs behind the host (GPUs), so a call returns
+    before its work is done and back-to-back calls overlap launch with work;
+    measurement then times batches of calls, as a real caller's loop runs them.
+    """
 
     method: str
+    asynchronous: bool
 
     def time(self, call: Callable[[], Any]) -> float:
         """Seconds from the call's start until its device work has finished."""
@@ -34,9 +42,15 @@ class Timer(Protocol):
 class HostTimer:
     """The host clock around the call and a synchronize: right on CPUs, and on any device that can synchronize."""
 
-    def __init__(self, synchronize: Callable[..., None], method: str = "host perf_counter around call + synchronize") -> None:
+    def __init__(
+        self,
+        synchronize: Callable[..., None],
+        method: str = "host perf_counter around call + synchronize",
+        asynchronous: bool = False,
+    ) -> None:
         self._synchronize = synchronize
         self.method = method
+        self.asynchronous = asynchronous
 
     def time(self, call: Callable[[], Any]) -> float:
         start = time.perf_counter()
@@ -51,6 +65,8 @@ class DeviceEventTimer:
     Works for any framework whose events have ``record()`` and ``synchronize()``;
     ``elapsed_ms(start, end)`` is the framework's own reading of the interval.
     """
+
+    asynchronous = True
 
     def __init__(self, start: Any, end: Any, elapsed_ms: Callable[[Any, Any], float], method: str) -> None:
         self._start, self._end = start, end
@@ -101,15 +117,25 @@ def rss_extra_memory(call: Callable[[], Any], output_bytes: Callable[[Any], int]
     Writing 5 to ``/proc/self/clear_refs`` resets ``VmHWM`` to the current RSS
     (Linux). This counts pages first touched during the call, so memory the
     allocator reuses without returning it to the OS is missed: a lower bound.
+    Free heap memory is returned to the OS first (glibc ``malloc_trim``), so
+    that a temporary cannot hide in space freed by earlier work.
     """
     method = "CPU RSS high-water mark (VmHWM after clear_refs=5), a lower bound"
     if not rss_high_water_available():
         return MemoryUse(call(), None, "no probe: /proc/self/clear_refs is not writable here")
+    _return_free_heap()
     _CLEAR_REFS.write_text("5")
     before = _status_kib("VmHWM")
     out = call()
     rise = (_status_kib("VmHWM") - before) * 1024
     return MemoryUse(out, max(0, rise - output_bytes(out)), method)
+
+
+def _return_free_heap() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def _parse_size(text: str) -> int:
@@ -135,6 +161,20 @@ def cpu_last_level_cache_bytes() -> int | None:
 
 
 @functools.cache
+def gpu_l2_cache_bytes() -> int | None:
+    """The L2 cache of CUDA device 0, read through whichever of CuPy and torch is already loaded (None: neither).
+
+    JAX has no such query, and loading a framework just for it is not worth it.
+    """
+    cupy = sys.modules.get("cupy")
+    if cupy is not None:
+        return int(cupy.cuda.Device(0).attributes["L2CacheSize"])
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return getattr(torch.cuda.get_device_properties(0), "L2_cache_size", None)
+    return None
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
