@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._adapter import Adapter, require
+from ._adapter import Adapter, require, unsupported_array
 from ._array_api import ArrayApiAdapter
 from ._cupy import CupyAdapter, CupyEager, CupyFused
 from ._dask import DaskAdapter, DaskCluster
@@ -133,7 +133,14 @@ def _library_of_type(cls: type) -> str | None:
 
 
 def library_of(x: Any) -> str:
-    """The array library of ``x``; ``TypeError`` for anything that is not an array."""
+    """The array library of ``x``; ``TypeError`` for anything that is not an array.
+
+    Masked and sparse arrays raise ``TypeError`` and dask arrays of unknown
+    chunk sizes ``ValueError``, naming the fix (``_adapter.unsupported_array``).
+    """
+    problem = unsupported_array(x)
+    if problem is not None:
+        raise problem
     library = _library_of_type(type(x))
     if library is None:
         raise TypeError(
@@ -165,8 +172,6 @@ def resolve_inputs(a: Any, b: Any) -> tuple[str, str, Plan]:
     library_a, library_b = library_of(a), library_of(b)
     if library_a != library_b:
         raise TypeError(f"inputs come from two libraries: {library_a} and {library_b}")
-    if isinstance(a, np.generic) or isinstance(b, np.generic):
-        raise ValueError("mul_sum needs inputs of at least one dimension (dim 0 is reduced); got a 0-d scalar")
     device = device_kind_of(library_a, a)
     default = SHARDED_JAX_STRATEGY if library_a == "jax" and is_sharded(a) else DEFAULT_STRATEGY[library_a]
     if device not in STRATEGIES[default].devices:
@@ -182,7 +187,9 @@ _MAX_KERNELS = 4096
 def dispatch_key(a: Any, b: Any) -> tuple[Any, ...] | None:
     """The input signature ``mul_sum`` caches its kernel under; None for inputs it does not cache."""
     try:
-        key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, a.device, b.device)
+        # The layout too: a torch sparse tensor must not reuse a dense tensor's kernel.
+        key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, a.device, b.device,
+               getattr(a, "layout", None), getattr(b, "layout", None))
         hash(key)
     except Exception:  # no .device (dask), unhashable parts, tracers: validated on every call
         return None
