@@ -187,9 +187,10 @@ _MAX_KERNELS = 4096
 def dispatch_key(a: Any, b: Any) -> tuple[Any, ...] | None:
     """The input signature ``mul_sum`` caches its kernel under; None for inputs it does not cache."""
     try:
-        # The layout too: a torch sparse tensor must not reuse a dense tensor's kernel.
-        key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, a.device, b.device,
-               getattr(a, "layout", None), getattr(b, "layout", None))
+        key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, a.device, b.device)
+        if type(a) is not np.ndarray:  # NumPy has no layouts; skipping the lookup keeps tiny calls cheap
+            # A torch sparse tensor must not reuse a dense tensor's kernel.
+            key += (getattr(a, "layout", None), getattr(b, "layout", None))
         hash(key)
     except Exception:  # no .device (dask), unhashable parts, tracers: validated on every call
         return None
