@@ -42,10 +42,10 @@ from dataclasses import dataclass, field
 
 os.environ.setdefault("JAX_ENABLE_X64", "1")  # float64 on the jax adapters too
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import xbackend  # noqa: E402
-from xbackend.testing import check_against, reference  # noqa: E402
+import xbackend
+from xbackend.testing import check_against, reference
 
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 KS = (1, 2, 3, 4, 8)

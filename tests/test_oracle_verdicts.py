@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 import pytest
-
 from planted_faults import DropsLastRow, NegatesResult
+
 from xbackend.testing import (
     FAILURE_PROBABILITY,
     check_against,

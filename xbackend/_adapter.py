@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import abc
 import importlib.metadata
-import math
 import importlib.util
+import math
 from typing import Any, Callable, ClassVar
 
 import numpy as np

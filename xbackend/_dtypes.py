@@ -71,8 +71,8 @@ def check_supported(dtype: str, *, where: str) -> None:
 
 # Dtype families outside the table: (name prefixes, why, what to do instead).
 _REFUSED: Final = (
-    (("uint16", "uint32", "uint64"), "unsigned integers wider than 8 bits have no signed dtype holding both ranges "
-     "(uint64 with int64 has no integer result) and few framework kernels",
+    (("uint16", "uint32", "uint64"), ("unsigned integers wider than 8 bits have no signed dtype holding both ranges "
+     "(uint64 with int64 has no integer result) and few framework kernels"),
      "cast to a wider signed dtype (int32 for uint16, int64 for uint32)"),
     (("float128", "complex256", "longdouble", "clongdouble", "float96", "complex192"),
      "extended precision exists in NumPy only, with a platform-dependent format",
