@@ -250,7 +250,7 @@ class TorchBlocked(TorchAdapter):
         a, b = a.to(dtype).expand(plan.full_shape), b.to(dtype).expand(plan.full_shape)
         product = self.torch_dtype(plan.product_dtype)
         row_elements = max(1, int(np.prod(plan.out_shape)))
-        rows = max(1, self.BLOCK_BYTES // (row_elements * torch.empty((), dtype=product).element_size()))
+        rows = max(1, self.BLOCK_BYTES // (row_elements * product.itemsize))
         acc = torch.zeros(plan.out_shape, dtype=self.torch_dtype(plan.acc_dtype), device=self.device)
         buffer = torch.empty((min(rows, plan.n), *plan.out_shape), dtype=product, device=self.device)
         for start in range(0, plan.n, rows):
