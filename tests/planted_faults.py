@@ -46,7 +46,16 @@ class ConjugatesFirstInput(TorchEager):
         return super()._compute(a.conj(), b, plan)
 
 
-PLANTED = (DropsLastRow, AccumulatesInInputDtype, ConjugatesFirstInput)
+class NegatesResult(NumpyAdapter):
+    """Returns ``-sum(a * b)``: a sign flip (what a lost negative bit does, W1 of issue 11)."""
+
+    name = "planted-negate"
+
+    def _compute(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> Any:
+        return -super()._compute(a, b, plan)
+
+
+PLANTED = (DropsLastRow, AccumulatesInInputDtype, ConjugatesFirstInput, NegatesResult)
 
 
 def register() -> None:

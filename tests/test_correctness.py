@@ -79,7 +79,7 @@ def test_mul_sum_matches_oracle(xbackend_adapter, dtype, spec):
     assert ad.dtype_name(out) == plan.out_dtype == dtype
     assert tuple(out.shape) == plan.out_shape
     assert ad.device_kind(ad.device_of(out)) == ad.device
-    assert_mul_sum_close(out, case.a, case.b)
+    assert_mul_sum_close(out, case.a, case.b, bound="probabilistic")
 
 
 def test_sweep_passes(xbackend_adapter):
@@ -115,7 +115,7 @@ def test_half_precision_accumulates_in_float32(xbackend_adapter, dtype_name):
         pytest.skip(ad.unsupported_dtype_reason(dtype_name))
     case = build_case(CaseSpec((100_000, 2), (100_000, 2), magnitude="positive", seed=7), dtype_name)
     out = ad.mul_sum(ad.asarray(case.a), ad.asarray(case.b))
-    assert_mul_sum_close(out, case.a, case.b)
+    assert_mul_sum_close(out, case.a, case.b, bound="probabilistic")
     # The case discriminates: NumPy's axis-0 sum accumulates row by row in the input dtype.
     narrow = np.asarray(np.sum(case.a * case.b, axis=0))
     assert check_mul_sum(narrow, case.a, case.b).failure is not None

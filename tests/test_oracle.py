@@ -109,14 +109,20 @@ def test_gamma():
 
 
 def test_bound_formula_float32():
-    a, b = arrays("float32", [1, 2, 3, 4], [1, 1, 1, -1])  # S = 10, s = 2
-    expected = 2 * (U32 + gamma(4, U32)) * 10 + 4 * 2.0**-126 + (U32 + U64) * 2
+    # Not integers: their sums would be exact in every order (see test_exact_sums_are_bounded_by_output_rounding).
+    a, b = arrays("float32", [1.1, 2.2, 3.3, 4.4], [1, 1, 1, -1])
+    big, s = np.abs(a.astype(np.float64)).sum(), float(np.sum(a.astype(np.float64) * b))
+    expected = 2 * (U32 + gamma(4, U32)) * big + 4 * 2.0**-126 + (U32 + U64) * abs(s)
     assert error_bound(reference(a, b)) == pytest.approx(expected, rel=1e-15)
 
 
-def test_bound_formula_half_precision_accumulates_in_float32():
-    a, b = arrays("float16", [1, 2, 3, 4], [1, 1, 1, -1])
-    expected = 2 * (U16 + gamma(4, U32)) * 10 + 4 * 2.0**-126 + (U16 + U64) * 2
+def test_bound_formula_half_precision_products_are_formed_in_float32():
+    a, b = arrays("float16", [1.1e-3, 2.2, 3.3, 4.4e3], [1.3, 1.7, 1.9, -1.1])
+    p = a.astype(np.float64) * b.astype(np.float64)  # exact: float16 products fit float32's significand
+    big, s = np.abs(p).sum(), float(p.sum())
+    assert not reference(a, b).components[0].exact  # S exceeds 2**24 times the products' quantum
+    # Products are formed in float32, exactly: no float16 rounding term, only float32's and the output's.
+    expected = 2 * (U32 + gamma(4, U32)) * big + 4 * 2.0**-126 + (U16 + U64) * abs(s)
     assert error_bound(reference(a, b)) == pytest.approx(expected, rel=1e-15)
 
 

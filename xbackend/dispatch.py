@@ -47,8 +47,6 @@ def resolve_inputs(a: Any, b: Any) -> tuple[str, str, Plan]:
     library_a, library_b = library_of(a), library_of(b)
     if library_a != library_b:
         raise TypeError(f"inputs come from two libraries: {library_a} and {library_b}")
-    if isinstance(a, np.generic) or isinstance(b, np.generic):
-        raise ValueError("mul_sum needs inputs of at least one dimension (dim 0 is reduced); got a 0-d scalar")
     device = device_kind_of(library_a, a)
     default = _default_strategy(library_a, a)
     if device not in STRATEGIES[default].devices:
@@ -145,6 +143,9 @@ def dispatch_key(a: Any, b: Any) -> tuple[Any, ...] | None:
     """The input signature ``mul_sum`` caches its kernel under; None for inputs it does not cache."""
     try:
         key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, a.device, b.device)
+        if type(a) is not np.ndarray:  # NumPy has no layouts; skipping the lookup keeps tiny calls cheap
+            # A torch sparse tensor must not reuse a dense tensor's kernel.
+            key += (getattr(a, "layout", None), getattr(b, "layout", None))
         hash(key)
     except Exception:  # no .device (dask), unhashable parts, tracers: validated on every call
         return None

@@ -17,7 +17,7 @@ import functools
 from typing import Any
 
 from . import array_api, cupy, dask, jax, numpy, torch
-from .base import Adapter, Library
+from .base import Adapter, Library, unsupported_array
 
 # Order matters twice: detection tries the records in turn (NumPy first, the
 # generic array-API record last), and ``floor_rank`` breaks ties between floors.
@@ -47,7 +47,14 @@ def _library_of_type(cls: type) -> str | None:
 
 
 def library_of(x: Any) -> str:
-    """The array library of ``x``; ``TypeError`` for anything that is not an array."""
+    """The array library of ``x``; ``TypeError`` for anything that is not an array.
+
+    Masked and sparse arrays raise ``TypeError`` and dask arrays of unknown
+    chunk sizes ``ValueError``, naming the fix (``base.unsupported_array``).
+    """
+    problem = unsupported_array(x)
+    if problem is not None:
+        raise problem
     library = _library_of_type(type(x))
     if library is None:
         raise TypeError(

@@ -150,8 +150,9 @@ class ArrayApiAdapter(Adapter):
             for name in (plan.out_dtype, plan.acc_dtype)
         )
         # copy=False: the standard's astype copies by default, even to the same dtype.
-        a = xp.broadcast_to(xp.astype(a, out_dtype, copy=False), plan.full_shape)
-        b = xp.broadcast_to(xp.astype(b, out_dtype, copy=False), plan.full_shape)
+        # Products are formed in the accumulation dtype (the plan's product_dtype).
+        a = xp.broadcast_to(xp.astype(a, acc_dtype, copy=False), plan.full_shape)
+        b = xp.broadcast_to(xp.astype(b, acc_dtype, copy=False), plan.full_shape)
         # dtype= keeps integers from widening to the default integer and makes
         # 16-bit floats (where a namespace has them) accumulate in float32.
         return xp.astype(xp.sum(a * b, axis=0, dtype=acc_dtype), out_dtype, copy=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import importlib.metadata
 import importlib.util
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
@@ -114,6 +115,12 @@ class Adapter(abc.ABC):
     def plan(self, a: Any, b: Any) -> Plan:
         """Check ``a`` and ``b`` against the shared semantics, before any work."""
         for label, x in (("first", a), ("second", b)):
+            refuse_unsupported_array(x, label)
+            if isinstance(x, np.generic):  # a NumPy scalar is 0-d, whichever adapter it meets
+                raise ValueError(
+                    f"mul_sum needs inputs of at least one dimension (dim 0 is reduced); the {label} "
+                    f"input is a 0-d NumPy scalar ({_describe(x)})"
+                )
             if not self.is_native(x):
                 raise TypeError(
                     f"{self.name} takes {self.framework} arrays; the {label} input is "
@@ -221,6 +228,46 @@ class Adapter(abc.ABC):
 def _describe(x: Any) -> str:
     cls = type(x)
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def unsupported_array(x: Any) -> Exception | None:
+    """Why ``x`` cannot be summed as a plain dense array, as the exception to raise; None when it can.
+
+    The one place for these per-library facts (``Adapter.plan``,
+    ``xbackend.mul_sum`` and ``xbackend.testing`` all ask it; no framework is
+    imported): masked arrays (NumPy ``np.ma``, dask arrays of masked chunks)
+    would have their masks ignored, sparse arrays (torch sparse layouts,
+    scipy.sparse, jax.experimental.sparse) have no dense buffer, and dask arrays
+    with unknown chunk sizes have no shape to plan with.
+    """
+    module = type(x).__module__
+    from_dask = module.startswith("dask.")
+    if isinstance(x, np.ma.MaskedArray) or (from_dask and isinstance(getattr(x, "_meta", None), np.ma.MaskedArray)):
+        return TypeError(
+            f"{_describe(x)} is a masked array: mul_sum would ignore its mask. Fill the masked entries "
+            "first (x.filled(0) for NumPy, dask.array.ma.filled(x, 0) for dask), or use the np.ma "
+            "functions (np.ma.sum(a * b, axis=0))"
+        )
+    torch_sparse = module == "torch" and str(getattr(x, "layout", "torch.strided")) != "torch.strided"
+    if torch_sparse or module.startswith(("scipy.sparse", "jax.experimental.sparse")):
+        layout = f" (layout {x.layout})" if torch_sparse else ""
+        return TypeError(
+            f"{_describe(x)}{layout} is a sparse array; mul_sum takes dense arrays: densify it first "
+            "(x.to_dense() for torch, x.toarray() for scipy.sparse, x.todense() for jax.experimental.sparse)"
+        )
+    if from_dask and any(isinstance(d, float) and math.isnan(d) for d in getattr(x, "shape", ())):
+        return ValueError(
+            f"a dask array of unknown chunk sizes (shape {x.shape}, e.g. after boolean indexing) cannot be "
+            "planned: call x.compute_chunk_sizes() first"
+        )
+    return None
+
+
+def refuse_unsupported_array(x: Any, label: str) -> None:
+    """Raise ``unsupported_array(x)``, naming which input it is."""
+    problem = unsupported_array(x)
+    if problem is not None:
+        raise type(problem)(f"the {label} input: {problem}")
 
 
 def require(cls: type[Adapter], device: str) -> None:

@@ -137,8 +137,8 @@ class CupyEager(CupyAdapter):
     formulation = "cupy.sum(a * b, axis=0, dtype=<accumulation dtype>)"
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
-        dtype = numpy_dtype(plan.out_dtype)
-        product = a.astype(dtype, copy=False) * b.astype(dtype, copy=False)
+        dtype, product_dtype = numpy_dtype(plan.out_dtype), numpy_dtype(plan.product_dtype)
+        product = a.astype(product_dtype, copy=False) * b.astype(product_dtype, copy=False)
         out = self.cupy.sum(product, axis=0, dtype=numpy_dtype(plan.acc_dtype))
         return out.astype(dtype, copy=False)
 
@@ -148,23 +148,23 @@ class CupyFused(CupyAdapter):
 
     ``cupy.sum(a * b)`` writes the N x K product to device memory and reads it
     back: three passes instead of two reads. The fused kernel reads each pair
-    once, multiplies in the input dtype (``static_cast`` back to it, so integers
-    wrap and half-precision products round as in the other strategies) and
-    accumulates in the output array's type, which is the accumulation dtype
-    (float32 for float16). How fast CuPy's generic reduction walks a dim-0
+    once, multiplies in the output array's type, which is the accumulation
+    dtype (float32 for float16: half products are exact there, as in the other
+    strategies; ``static_cast`` back to it, so integers wrap after C's
+    promotion to int) and accumulates in that type. How fast CuPy's generic reduction walks a dim-0
     (strided) reduction depends on its block layout; measured only on a GPU
     machine.
     """
 
     name = "cupy-fused"
-    formulation = "cupy.ReductionKernel('T x, T y', 'A z', 'A(T(x * y))', 'a + b', 'z = a', '0') over axis 0, A = accumulation dtype"
+    formulation = "cupy.ReductionKernel('T x, T y', 'A z', 'A(A(x) * A(y))', 'a + b', 'z = a', '0') over axis 0, A = accumulation dtype"
 
     def _reduction(self) -> Any:
         kernel = getattr(type(self), "_kernel", None)
         if kernel is None:
             kernel = self.cupy.ReductionKernel(
                 "T x, T y", "A z",
-                "static_cast<A>(static_cast<T>(x * y))",
+                "static_cast<A>(static_cast<A>(x) * static_cast<A>(y))",
                 "a + b", "z = a", "0",
                 "xbackend_mul_sum",
             )

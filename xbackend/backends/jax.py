@@ -66,8 +66,8 @@ def platform_of(x: Any) -> str:
 
 def _mul_sum_kernel(a: Any, b: Any, *, full_shape: tuple[int, ...], out_dtype: Any, acc_dtype: Any) -> Any:
     jnp = importlib.import_module("jax.numpy")
-    a = jnp.broadcast_to(a.astype(out_dtype), full_shape)
-    b = jnp.broadcast_to(b.astype(out_dtype), full_shape)
+    a = jnp.broadcast_to(a.astype(acc_dtype), full_shape)  # products in the plan's product_dtype
+    b = jnp.broadcast_to(b.astype(acc_dtype), full_shape)
     return jnp.sum(a * b, axis=0, dtype=acc_dtype).astype(out_dtype)
 
 
@@ -82,8 +82,8 @@ def _rows_mul_sum_kernel(a: Any, b: Any, *, full_shape: tuple[int, ...], out_dty
     the group sums reduced with ``jnp.sum``.
     """
     jnp = importlib.import_module("jax.numpy")
-    a = jnp.broadcast_to(a.astype(out_dtype), full_shape)
-    b = jnp.broadcast_to(b.astype(out_dtype), full_shape)
+    a = jnp.broadcast_to(a.astype(acc_dtype), full_shape)  # products in the plan's product_dtype
+    b = jnp.broadcast_to(b.astype(acc_dtype), full_shape)
     n = full_shape[0]
     if n > MAX_UNROLLED_ROWS:
         groups, rest = divmod(n, MAX_UNROLLED_ROWS)
@@ -103,8 +103,8 @@ MAX_UNROLLED_ROWS = 64
 
 
 def _unrolled_rows(a: Any, b: Any, acc_dtype: Any, *, axis: int) -> Any:
-    # The product is rounded in the input dtype, as jnp.sum(a * b) does; the
-    # running sum is kept in the accumulation dtype.
+    # The inputs arrive in the accumulation dtype (the plan's product_dtype):
+    # products and the running sum are formed in it.
     lax = importlib.import_module("jax.lax")
     total = None
     for i in range(a.shape[axis]):
@@ -118,8 +118,8 @@ def _sharded_mul_sum_kernel(
 ) -> Any:
     """``_mul_sum_kernel`` with dim 0 split over the mesh axis "rows" (``rows`` is that sharding)."""
     jax, jnp = _jax(), importlib.import_module("jax.numpy")
-    a = jnp.broadcast_to(a.astype(out_dtype), full_shape)
-    b = jnp.broadcast_to(b.astype(out_dtype), full_shape)
+    a = jnp.broadcast_to(a.astype(acc_dtype), full_shape)  # products in the plan's product_dtype
+    b = jnp.broadcast_to(b.astype(acc_dtype), full_shape)
     pad = -full_shape[0] % rows.mesh.size
     if pad:  # zero rows add exact zeros: even splits without changing the sum
         widths = [(0, pad)] + [(0, 0)] * (len(full_shape) - 1)

@@ -86,7 +86,8 @@ class TorchAdapter(Adapter):
         return self.torch.zeros(plan.out_shape, dtype=self.torch_dtype(plan.out_dtype), device=self.device)
 
     def _cast(self, a: Any, b: Any, plan: Plan) -> tuple[Any, Any]:
-        dtype = self.torch_dtype(plan.out_dtype)
+        """Both inputs in the dtype their products are formed in (float32 for float16 / bfloat16)."""
+        dtype = self.torch_dtype(plan.product_dtype)
         return a.to(dtype), b.to(dtype)
 
     def _eager(self, a: Any, b: Any, plan: Plan) -> Any:
@@ -201,7 +202,7 @@ class TorchEinsum(TorchAdapter):
         with self._full_precision_matmul():
             if a.is_complex():
                 return self._complex_einsum(a, b)
-            return self.torch.einsum("i...,i...->...", a, b)
+            return self.torch.einsum("i...,i...->...", a, b).to(self.torch_dtype(plan.out_dtype))
 
     def _complex_einsum(self, a: Any, b: Any) -> Any:
         """The complex sum from one real einsum of the (real, imag) pairs: the 2 x 2 sums of component products.
@@ -285,7 +286,7 @@ class TorchBlocked(TorchAdapter):
     """
 
     name = "torch-blocked"
-    formulation = "row blocks of ~BLOCK_BYTES: torch.mul(a[blk], b[blk], out=buf); acc += buf.sum(0, dtype=<accumulation dtype>)"
+    formulation = "row blocks of ~BLOCK_BYTES: torch.mul(a[blk], b[blk], out=buf) (buf in the accumulation dtype); acc += buf.sum(0, dtype=<accumulation dtype>)"
     BLOCK_BYTES = 1 << 20
 
     def _block_bytes(self) -> int:
@@ -300,16 +301,21 @@ class TorchBlocked(TorchAdapter):
         if self._transformed(a, b):  # out= kernels have no autograd
             return self._eager(a, b, plan)
         torch = self.torch
-        a, b = self._cast(a, b, plan)
-        a, b = a.expand(plan.full_shape), b.expand(plan.full_shape)
+        dtype = self.torch_dtype(plan.out_dtype)
+        a, b = a.to(dtype).expand(plan.full_shape), b.to(dtype).expand(plan.full_shape)
+        product = self.torch_dtype(plan.product_dtype)
         row_elements = max(1, int(np.prod(plan.out_shape)))
-        rows = max(1, self._block_bytes() // (row_elements * a.element_size()))
+        rows = max(1, self._block_bytes() // (row_elements * product.itemsize))
         acc = torch.zeros(plan.out_shape, dtype=self.torch_dtype(plan.acc_dtype), device=self.device)
-        buffer = torch.empty((min(rows, plan.n), *plan.out_shape), dtype=a.dtype, device=self.device)
+        buffer = torch.empty((min(rows, plan.n), *plan.out_shape), dtype=product, device=self.device)
         for start in range(0, plan.n, rows):
             stop = min(plan.n, start + rows)
             block = buffer[: stop - start]
-            torch.mul(a[start:stop], b[start:stop], out=block)
+            if product == dtype:
+                torch.mul(a[start:stop], b[start:stop], out=block)
+            else:  # half precision: upcast the block, then multiply in float32 (mul would round in half)
+                block.copy_(a[start:stop])
+                block.mul_(b[start:stop])
             _accumulate(torch, acc, block.sum(0, dtype=acc.dtype))
         return acc.to(self.torch_dtype(plan.out_dtype))
 
@@ -329,10 +335,10 @@ def _accumulate(torch: Any, acc: Any, partial: Any) -> None:
 
 def _compiled_kernel(a: Any, b: Any, out_dtype: Any, acc_dtype: Any) -> Any:
     """The eager formulation of every torch strategy, and torch-compile's compiled kernel."""
-    # Tensor methods only: dynamo cannot trace the lazy torch import. dtype=
-    # keeps integers from widening to int64 and makes half precision accumulate
-    # in float32.
-    return (a.to(out_dtype) * b.to(out_dtype)).sum(dim=0, dtype=acc_dtype).to(out_dtype)
+    # Tensor methods only: dynamo cannot trace the lazy torch import. Products
+    # are formed in the accumulation dtype (the plan's product_dtype); inductor
+    # fuses the casts into the loop, so no copy is written.
+    return (a.to(acc_dtype) * b.to(acc_dtype)).sum(dim=0, dtype=acc_dtype).to(out_dtype)
 
 
 class TorchCompile(TorchAdapter):

@@ -11,6 +11,8 @@ from typing import Final
 
 import numpy as np
 
+from .errors import UnsupportedDtypeError
+
 SIGNED_INTEGERS: Final = ("int8", "int16", "int32", "int64")
 UNSIGNED_INTEGERS: Final = ("uint8",)
 INTEGERS: Final = SIGNED_INTEGERS + UNSIGNED_INTEGERS
@@ -62,11 +64,38 @@ _REAL_OF_COMPLEX: Final = {"complex64": "float32", "complex128": "float64"}
 
 
 def check_supported(dtype: str, *, where: str) -> None:
+    """Refuse every dtype outside the table, with ``UnsupportedDtypeError`` (a ``TypeError``) naming the fix."""
     if dtype not in SUPPORTED_DTYPES:
-        raise TypeError(
+        raise UnsupportedDtypeError(
             f"{where} has dtype {dtype!r}; mul_sum needs a numeric dtype, one of "
-            f"{', '.join(SUPPORTED_DTYPES)}"
+            f"{', '.join(SUPPORTED_DTYPES)}: {unsupported_reason(dtype)}"
         )
+
+
+# Dtype families outside the table: (name prefixes, why, what to do instead).
+_REFUSED: Final = (
+    (("uint16", "uint32", "uint64"), ("unsigned integers wider than 8 bits have no signed dtype holding both ranges "
+     "(uint64 with int64 has no integer result) and few framework kernels"),
+     "cast to a wider signed dtype (int32 for uint16, int64 for uint32)"),
+    (("float128", "complex256", "longdouble", "clongdouble", "float96", "complex192"),
+     "extended precision exists in NumPy only, with a platform-dependent format",
+     "cast to float64 / complex128"),
+    (("float8", "float6", "float4", "int4", "uint4", "int2", "uint2"),
+     "sub-16-bit types have no portable product and accumulation rules",
+     "cast to float16, bfloat16 or float32 (int8 for small integers)"),
+    (("qint", "quint"), "quantized tensors carry a scale and zero point the sum would ignore",
+     "call .dequantize() first"),
+    (("complex32", "chalf"), "half-precision complex has no kernels in most frameworks", "cast to complex64"),
+    (("bool",), "booleans are not numbers here", "cast to an integer dtype"),
+)
+
+
+def unsupported_reason(dtype: str) -> str:
+    """Why ``dtype`` is outside the table, and what to cast to."""
+    for prefixes, why, fix in _REFUSED:
+        if dtype.startswith(prefixes):
+            return f"{why}; {fix}"
+    return "it is not a numeric dtype of the array API standard (or bfloat16)"
 
 
 def kind(dtype: str) -> str:

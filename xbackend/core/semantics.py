@@ -25,6 +25,17 @@ class Plan:
     def out_shape(self) -> Shape:
         return self.full_shape[1:]
 
+    @property
+    def product_dtype(self) -> str:
+        """The dtype each product ``a_i * b_i`` is formed in: the accumulation dtype.
+
+        float16 and bfloat16 products are exact in float32 (11 + 11 and 8 + 8
+        significand bits fit its 24, and float16's range fits), so ``300 * 300 -
+        300 * 300`` in float16 is 0 on every adapter instead of inf - inf. For
+        every other dtype this is the result dtype.
+        """
+        return self.acc_dtype
+
 
 def _broadcast_trailing(a_shape: Shape, b_shape: Shape) -> Shape:
     out = []
