@@ -1,101 +1,103 @@
 #!/usr/bin/env bash
 # One pass on a GPU machine whose Python already has the CUDA frameworks (torch,
-# jax[cuda], cupy) and no network: the GPU tests, the comparison report on cuda,
-# and the asv suite's cuda cells in that existing environment. Everything it
-# writes goes to one folder (default .asv/gpu-run-<host>-<time>). Target: under
-# 8 minutes on one H100; each step has its own time limit, and a step that fails
-# or runs out of time is reported and the next one still runs.
+# jax with CUDA, cupy) and no network: the GPU tests, the comparison report on the
+# GPU in float32 and bfloat16 at GPU sizes, and the same report on the host's
+# cores. Everything lands in one folder (at most 8 files: what a lent device
+# machine brings back). Each step has a time limit inside an overall deadline;
+# a step that fails or runs out of time is logged and the next one still runs.
 #
-#   bash benchmarks/gpu_run.sh [OUT_DIR]
+#   bash benchmarks/gpu_run.sh [OUT_DIR]        (default: $OUT, else .asv/gpu-run-<host>-<time>)
 #
 # Environment:
-#   PYTHON           the Python with the frameworks (default: python3)
-#   XBACKEND_WHEELS  folder of wheels to install asv from when it is missing
-#                    (default .asv/gpu-wheels). Make it on a machine with network:
-#                    pip download --only-binary=:all: --python-version 3.12 \
-#                      --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
-#                      --platform manylinux_2_28_x86_64 --dest .asv/gpu-wheels asv==0.6.6
-#   MACHINE          asv machine name (default: gpu-<GPU model>, e.g. gpu-h100-80gb-hbm3)
+#   PYTHON      the Python with the frameworks (default: python3)
+#   DEADLINE_S  the whole pass's time limit in seconds (default 420)
+#   WORKERS     pytest-xdist workers for the GPU tests when xdist is installed (default 8)
 #
-# Afterwards, on the machine that keeps the dashboard:
-#   python benchmarks/curate.py MACHINE --source OUT_DIR/asv-results
-#   python benchmarks/publish.py
+# Then, on the machine that keeps the repository: copy OUT_DIR/compare-*.json to
+# docs/results/, `xbackend select --from ... --out xbackend/selection.json`, and
+# regenerate the docs' tables (docs/gpu.md says how).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 REPO=$(pwd)
 PYTHON=${PYTHON:-python3}
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=$(realpath -m "${1:-.asv/gpu-run-$(hostname -s)-$STAMP}")
+OUT=$(realpath -m "${1:-${OUT:-.asv/gpu-run-$(hostname -s)-$(date -u +%Y%m%dT%H%M%SZ)}}")
 mkdir -p "$OUT"
+DEADLINE=${DEADLINE_S:-420}
 START=$SECONDS
 STATUS=0
+export PYTHONUNBUFFERED=1
+# JAX would otherwise take 75% of GPU memory at start, starving torch and CuPy in the same process.
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
 
-step() {  # step NAME TIMEOUT_S COMMAND...: run, log to OUT/NAME.log, report time and exit status
+left() { echo $((DEADLINE - (SECONDS - START))); }
+
+step() {  # step NAME LIMIT_S COMMAND...: run within min(LIMIT_S, time left), log to OUT/steps.log
     local name=$1 limit=$2
     shift 2
+    local remaining
+    remaining=$(left)
+    [ "$remaining" -lt "$limit" ] && limit=$remaining
+    if [ "$limit" -lt 15 ]; then
+        echo "== $name: skipped, ${remaining}s left" | tee -a "$OUT/steps.log"
+        STATUS=1
+        return
+    fi
     local began=$SECONDS
     echo "== $name (limit ${limit}s)"
-    timeout --kill-after=20 "$limit" "$@" >"$OUT/$name.log" 2>&1
+    # SIGINT first, so pytest and Python write what they have before exiting.
+    timeout -s INT -k 20 "$limit" "$@"
     local rc=$?
-    echo "   exit $rc after $((SECONDS - began))s; log: $OUT/$name.log"
-    tail -n 3 "$OUT/$name.log" | sed 's/^/   | /'
-    echo "$name exit=$rc seconds=$((SECONDS - began))" >>"$OUT/steps.txt"
+    echo "$name exit=$rc seconds=$((SECONDS - began))" | tee -a "$OUT/steps.log"
     [ "$rc" = 0 ] || STATUS=1
 }
 
-# xbackend from this checkout, without installing it (asv passes ASV_PYTHONPATH
-# on to its benchmark processes and drops PYTHONPATH).
-SITE="$OUT/site"
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-
-if ! "$PYTHON" -c "import asv" 2>/dev/null; then
-    WHEELS=${XBACKEND_WHEELS:-$REPO/.asv/gpu-wheels}
-    echo "== installing asv from $WHEELS into $SITE"
-    "$PYTHON" -m pip install --quiet --no-index --find-links "$WHEELS" --target "$SITE" asv==0.6.6 \
-        || { echo "asv is not installed and could not be installed from $WHEELS (see the header)"; exit 2; }
-    export PYTHONPATH="$SITE:$PYTHONPATH"
-fi
-export ASV_PYTHONPATH="$PYTHONPATH"
-
+# -- the package, installed offline (its pytest plugin is found by entry point) --------
 {
-    nvidia-smi || true
-    "$PYTHON" -m xbackend list || true
+    echo "host: $(hostname); started $(date -u +%FT%TZ); python: $(command -v "$PYTHON")"
+    git rev-parse HEAD 2>/dev/null || echo "no .git here: the commit is the one the working tree was copied from"
+    nvidia-smi || echo "no nvidia-smi"
+    "$PYTHON" -m pip install --quiet --no-index --no-deps --no-build-isolation -e "$REPO" \
+        || echo "pip install -e failed: tests will not find the pytest plugin by entry point"
+    "$PYTHON" - <<'EOF'
+import importlib.metadata as md
+for name in ("numpy", "torch", "jax", "jaxlib", "cupy-cuda13x", "cupy-cuda12x", "triton", "pytest", "hypothesis",
+             "pytest-xdist", "pytest-timeout", "xbackend"):
+    try:
+        print(f"{name} {md.version(name)}")
+    except md.PackageNotFoundError:
+        pass
+import torch
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    print(f"device: {p.name}, {p.multi_processor_count} SMs, {p.total_memory / 2**30:.1f} GiB, "
+          f"L2 {getattr(p, 'L2_cache_size', 0) / 2**20:.0f} MiB, CUDA {torch.version.cuda}")
+EOF
+    "$PYTHON" -m xbackend list
 } >"$OUT/machine.txt" 2>&1
+tail -n 4 "$OUT/machine.txt"
 
-GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
-MACHINE=${MACHINE:-gpu-$(echo "${GPU_NAME:-unknown}" | tr '[:upper:] ' '[:lower:]-' | tr -cd 'a-z0-9-')}
-export HOME_FOR_ASV="$OUT/home"
-mkdir -p "$HOME_FOR_ASV"
+# -- 1. every gpu-marked test ------------------------------------------------------------
+PARALLEL=()
+"$PYTHON" -c "import xdist" 2>/dev/null && PARALLEL=(-n "${WORKERS:-8}")
+TIMEOUT_OPT=()
+"$PYTHON" -c "import pytest_timeout" 2>/dev/null && TIMEOUT_OPT=(--timeout=120)
+XBACKEND_EXAMPLES=${XBACKEND_EXAMPLES:-10} step gpu-tests 150 \
+    "$PYTHON" -m pytest -m gpu "${PARALLEL[@]}" "${TIMEOUT_OPT[@]}" -p no:cacheprovider -q -rfE --durations=10 \
+    --junitxml="$OUT/gpu-tests.xml" tests >"$OUT/gpu-tests.log" 2>&1
+tail -n 15 "$OUT/gpu-tests.log"
 
-# 1. The GPU tests: every test marked gpu (the xbackend pytest plugin marks the cuda/gpu adapters).
-PLUGIN=()
-"$PYTHON" -c "import importlib.metadata as m, sys; sys.exit(not any(e.name == 'xbackend' for e in m.entry_points(group='pytest11')))" \
-    || PLUGIN=(-p xbackend.pytest_plugin)
-step gpu-tests 150 "$PYTHON" -m pytest "${PLUGIN[@]}" -m gpu -q -p no:cacheprovider tests
+# -- 2. the comparison report on the GPU, one dtype per run (a run killed by its limit keeps the other) --
+for dtype in float32 bfloat16; do
+    step "compare-gpu-$dtype" 130 "$PYTHON" -m xbackend compare --quick --large --devices cuda,gpu --dtypes "$dtype" \
+        --json "$OUT/compare-gpu-$dtype.json" >>"$OUT/compare.log" 2>&1
+done
+grep -E "^(==|  [a-z])|fastest|floor:" "$OUT/compare.log" | tail -n 30
 
-# 2. The comparison report on the GPU (float32, every shape class, --quick budget).
-step compare-cuda 120 "$PYTHON" -m xbackend compare --quick --devices cuda,gpu \
-    --json "$OUT/compare-cuda.json" --plot "$OUT/compare-cuda.png"
+# -- 3. the same on the host's cores: what mul_sum picks there, against the CPU floor ------
+step compare-host 60 "$PYTHON" -m xbackend compare --quick --devices cpu \
+    --adapters numpy,numpy-auto,torch-eager,torch-auto,jax-jit,jax-auto --json "$OUT/compare-host.json" \
+    >>"$OUT/compare.log" 2>&1
 
-# 3. The asv suite, cuda cells of the full grid, in this existing environment,
-#    recorded for this commit (asv saves results of an existing environment only
-#    with --set-commit-hash). Two runs, each saving what it measured: the track_
-#    figures (one shared measurement with measure's quick budget;
-#    XBACKEND_ASV_MEASURE_ONLY, the -b regex, keeps it off the CPU cells, which
-#    -b cannot do for setup_cache), then the time_ cells (one round, short
-#    sampling) in the time that is left.
-"$PYTHON" "$REPO/benchmarks/asv_config.py" "$OUT/asv.conf.json" \
-    results_dir="$OUT/asv-results" html_dir="$OUT/asv-html" env_dir="$OUT/asv-env" 'matrix={}'
-HOME="$HOME_FOR_ASV" "$PYTHON" "$REPO/benchmarks/asv_machine.py" "$MACHINE" --frameworks >"$OUT/asv-machine.txt"
-ASV_RUN=(env HOME="$HOME_FOR_ASV" XBACKEND_ASV_MEASURE_ONLY="'cuda'" XBACKEND_ASV_BUDGET=quick
-    "$PYTHON" -m asv run --config "$OUT/asv.conf.json" -E "existing:$(command -v "$PYTHON")"
-    --set-commit-hash "$(git rev-parse HEAD)" --machine "$MACHINE" --show-stderr --durations 10)
-step asv-cuda-track 240 "${ASV_RUN[@]}" -b "MulSumMetrics.*'cuda'"
-REMAINING=$((480 - (SECONDS - START) - 10))
-[ "$REMAINING" -gt 60 ] || REMAINING=60
-step asv-cuda-time "$REMAINING" "${ASV_RUN[@]}" -b "TimeMulSum.*'cuda'" \
-    -a rounds=1 -a warmup_time=0.1 -a "repeat=(3, 30, 0.3)"
-
-echo "== done in $((SECONDS - START))s (target < 480s); outputs in $OUT"
-echo "   asv machine: $MACHINE; to publish: python benchmarks/curate.py $MACHINE --source $OUT/asv-results"
+echo "== done in $((SECONDS - START))s (deadline ${DEADLINE}s); outputs in $OUT:"
+ls -l "$OUT"
 exit $STATUS

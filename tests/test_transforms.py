@@ -84,8 +84,8 @@ def test_the_torch_strategies_cover_every_table_choice():
 
 
 # -- torch helpers --------------------------------------------------------------
-def _torch_call(name):
-    return xbackend.mul_sum if name == MUL_SUM else xbackend.get_adapter(name).mul_sum
+def _torch_call(name, device):
+    return xbackend.mul_sum if name == MUL_SUM else xbackend.get_adapter(name, device).mul_sum
 
 
 def _torch_device(name, device):
@@ -159,7 +159,7 @@ def check_value_and_gradients(call, a, b, seed=1):
 def test_autograd_gives_the_gradient_of_the_eager_sum(strategy, shape_class):
     name, device = strategy
     a, b = _torch_inputs(SHAPES[shape_class], _torch_device(name, device))
-    check_value_and_gradients(_torch_call(name), a, b)
+    check_value_and_gradients(_torch_call(name, device), a, b)
 
 
 @pytest.mark.parametrize("strategy", TORCH_PARAMS)
@@ -167,7 +167,7 @@ def test_an_empty_sum_keeps_the_graph(strategy):
     """N = 0: zeros, and backward() through them gives zero gradients of the inputs' shapes."""
     name, device = strategy
     (a, _), (_, b) = _torch_inputs((0, 3), _torch_device(name, device)), _torch_inputs((1, 3), _torch_device(name, device))
-    out = _torch_call(name)(a, b)
+    out = _torch_call(name, device)(a, b)
     assert out.shape == (3,) and not out.detach().any() and out.requires_grad
     grad_a, grad_b = torch.autograd.grad(out, (a, b), torch.ones(3, device=a.device))
     assert grad_a.shape == a.shape and grad_b.shape == b.shape and not grad_b.any()
@@ -180,7 +180,7 @@ def test_autograd_in_other_dtypes(strategy, dtype):
     dtype = getattr(torch, dtype)
     _skip_unsupported(name, device, dtype)
     a, b = _torch_inputs(SHAPES["square"], _torch_device(name, device), dtype=dtype)
-    check_value_and_gradients(_torch_call(name), a, b)
+    check_value_and_gradients(_torch_call(name, device), a, b)
 
 
 def test_complex_gradient_convention_is_torchs():
@@ -203,7 +203,7 @@ def test_gradients_of_broadcast_inputs_are_reduced(strategy, broadcast):
     device = _torch_device(name, device)
     a_shape, b_shape = BROADCASTS[broadcast]
     (a, _), (b, _) = _torch_inputs(a_shape, device, seed=2), _torch_inputs(b_shape, device, seed=3)
-    out = _torch_call(name)(a, b)
+    out = _torch_call(name, device)(a, b)
     assert_mul_sum_close(out.detach(), a.detach(), b.detach())
     grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(4)).to(device)
     grad_a, grad_b = torch.autograd.grad(out, (a, b), grad_out)
@@ -228,7 +228,7 @@ def test_double_backward(strategy):
     a, b = _torch_inputs(SHAPES["square"], _torch_device(name, device))
     grad_out = torch.randn(a.shape[1:], generator=torch.Generator().manual_seed(5)).to(a.device)
     h = torch.randn(a.shape, generator=torch.Generator().manual_seed(6)).to(a.device)
-    (grad_a,) = torch.autograd.grad(_torch_call(name)(a, b), a, grad_out, create_graph=True)
+    (grad_a,) = torch.autograd.grad(_torch_call(name, device)(a, b), a, grad_out, create_graph=True)
     (second,) = torch.autograd.grad((grad_a * h).sum(), b)
     assert_one_rounding(second, grad_out.double().cpu() * h.double().cpu(), a.dtype)
 
@@ -245,7 +245,7 @@ def test_double_backward_where_torch_compile_would_compile():
 @pytest.mark.parametrize("strategy", TORCH_PARAMS)
 def test_no_grad_and_inference_mode_give_plain_results(strategy):
     name, device = strategy
-    call = _torch_call(name)
+    call = _torch_call(name, device)
     for shape in SHAPES.values():
         a, b = _torch_inputs(shape, _torch_device(name, device))
         with torch.no_grad():
@@ -264,7 +264,7 @@ def test_no_grad_and_inference_mode_give_plain_results(strategy):
 @pytest.mark.parametrize("strategy", TORCH_PARAMS)
 def test_torch_func_grad_and_vmap(strategy, shape_class):
     name, device = strategy
-    call = _torch_call(name)
+    call = _torch_call(name, device)
     a, b = _torch_inputs(SHAPES[shape_class], _torch_device(name, device), requires_grad=False)
     w = torch.randn(a.shape[1:], generator=torch.Generator().manual_seed(7)).to(a.device)
     grad_a = torch.func.grad(lambda x: (call(x, b) * w).sum())(a)
@@ -279,7 +279,7 @@ def test_torch_func_grad_and_vmap(strategy, shape_class):
 @pytest.mark.parametrize("strategy", TORCH_PARAMS)
 def test_torch_func_jacrev_and_jvp(strategy):
     name, device = strategy
-    call = _torch_call(name)
+    call = _torch_call(name, device)
     a, b = _torch_inputs(SHAPES["latency"], _torch_device(name, device), requires_grad=False)
     n, k = a.shape
     # d out_k / d a_ij = b_ik if j == k: exact, no rounding.
@@ -302,7 +302,7 @@ def test_forward_mode_ad_dual_tensors(strategy):
         a, b = _torch_inputs(shape, _torch_device(name, device), requires_grad=False)
         t = torch.randn(a.shape, generator=torch.Generator().manual_seed(16)).to(a.device)
         with forward_ad.dual_level():
-            out = _torch_call(name)(forward_ad.make_dual(a, t), b)
+            out = _torch_call(name, device)(forward_ad.make_dual(a, t), b)
             primal, tangent = forward_ad.unpack_dual(out)
         assert tangent is not None, "the tangent was dropped"
         assert_mul_sum_close(primal, a, b)
@@ -354,7 +354,7 @@ def check_negative_and_conjugate_bits(call, shape, device, complex_too=True):
 def test_negative_and_conjugate_bits(strategy, shape_class):
     name, device = strategy
     complex_too = name != "torch-compile"  # it refuses complex (tested in test_adapters)
-    check_negative_and_conjugate_bits(_torch_call(name), SHAPES[shape_class], _torch_device(name, device), complex_too)
+    check_negative_and_conjugate_bits(_torch_call(name, device), SHAPES[shape_class], _torch_device(name, device), complex_too)
 
 
 @pytest.mark.parametrize("name", ["torch-compile", MUL_SUM])
@@ -363,7 +363,7 @@ def test_negative_bit_where_inductor_compiles(name):
     _, x, y = _negated_views(COMPILED_COLUMN, "cpu")
     if name == MUL_SUM:
         assert xbackend.choose(x, y).strategy == "torch-compile"
-    check_negative_and_conjugate_bits(_torch_call(name), COMPILED_COLUMN, "cpu", complex_too=False)
+    check_negative_and_conjugate_bits(_torch_call(name, "cpu"), COMPILED_COLUMN, "cpu", complex_too=False)
 
 
 # -- W2: complex infinities ----------------------------------------------------------
@@ -377,7 +377,7 @@ def test_complex_infinity_follows_the_oracle(strategy):
     b = torch.randn(512, 512, dtype=torch.complex64, generator=generator)
     a[300, 7], b[300, 7] = complex(math.inf, 0), 1j
     a, b = a.to(_torch_device(name, device)), b.to(_torch_device(name, device))
-    out = _torch_call(name)(a, b)
+    out = _torch_call(name, device)(a, b)
     assert math.isnan(out[7].real) and out[7].imag == math.inf
     assert_mul_sum_close(out, a, b)
 

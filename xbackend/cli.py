@@ -81,9 +81,10 @@ def _compare(args: argparse.Namespace) -> int:
         options = compare.CompareOptions(
             pairs=_selected_pairs(args.adapters),
             devices=[d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None,
-            shapes=compare.parse_shapes(args.shapes, quick=args.quick) if args.shapes else None,
+            shapes=compare.parse_shapes(args.shapes, quick=args.quick, large=args.large) if args.shapes else None,
             dtypes=compare.parse_dtypes(args.dtypes),
             quick=args.quick,
+            large=args.large,
             seed=args.seed,
             threads=args.threads,
         )
@@ -136,6 +137,10 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
             "reduced grid: every shape class at a smaller size that still reads >= 64 MiB (square stays 4096x4096), "
             "and a shorter budget per cell (0.1 s warm-up, 0.3 s of samples instead of 0.5 s and 1.5 s)"
         ),
+    )
+    parser.add_argument(
+        "--large", action="store_true",
+        help="GPU-sized shape classes: each bandwidth class reads 2 x 256 MiB in float32 (the budget stays --quick's or the default)",
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for BLAS and torch (default: all CPUs)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")

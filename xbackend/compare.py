@@ -29,6 +29,7 @@ from . import __version__
 from .core import dtypes as _dtypes
 from .backends.base import Adapter
 from .core.probes import cpu_count, cpu_last_level_cache_bytes, cpu_model, total_memory_bytes
+from .core.shapes import LARGE_SHAPE_CLASSES
 from .registry import STRATEGIES, get_adapter
 from .selection import build_table, tuned_table_path, write_table
 from .measure import (
@@ -58,6 +59,7 @@ class CompareOptions:
     shapes: dict[str, Shape] | None = None
     dtypes: Sequence[str] = DEFAULT_DTYPES
     quick: bool = False
+    large: bool = False
     budget: Budget | None = None
     seed: int = 0
     threads: int | None = None
@@ -68,13 +70,18 @@ class CompareOptions:
     def effective_shapes(self) -> dict[str, Shape]:
         if self.shapes is not None:
             return dict(self.shapes)
-        return dict(QUICK_SHAPE_CLASSES if self.quick else SHAPE_CLASSES)
+        return dict(shape_classes(quick=self.quick, large=self.large))
 
 
 # -- parsing options (errors name what was wrong, before any work) ------------
-def parse_shapes(text: str, *, quick: bool = False) -> dict[str, Shape]:
-    """Comma-separated shape class names (their ``--quick`` sizes when ``quick``) or explicit shapes ("1000x32")."""
-    classes = QUICK_SHAPE_CLASSES if quick else SHAPE_CLASSES
+def shape_classes(*, quick: bool = False, large: bool = False) -> dict[str, Shape]:
+    """The shape classes' sizes: ``--large`` (GPU-sized), else ``--quick``, else the default grid."""
+    return LARGE_SHAPE_CLASSES if large else QUICK_SHAPE_CLASSES if quick else SHAPE_CLASSES
+
+
+def parse_shapes(text: str, *, quick: bool = False, large: bool = False) -> dict[str, Shape]:
+    """Comma-separated shape class names (their ``--quick`` / ``--large`` sizes) or explicit shapes ("1000x32")."""
+    classes = shape_classes(quick=quick, large=large)
     shapes: dict[str, Shape] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         if item in classes:

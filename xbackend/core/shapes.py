@@ -36,6 +36,16 @@ QUICK_SHAPE_CLASSES: dict[str, Shape] = {
     "latency": (3, 4),
 }
 
+# ``--large``: GPU-sized, every bandwidth class reads 2 x 256 MiB in float32 (2 x
+# 128 MiB in 16 bits), several times the 50-60 MiB L2 of an H100 / H200.
+LARGE_SHAPE_CLASSES: dict[str, Shape] = {
+    "square": (8192, 8192),
+    "tall-skinny": (2_097_152, 32),
+    "short-wide": (64, 1_048_576),
+    "column": (67_108_864, 1),
+    "latency": (3, 4),
+}
+
 
 def classify(shape: Sequence[int], itemsize: int) -> str:
     """The shape class of a reduction over dim 0 of ``shape`` with elements of ``itemsize`` bytes.
