@@ -86,6 +86,7 @@ def _compare(args: argparse.Namespace) -> int:
             quick=args.quick,
             seed=args.seed,
             threads=args.threads,
+            samples=args.samples,
         )
         compare.select_adapters(options)  # refuse a bad selection before any work
     except (ValueError, TypeError) as exc:
@@ -141,6 +142,7 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
     parser.add_argument("--json", metavar="PATH", default=None, help="write every figure, machine and versions (atomically)")
     parser.add_argument("--plot", metavar="PATH", default=None, help="write a PNG of GB/s per adapter and shape (needs matplotlib)")
+    parser.add_argument("--samples", action="store_true", help="keep every cell's raw per-call times (samples_s) in the report")
     parser.set_defaults(run=_compare)
 
 
