@@ -308,19 +308,22 @@ def render_markdown_tables(report: dict[str, Any], view: str = "cells", source: 
 
 
 def _provenance(report: dict[str, Any], source: str | None) -> str:
-    machine, options = report["machine"], report["options"]
-    hardware = [machine["cpu"]] + sorted({d["hardware"] for key, d in report["devices"].items() if not key.endswith(":cpu")})
-    versions = ", ".join(f"{name} {version}" for name, version in report["frameworks"].items() if version and name != "xbackend")
-    budget = options["budget"]
+    machine, options, budget = report["machine"], report["options"], report["options"]["budget"]
+    accelerators = sorted({d["hardware"] for key, d in report["devices"].items() if not key.endswith(":cpu")})
+    hardware = " + ".join([machine["cpu"], *accelerators])
+    memory = f"LLC {format_bytes(machine['cpu_last_level_cache_bytes'])}, {format_bytes(machine['memory_bytes'])} RAM"
+    system = f"{machine['cpus']} CPUs, {memory}; {machine['platform']}, Python {machine['python']}"
+    frameworks = report["frameworks"].items()
+    versions = ", ".join(f"{name} {version}" for name, version in frameworks if version and name != "xbackend")
     grid = "the `--quick` grid" if options["quick"] else "the default grid" if _default_shapes(options) else "chosen shapes"
-    text = "Measured" if source is None else f"From `{source}`"
-    return (
-        f"{text}: `xbackend compare`, {grid}, {', '.join(options['dtypes'])}, on {' + '.join(hardware)} "
-        f"({machine['cpus']} CPUs, LLC {format_bytes(machine['cpu_last_level_cache_bytes'])}, "
-        f"{format_bytes(machine['memory_bytes'])} RAM; {machine['platform']}, Python {machine['python']}); {versions}; "
-        f"threads fixed at {report['threads']['requested']}; {budget['warmup_s']} s warm-up and {budget['measure_s']} s "
-        f"of samples per cell; run took {report['elapsed_s']:.0f} s, {report['created_utc'][:10]}."
+    run = (
+        f"threads fixed at {report['threads']['requested']}; {budget['warmup_s']} s warm-up and "
+        f"{budget['measure_s']} s of samples per cell; "
+        f"run took {report['elapsed_s']:.0f} s, {report['created_utc'][:10]}"
     )
+    where = "Measured" if source is None else f"From `{source}`"
+    dtypes = ", ".join(options["dtypes"])
+    return f"{where}: `xbackend compare`, {grid}, {dtypes}, on {hardware} ({system}); {versions}; {run}."
 
 
 def _default_shapes(options: dict[str, Any]) -> bool:
@@ -412,20 +415,23 @@ def _view_fractions(report: dict[str, Any]) -> list[str]:
 
 def _view_selection(report: dict[str, Any]) -> list[str]:
     # Figures are read from the cells themselves: the table's entries are rounded.
-    cells = {(c["adapter"], c["device"], c["dtype"], tuple(c["shape"])): c for c in report["cells"] if c["status"] == "ok"}
+    cells = {_selection_key(c["adapter"], c): c for c in report["cells"] if c["status"] == "ok"}
     order = {name: i for i, name in enumerate(report["options"]["shapes"])}
     entries = build_table([report], command="xbackend docs")["entries"]
     entries.sort(key=lambda e: (e["library"], e["device"], e["dtype"], order.get(e["shape_class"], len(order))))
     rows = []
     for entry in entries:
-        def figure(name: str) -> str:
-            return _fraction_or_time(cells[(name, entry["device"], entry["dtype"], tuple(entry["shape"]))])
-
-        others = ", ".join(f"`{name}` {figure(name)}" for name in entry["alternatives"])
-        rows.append([entry["library"], entry["device"], entry["dtype"], entry["shape_class"],
-                     f"`{entry['strategy']}`", figure(entry["strategy"]), others or "-"])
+        chosen = _fraction_or_time(cells[_selection_key(entry["strategy"], entry)])
+        others = ", ".join(f"`{name}` {_fraction_or_time(cells[_selection_key(name, entry)])}" for name in entry["alternatives"])
+        library, device, dtype, shape_class = (entry[key] for key in ("library", "device", "dtype", "shape_class"))
+        rows.append([library, device, dtype, shape_class, f"`{entry['strategy']}`", chosen, others or "-"])
     header = ["library", "device", "dtype", "shape class", "chosen", "its fraction of the floor (latency: time)", "the others"]
     return _markdown_table(header, rows)
+
+
+def _selection_key(adapter: str, where: dict[str, Any]) -> tuple[str, str, str, tuple[int, ...]]:
+    """A cell's key from a cell or a selection entry (both have device, dtype and shape)."""
+    return adapter, where["device"], where["dtype"], tuple(where["shape"])
 
 
 MARKDOWN_VIEWS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
