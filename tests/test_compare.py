@@ -65,7 +65,7 @@ def test_report_structure(document):
         assert len(document["cells"]) == 3 * len(SHAPES)
         assert ("torch-eager", "cuda") in {(s["adapter"], s["device"]) for s in document["skipped"]}
     for cell in document["cells"]:
-        assert set(cell) == set(CellResult.keys()) | {"fastest", "rivals"}
+        assert set(cell) == set(CellResult.keys()) - {"samples_s"} | {"fastest", "rivals"}  # raw samples are opt-in
     json.dumps(document["cells"], allow_nan=False)  # every figure is JSON
 
 
@@ -168,7 +168,17 @@ def test_cli_compare_writes_json_and_plot(tmp_path, capsys):
     written = json.loads(json_path.read_text())
     assert written["options"]["quick"] is True
     assert [c["shape_class"] for c in written["cells"]] == ["256x64", "latency"]
+    assert all("samples_s" not in c for c in written["cells"])  # raw samples only with --samples
     assert png_path.stat().st_size > 0
+
+
+def test_cli_compare_keeps_raw_samples_on_request(tmp_path):
+    json_path = tmp_path / "r.json"
+    assert main(["compare", "--quick", "--adapters", "numpy", "--shapes", "256x64", "--json", str(json_path), "--samples"]) == 0
+    (cell,) = json.loads(json_path.read_text())["cells"]
+    assert len(cell["samples_s"]) == cell["repeats"] >= 5
+    assert min(cell["samples_s"]) > 0
+    assert float(np.median(cell["samples_s"])) == pytest.approx(cell["median_s"], rel=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,7 @@ def _compare(args: argparse.Namespace) -> int:
             large=args.large,
             seed=args.seed,
             threads=args.threads,
+            samples=args.samples,
         )
         compare.select_adapters(options)  # refuse a bad selection before any work
     except (ValueError, TypeError) as exc:
@@ -146,6 +147,7 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
     parser.add_argument("--json", metavar="PATH", default=None, help="write every figure, machine and versions (atomically)")
     parser.add_argument("--plot", metavar="PATH", default=None, help="write a PNG of GB/s per adapter and shape (needs matplotlib)")
+    parser.add_argument("--samples", action="store_true", help="keep every cell's raw per-call times (samples_s) in the report")
     parser.set_defaults(run=_compare)
 
 
@@ -266,6 +268,47 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
 
 
 SUBCOMMANDS += [_add_select, _add_tune, _add_explain]
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from . import report
+
+    try:
+        if args.show:
+            print(report.render_markdown_tables(report.read_report(Path(args.show)), args.view, source=args.show), end="")
+            return 0
+        stale = report.sync_markdown(Path(args.root), check=args.check)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"xbackend docs: {exc}", file=sys.stderr)
+        return 2
+    names = ", ".join(str(path.relative_to(args.root)) for path in stale)
+    if args.check:
+        print(f"out of date: {names} (run `xbackend docs`)" if stale else "every generated table is up to date")
+        return 1 if stale else 0
+    print(f"rewrote {names}" if stale else "every generated table was already up to date")
+    return 0
+
+
+def _add_docs(commands: argparse._SubParsersAction) -> None:
+    from .report import MARKDOWN_VIEWS
+
+    parser = commands.add_parser(
+        "docs",
+        help="rewrite the result tables in README.md and docs/*.md from the committed compare reports",
+        description=(
+            "Rewrites every region between '<!-- generated: VIEW from REPORT.json -->' and '<!-- end generated -->' "
+            "in README.md and docs/*.md with the table VIEW of that xbackend compare report (path relative to the "
+            "repository root). --check writes nothing and exits 1 if a region is out of date."
+        ),
+    )
+    parser.add_argument("--root", default=".", help="the repository root (default: the current directory)")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a generated table is stale")
+    parser.add_argument("--show", metavar="REPORT.json", default=None, help="print one view of a report instead")
+    parser.add_argument("--view", choices=list(MARKDOWN_VIEWS), default="cells", help="with --show (default: %(default)s)")
+    parser.set_defaults(run=_docs)
+
+
+SUBCOMMANDS.append(_add_docs)
 
 
 def build_parser() -> argparse.ArgumentParser:

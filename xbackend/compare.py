@@ -63,6 +63,9 @@ class CompareOptions:
     budget: Budget | None = None
     seed: int = 0
     threads: int | None = None
+    # Raw per-call times (``samples_s``) are kept in each CellResult but left out of
+    # the report unless asked for: they are most of a JSON file's size.
+    samples: bool = False
 
     def effective_budget(self) -> Budget:
         return self.budget or (QUICK_BUDGET if self.quick else DEFAULT_BUDGET)
@@ -208,7 +211,7 @@ def _assemble(
     started: datetime.datetime,
     elapsed_s: float,
 ) -> dict[str, Any]:
-    cell_dicts = [cell.to_dict() for cell in cells]
+    cell_dicts = [_cell_record(cell, samples=options.samples) for cell in cells]
     mark_fastest(cell_dicts)
     return {
         "schema": SCHEMA,
@@ -232,6 +235,13 @@ def _assemble(
         "verdicts": verdicts(cell_dicts),
         "warnings": warnings(cell_dicts),
     }
+
+
+def _cell_record(cell: CellResult, *, samples: bool) -> dict[str, Any]:
+    record = cell.to_dict()
+    if not samples:
+        del record["samples_s"]
+    return record
 
 
 def _backend(cell: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""Rendering an ``xbackend compare`` report: the terminal table, the JSON file, the PNG plot, the progress line.
+"""Rendering an ``xbackend compare`` report: the terminal table, the JSON file, the PNG plot, the progress line,
+and the Markdown tables of the docs (``render_markdown_tables``, kept in sync by ``xbackend docs``).
 
 The report is the dict ``xbackend.compare.run_compare`` returns. The JSON file
 is written atomically (temporary file in the same directory, fsync,
@@ -10,13 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
-
-from typing import IO, Any, Sequence
+from pathlib import Path
+from typing import IO, Any, Callable, Sequence
 
 from .core.files import write_text_atomic
-from .measure import NOISE_WARNING
+from .measure import NOISE_WARNING, SHAPE_CLASSES
+from .selection import build_table
 
 
 # -- numbers ------------------------------------------------------------------
@@ -279,3 +282,220 @@ class ProgressLine:
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
+
+
+# -- Markdown tables for the docs ---------------------------------------------
+# Every measured figure in README.md and docs/*.md lives between these markers and
+# is rewritten from the named report by ``xbackend docs`` (``sync_markdown``), so
+# no figure is copied by hand; tests/test_docs.py fails when one is stale.
+GENERATED_REGION = re.compile(
+    r"^<!-- generated: (?P<view>[a-z-]+) from (?P<source>\S+\.json) -->\n(?P<body>.*?)^<!-- end generated -->$",
+    re.M | re.S,
+)
+_OPENING_MARKER = re.compile(r"^<!-- generated:", re.M)
+
+
+def render_markdown_tables(report: dict[str, Any], view: str = "cells", source: str | None = None) -> str:
+    """Markdown for one ``view`` of a compare report, naming the machine and, when given, the report's path.
+
+    Views: ``cells`` (median, GB/s and fraction of the floor per adapter and
+    shape class), ``fractions`` (fraction of the floor only) and ``selection``
+    (the strategy ``xbackend select`` would choose from this report, per key).
+    """
+    if view not in MARKDOWN_VIEWS:
+        raise ValueError(f"unknown view {view!r}; choose from {', '.join(MARKDOWN_VIEWS)}")
+    return "\n".join([_provenance(report, source), "", *MARKDOWN_VIEWS[view](report)]) + "\n"
+
+
+def _provenance(report: dict[str, Any], source: str | None) -> str:
+    machine, options, budget = report["machine"], report["options"], report["options"]["budget"]
+    accelerators = sorted({d["hardware"] for key, d in report["devices"].items() if not key.endswith(":cpu")})
+    hardware = " + ".join([machine["cpu"], *accelerators])
+    memory = f"LLC {format_bytes(machine['cpu_last_level_cache_bytes'])}, {format_bytes(machine['memory_bytes'])} RAM"
+    system = f"{machine['cpus']} CPUs, {memory}; {machine['platform']}, Python {machine['python']}"
+    frameworks = report["frameworks"].items()
+    versions = ", ".join(f"{name} {version}" for name, version in frameworks if version and name != "xbackend")
+    grid = "the `--quick` grid" if options["quick"] else "the default grid" if _default_shapes(options) else "chosen shapes"
+    run = (
+        f"threads fixed at {report['threads']['requested']}; {budget['warmup_s']} s warm-up and "
+        f"{budget['measure_s']} s of samples per cell; "
+        f"run took {report['elapsed_s']:.0f} s, {report['created_utc'][:10]}"
+    )
+    where = "Measured" if source is None else f"From `{source}`"
+    dtypes = ", ".join(options["dtypes"])
+    return f"{where}: `xbackend compare`, {grid}, {dtypes}, on {hardware} ({system}); {versions}; {run}."
+
+
+def _default_shapes(options: dict[str, Any]) -> bool:
+    return options["shapes"] == {name: list(shape) for name, shape in SHAPE_CLASSES.items()}
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _by_dtype(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for cell in report["cells"]:
+        groups.setdefault(cell["dtype"], []).append(cell)
+    return groups
+
+
+def _adapter_label(report: dict[str, Any], cell: dict[str, Any]) -> str:
+    devices = {c["device"] for c in report["cells"]}
+    return f"`{cell['adapter']}`" if len(devices) == 1 else f"`{cell['adapter']}@{cell['device']}`"
+
+
+def _grid_table(report: dict[str, Any], cells: list[dict[str, Any]], figure: Callable[[dict[str, Any]], str]) -> list[str]:
+    """Adapters down, shape classes across; each ok cell rendered by ``figure``, contested wins in bold."""
+    shapes = list(dict.fromkeys(c["shape_class"] for c in cells))
+    rows: dict[str, dict[str, str]] = {}
+    for cell in cells:
+        if cell["status"] != "ok":
+            text = cell["status"]
+        else:
+            text = figure(cell) + (" WRONG" if cell["error_failure"] else "")
+            text = f"**{text}**" if _contested_win(cell) else text
+        rows.setdefault(_adapter_label(report, cell), {})[cell["shape_class"]] = text
+    header = ["adapter"] + [f"{shape} {'x'.join(map(str, _shape_of(cells, shape)))}" for shape in shapes]
+    return _markdown_table(header, [[label] + [row.get(shape, "") for shape in shapes] for label, row in rows.items()])
+
+
+def _shape_of(cells: list[dict[str, Any]], shape_class: str) -> list[int]:
+    return next(c["shape"] for c in cells if c["shape_class"] == shape_class)
+
+
+def _median_gbps_fraction(cell: dict[str, Any]) -> str:
+    if cell["gbps"] is None:
+        return format_seconds(cell["median_s"])
+    return f"{format_seconds(cell['median_s'])}, {cell['gbps']:.3g} GB/s, {_number(cell['fraction_of_floor'], '.2f')}"
+
+
+def _fraction_or_time(cell: dict[str, Any]) -> str:
+    return format_seconds(cell["median_s"]) if cell["fraction_of_floor"] is None else f"{cell['fraction_of_floor']:.2f}"
+
+
+def _floors_line(report: dict[str, Any], dtype: str) -> str:
+    floors = [f for f in report["floors"] if f["dtype"] == dtype and f["gbps"] is not None]
+    hardware = {f["hardware"] for f in floors}
+    per_shape: dict[str, list[str]] = {}
+    for floor in floors:
+        label = floor["memory"] if len(hardware) == 1 else f"{floor['hardware']}/{floor['memory']}"
+        per_shape.setdefault(floor["shape_class"], []).append(f"{label} {floor['gbps']:.3g}")
+    text = "; ".join(f"{shape}: {', '.join(values)}" for shape, values in per_shape.items())
+    return f"Floors (GB/s of a library dot over the same bytes, per allocator): {text or 'none measured'}."
+
+
+def _error_line(cells: list[dict[str, Any]]) -> str:
+    wrong = [f"`{c['adapter']}` {c['shape_class']}" for c in cells if c["status"] == "ok" and c["error_failure"]]
+    if wrong:
+        return f"**Out of the error bound**: {', '.join(wrong)}."
+    ratios = [c["error_ratio"] for c in cells if c["status"] == "ok" and isinstance(c["error_ratio"], (int, float))]
+    return f"Every cell's error was within the bound (worst {max(ratios):.2g} of it)." if ratios else "No error was checked."
+
+
+def _view_cells(report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for dtype, cells in _by_dtype(report).items():
+        lines += [f"{dtype}; each cell: median time, GB/s, fraction of the floor (latency cells: median time); "
+                  "**bold**: the fastest strategy of its library and device for that shape, where it has several.", ""]
+        lines += _grid_table(report, cells, _median_gbps_fraction)
+        lines += ["", _floors_line(report, dtype), _error_line(cells), ""]
+    return lines[:-1]
+
+
+def _view_fractions(report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for dtype, cells in _by_dtype(report).items():
+        lines += [f"{dtype}; fraction of the floor (latency: median time per call); **bold**: fastest of its library.", ""]
+        lines += _grid_table(report, cells, _fraction_or_time)
+        lines += ["", _error_line(cells), ""]
+    return lines[:-1]
+
+
+def _view_selection(report: dict[str, Any]) -> list[str]:
+    # Figures are read from the cells themselves: the table's entries are rounded.
+    cells = {_selection_key(c["adapter"], c): c for c in report["cells"] if c["status"] == "ok"}
+    order = {name: i for i, name in enumerate(report["options"]["shapes"])}
+    entries = build_table([report], command="xbackend docs")["entries"]
+    entries.sort(key=lambda e: (e["library"], e["device"], e["dtype"], order.get(e["shape_class"], len(order))))
+    rows = []
+    for entry in entries:
+        chosen = _fraction_or_time(cells[_selection_key(entry["strategy"], entry)])
+        others = ", ".join(f"`{name}` {_fraction_or_time(cells[_selection_key(name, entry)])}" for name in entry["alternatives"])
+        library, device, dtype, shape_class = (entry[key] for key in ("library", "device", "dtype", "shape_class"))
+        rows.append([library, device, dtype, shape_class, f"`{entry['strategy']}`", chosen, others or "-"])
+    header = ["library", "device", "dtype", "shape class", "chosen", "its fraction of the floor (latency: time)", "the others"]
+    return _markdown_table(header, rows)
+
+
+def _selection_key(adapter: str, where: dict[str, Any]) -> tuple[str, str, str, tuple[int, ...]]:
+    """A cell's key from a cell or a selection entry (both have device, dtype and shape)."""
+    return adapter, where["device"], where["dtype"], tuple(where["shape"])
+
+
+MARKDOWN_VIEWS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "cells": _view_cells,
+    "fractions": _view_fractions,
+    "selection": _view_selection,
+}
+
+
+def regenerate_markdown(text: str, root: Path, where: str = "<text>") -> str:
+    """``text`` with every generated region rewritten from its report (paths relative to ``root``)."""
+    regions = list(GENERATED_REGION.finditer(text))
+    if len(regions) != len(_OPENING_MARKER.findall(text)):
+        raise ValueError(
+            f"{where}: a '<!-- generated: VIEW from PATH.json -->' line has no '<!-- end generated -->' line after it, "
+            "or names no .json report"
+        )
+    reports: dict[str, dict[str, Any]] = {}
+    pieces, last = [], 0
+    for region in regions:
+        source, view = region["source"], region["view"]
+        try:
+            if source not in reports:
+                reports[source] = read_report(root / source)
+            body = render_markdown_tables(reports[source], view, source=source)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        pieces += [text[last:region.start("body")], body]
+        last = region.end("body")
+    return "".join(pieces) + text[last:]
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    """A compare report (``xbackend compare --json``) from ``path``; ValueError naming the path if it is not one."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"cannot read the report {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ValueError(f"{path} is not JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("schema") != "xbackend.compare/1":
+        raise ValueError(f"{path} is not an xbackend compare report (schema xbackend.compare/1)")
+    return document
+
+
+def markdown_files(root: Path) -> list[Path]:
+    """The files ``xbackend docs`` keeps in sync: README.md and docs/*.md under ``root``."""
+    readme = root / "README.md"
+    if not readme.is_file():
+        raise ValueError(f"{root} has no README.md: run from the repository root or pass --root")
+    return [readme] + sorted((root / "docs").glob("*.md"))
+
+
+def sync_markdown(root: Path, *, check: bool = False) -> list[Path]:
+    """Rewrite the generated regions of ``markdown_files(root)``; return the files that changed.
+
+    With ``check``, nothing is written: the returned files are those out of date.
+    """
+    stale = []
+    for path in markdown_files(root):
+        text = path.read_text(encoding="utf-8")
+        fresh = regenerate_markdown(text, root, where=str(path.relative_to(root)))
+        if fresh != text:
+            stale.append(path)
+            if not check:
+                write_text_atomic(path, fresh)
+    return stale
