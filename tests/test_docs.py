@@ -20,8 +20,6 @@ from xbackend.cli import main
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
 MARKDOWN = report.markdown_files(REPO)
-# Pages another branch adds; a link to one is accepted while it is absent.
-# TEMPORARY: remove once the transforms and oracle branches are merged.
 
 
 def _name(path: Path) -> str:

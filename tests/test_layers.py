@@ -25,7 +25,6 @@ LAYERS = {
     "dispatch": 4,
     "__init__": 5,  # the public API re-exports the layers above
     "testing": 6,
-    "pytest_plugin": 6,  # TEMPORARY shim, removed before landing
     "measure": 7,
     "compare": 8,
     "report": 8,

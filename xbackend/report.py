@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import IO, Any, Callable, Sequence
 
 from .core.files import write_text_atomic
-from .measure import NOISE_WARNING, SHAPE_CLASSES
+from .core.shapes import LARGE_SHAPE_CLASSES, SHAPE_CLASSES
+from .measure import NOISE_WARNING
 from .selection import build_table
 
 
@@ -315,7 +316,7 @@ def _provenance(report: dict[str, Any], source: str | None) -> str:
     system = f"{machine['cpus']} CPUs, {memory}; {machine['platform']}, Python {machine['python']}"
     frameworks = report["frameworks"].items()
     versions = ", ".join(f"{name} {version}" for name, version in frameworks if version and name != "xbackend")
-    grid = "the `--quick` grid" if options["quick"] else "the default grid" if _default_shapes(options) else "chosen shapes"
+    grid = _grid_name(options)
     run = (
         f"threads fixed at {report['threads']['requested']}; {budget['warmup_s']} s warm-up and "
         f"{budget['measure_s']} s of samples per cell; "
@@ -326,8 +327,13 @@ def _provenance(report: dict[str, Any], source: str | None) -> str:
     return f"{where}: `xbackend compare`, {grid}, {dtypes}, on {hardware} ({system}); {versions}; {run}."
 
 
-def _default_shapes(options: dict[str, Any]) -> bool:
-    return options["shapes"] == {name: list(shape) for name, shape in SHAPE_CLASSES.items()}
+def _grid_name(options: dict[str, Any]) -> str:
+    shapes = options["shapes"]
+    if shapes == {name: list(shape) for name, shape in LARGE_SHAPE_CLASSES.items()}:
+        return "the `--large` (GPU-sized) grid" + (" with `--quick`'s budget" if options["quick"] else "")
+    if options["quick"]:
+        return "the `--quick` grid"
+    return "the default grid" if shapes == {name: list(shape) for name, shape in SHAPE_CLASSES.items()} else "chosen shapes"
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
