@@ -28,7 +28,9 @@ def gpu_info() -> dict[str, str]:
         return {"gpu": "none", "gpu_driver": "none", "cuda": "none"}
     query = subprocess.run(
         ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.splitlines()[0]
     name, driver = (field.strip() for field in query.split(","))
     header = subprocess.run(["nvidia-smi"], check=True, capture_output=True, text=True).stdout

@@ -65,7 +65,9 @@ def curate(machine: str, source: Path, dest: Path, replace_suite: bool = False) 
     machine_dir = source / machine
     if not (machine_dir / "machine.json").is_file():
         known = sorted(p.name for p in source.iterdir() if (p / "machine.json").is_file()) if source.is_dir() else []
-        raise CurationError(f"no results for machine {machine!r} in {source}; machines there: {', '.join(known) or 'none'}")
+        raise CurationError(
+            f"no results for machine {machine!r} in {source}; machines there: {', '.join(known) or 'none'}"
+        )
     suite = load_suite(source)
     check_full_grid(suite, source)
     if (dest / "benchmarks.json").is_file() and not replace_suite:

@@ -90,9 +90,11 @@ def draw(rng: np.random.Generator, dist: str, shape: tuple[int, ...]) -> tuple[n
         a = rng.standard_normal(shape)
         return a, a + 0.3 * rng.standard_normal(shape)
     if dist == "wide":
+
         def one() -> np.ndarray:
             signs = rng.choice([-1.0, 1.0], shape)
             return signs * rng.uniform(1, 2, shape) * np.exp2(rng.integers(-20, 21, shape))
+
         return one(), one()
     return rng.integers(-4, 5, shape).astype(float), rng.integers(-4, 5, shape).astype(float)
 
@@ -137,10 +139,14 @@ def machine() -> str:
         model = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("Model name"))
     except (OSError, subprocess.CalledProcessError, StopIteration):
         model = platform.processor() or "unknown CPU"
-    return f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (
+        f"{model}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
 
 
-def run(trials: int, big_trials: int, seed: int, exclude: set[str], every: dict[str, int], progress: bool) -> tuple[dict, dict, float]:
+def run(
+    trials: int, big_trials: int, seed: int, exclude: set[str], every: dict[str, int], progress: bool
+) -> tuple[dict, dict, float]:
     adapters = cpu_adapters(exclude)
     tallies: dict[tuple[str, str], Tally] = defaultdict(Tally)
     oracle_seconds: dict[str, float] = defaultdict(float)
@@ -198,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10_000, help="trials with N in [1, 1e5] (default 10000)")
     parser.add_argument("--big-trials", type=int, default=100, help="trials with N in [1e5, 1e6] (default 100)")
-    parser.add_argument("--every", default="dask-cluster=10", help="NAME=M,...: run adapter NAME on every M-th trial only")
+    parser.add_argument(
+        "--every", default="dask-cluster=10", help="NAME=M,...: run adapter NAME on every M-th trial only"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--exclude", default="", help="adapters to leave out, comma-separated")
     parser.add_argument("--markdown", metavar="PATH", help="write the result as a Markdown page")
@@ -222,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         f"dtypes {', '.join(DTYPES)}; distributions {', '.join(DISTRIBUTIONS)} (see the script's docstring). "
         + (f"Adapters run on every M-th trial only: `{args.every}`. " if every else "")
         + "Every trial runs on every available CPU adapter and is checked with "
-        "`xbackend.testing.check_against(out, ref, bound=\"probabilistic\")` "
+        '`xbackend.testing.check_against(out, ref, bound="probabilistic")` '
         "(failure probability 1e-12 per check under the bound's assumptions).",
         "",
         f"**False failures: {failures}** over {sum(t.trials for t in tallies.values())} adapter-trials.",

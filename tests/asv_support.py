@@ -54,7 +54,11 @@ class Workspace:
     def asv(self, *args: str, timeout: float = SMOKE_TIMEOUT_S) -> AsvRun:
         proc = subprocess.run(
             [*ASV, *args, "--config", str(self.config)],
-            cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout,
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         return AsvRun(proc.returncode, proc.stdout + proc.stderr)
 
@@ -83,7 +87,10 @@ def make_workspace(benchmark_dir: Path = REPO / "benchmarks" / "benchmarks", gri
     env = {**os.environ, "HOME": str(home), "XBACKEND_ASV_GRID": grid}
     subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "asv_machine.py"), MACHINE],
-        env=env, check=True, capture_output=True, text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return Workspace(root, root / "asv.conf.json", env)
 

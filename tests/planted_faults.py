@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from xbackend.backends.numpy import NumpyAdapter, broadcast_inputs
-from xbackend.core.dtypes import numpy_dtype
 import xbackend
-from xbackend.core.semantics import Plan
+from xbackend.backends.numpy import NumpyAdapter, broadcast_inputs
 from xbackend.backends.torch import TorchEager
+from xbackend.core.dtypes import numpy_dtype
+from xbackend.core.semantics import Plan
 
 
 class DropsLastRow(NumpyAdapter):

@@ -6,8 +6,8 @@ cannot see: the value is right on ordinary inputs, the transform is not.
 
 from typing import Any
 
-from xbackend.core.semantics import Plan
 from xbackend.backends.torch import TorchEager
+from xbackend.core.semantics import Plan
 
 
 class DetachedResult(TorchEager):

@@ -47,17 +47,33 @@ def test_every_strategy_device_pair_is_listed():
     pairs = {(i.name, i.device) for i in INFOS}
     assert pairs == {
         ("numpy", "cpu"),
-        ("torch-eager", "cpu"), ("torch-eager", "cuda"),
-        ("torch-einsum", "cpu"), ("torch-einsum", "cuda"),
-        ("jax-jit", "cpu"), ("jax-jit", "gpu"),
+        ("torch-eager", "cpu"),
+        ("torch-eager", "cuda"),
+        ("torch-einsum", "cpu"),
+        ("torch-einsum", "cuda"),
+        ("jax-jit", "cpu"),
+        ("jax-jit", "gpu"),
         ("cupy", "cuda"),
-        ("array-api", "cpu"), ("dask", "cpu"), ("dask-cluster", "cpu"),
-        ("jax-sharded", "cpu"), ("jax-sharded", "gpu"),
-        ("torch-numpy", "cpu"), ("torch-blocked", "cpu"), ("torch-blocked", "cuda"),
-        ("torch-compile", "cpu"), ("torch-compile", "cuda"),
-        ("jax-rows", "cpu"), ("jax-rows", "gpu"), ("jax-numpy", "cpu"), ("cupy-fused", "cuda"),
-        ("numpy-auto", "cpu"), ("torch-auto", "cpu"), ("torch-auto", "cuda"),
-        ("jax-auto", "cpu"), ("jax-auto", "gpu"), ("cupy-auto", "cuda"),
+        ("array-api", "cpu"),
+        ("dask", "cpu"),
+        ("dask-cluster", "cpu"),
+        ("jax-sharded", "cpu"),
+        ("jax-sharded", "gpu"),
+        ("torch-numpy", "cpu"),
+        ("torch-blocked", "cpu"),
+        ("torch-blocked", "cuda"),
+        ("torch-compile", "cpu"),
+        ("torch-compile", "cuda"),
+        ("jax-rows", "cpu"),
+        ("jax-rows", "gpu"),
+        ("jax-numpy", "cpu"),
+        ("cupy-fused", "cuda"),
+        ("numpy-auto", "cpu"),
+        ("torch-auto", "cpu"),
+        ("torch-auto", "cuda"),
+        ("jax-auto", "cpu"),
+        ("jax-auto", "gpu"),
+        ("cupy-auto", "cuda"),
     }
     for info in INFOS:
         assert info.available == (info.reason is None)
@@ -309,7 +325,9 @@ def run_python(code, **env):
     import os
 
     environment = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"} | env
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=environment)
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=environment
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 

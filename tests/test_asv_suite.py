@@ -79,7 +79,9 @@ def test_smoke_run_records_the_cpu_cells():
         assert 0 < gbps[(adapter, "cpu", "small", "float32")] < 10_000
         assert 0 < times[(adapter, "cpu", "latency", "float32")] < 1.0
         # Impossible cells are skipped (null), not failed.
-        assert gbps[(adapter, "cuda", "small", "float32")] is None or math.isnan(gbps[(adapter, "cuda", "small", "float32")])
+        assert gbps[(adapter, "cuda", "small", "float32")] is None or math.isnan(
+            gbps[(adapter, "cuda", "small", "float32")]
+        )
     latency_gbps = gbps[("numpy", "cpu", "latency", "float32")]
     assert latency_gbps is None or math.isnan(latency_gbps), "a latency cell has no GB/s"
 
@@ -101,9 +103,17 @@ def test_curate_refuses_smoke_results(tmp_path: Path):
     workspace, run = smoke_run()
     assert run.returncode == 0, run.output[-3000:]
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "curate.py"), "ci-smoke",
-         "--source", str(workspace.results), "--dest", str(tmp_path / "curated")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "curate.py"),
+            "ci-smoke",
+            "--source",
+            str(workspace.results),
+            "--dest",
+            str(tmp_path / "curated"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 1
     assert "reduced grid" in proc.stderr

@@ -11,9 +11,9 @@ import pytest
 import xbackend
 from xbackend import compare, report
 from xbackend.backends.numpy import NumpyAdapter
-from xbackend.registry import STRATEGIES
 from xbackend.cli import main
 from xbackend.measure import Budget, CellResult
+from xbackend.registry import STRATEGIES
 
 TINY = Budget(warmup_s=0.0, measure_s=0.03, min_repeats=3, max_repeats=100)
 SHAPES = {"small": (512, 128), "latency": (3, 4)}
@@ -50,12 +50,27 @@ def document():
             budget=TINY,
         )
         steps = []
-        yield compare.run_compare(options, progress=lambda done, total, label: steps.append((done, total, label))) | {"_steps": steps}
+        yield compare.run_compare(options, progress=lambda done, total, label: steps.append((done, total, label))) | {
+            "_steps": steps
+        }
 
 
 def test_report_structure(document):
-    for key in ("schema", "created_utc", "elapsed_s", "options", "machine", "devices", "frameworks", "threads",
-                "skipped", "floors", "cells", "verdicts", "warnings"):
+    for key in (
+        "schema",
+        "created_utc",
+        "elapsed_s",
+        "options",
+        "machine",
+        "devices",
+        "frameworks",
+        "threads",
+        "skipped",
+        "floors",
+        "cells",
+        "verdicts",
+        "warnings",
+    ):
         assert key in document, key
     assert document["schema"] == compare.SCHEMA
     assert document["frameworks"]["numpy"] == np.__version__
@@ -160,8 +175,20 @@ def test_plot_is_a_png(document, tmp_path):
 def test_cli_compare_writes_json_and_plot(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     json_path, png_path = tmp_path / "r.json", tmp_path / "r.png"
-    code = main(["compare", "--quick", "--adapters", "numpy", "--shapes", "256x64,latency",
-                 "--json", str(json_path), "--plot", str(png_path)])
+    code = main(
+        [
+            "compare",
+            "--quick",
+            "--adapters",
+            "numpy",
+            "--shapes",
+            "256x64,latency",
+            "--json",
+            str(json_path),
+            "--plot",
+            str(png_path),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "256x64" in out and "verdicts:" in out and "numpy on cpu" in out
@@ -174,7 +201,10 @@ def test_cli_compare_writes_json_and_plot(tmp_path, capsys):
 
 def test_cli_compare_keeps_raw_samples_on_request(tmp_path):
     json_path = tmp_path / "r.json"
-    assert main(["compare", "--quick", "--adapters", "numpy", "--shapes", "256x64", "--json", str(json_path), "--samples"]) == 0
+    assert (
+        main(["compare", "--quick", "--adapters", "numpy", "--shapes", "256x64", "--json", str(json_path), "--samples"])
+        == 0
+    )
     (cell,) = json.loads(json_path.read_text())["cells"]
     assert len(cell["samples_s"]) == cell["repeats"] >= 5
     assert min(cell["samples_s"]) > 0
@@ -183,10 +213,12 @@ def test_cli_compare_keeps_raw_samples_on_request(tmp_path):
 
 @pytest.mark.parametrize(
     ("argv", "message"),
-    [(["--shapes", "bogus"], "unknown shape 'bogus'"),
-     (["--dtypes", "bool"], "bool"),
-     (["--adapters", "nope"], "unknown adapter 'nope'"),
-     (["--devices", "tpu"], "unknown device(s) tpu")],
+    [
+        (["--shapes", "bogus"], "unknown shape 'bogus'"),
+        (["--dtypes", "bool"], "bool"),
+        (["--adapters", "nope"], "unknown adapter 'nope'"),
+        (["--devices", "tpu"], "unknown device(s) tpu"),
+    ],
 )
 def test_cli_compare_refuses_bad_options_before_work(argv, message, capsys):
     assert main(["compare", *argv]) == 2

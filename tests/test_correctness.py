@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xbackend import plan_mul_sum
-from xbackend.core.dtypes import numpy_dtype, numpy_dtype_name
 from xbackend.cli import main
-from xbackend.testing.sweep import LAYOUTS, MAGNITUDES, CaseSpec, build_case, native_input, sweep
+from xbackend.core.dtypes import numpy_dtype, numpy_dtype_name
 from xbackend.testing import assert_mul_sum_close, check_mul_sum
+from xbackend.testing.sweep import LAYOUTS, MAGNITUDES, CaseSpec, build_case, native_input, sweep
 
 DTYPES = ["float16", "bfloat16", "float32", "float64", "complex64", "complex128", "int32", "int64"]
 
@@ -103,7 +103,10 @@ def test_integers_wrap_without_widening(xbackend_adapter, dtype_name):
     out = ad.to_numpy(ad.mul_sum(ad.asarray(a), ad.asarray(b)))
     assert numpy_dtype_name(out.dtype) == dtype_name
     modulus = 2 ** np.iinfo(out.dtype).bits
-    exact = [(top + 1 + modulus // 2) % modulus - modulus // 2, (3 * top + 2 * top + modulus // 2) % modulus - modulus // 2]
+    exact = [
+        (top + 1 + modulus // 2) % modulus - modulus // 2,
+        (3 * top + 2 * top + modulus // 2) % modulus - modulus // 2,
+    ]
     assert out.tolist() == exact
 
 
@@ -139,8 +142,11 @@ def _permissive_torch_precision():
     # TF32 switched on the way most user code does it, through the legacy flag:
     # a strategy's own pin must cope with a setting made through the other API.
     matmul = torch.backends.cuda.matmul
-    saved = (torch.get_float32_matmul_precision(), matmul.allow_fp16_reduced_precision_reduction,
-             matmul.allow_bf16_reduced_precision_reduction)
+    saved = (
+        torch.get_float32_matmul_precision(),
+        matmul.allow_fp16_reduced_precision_reduction,
+        matmul.allow_bf16_reduced_precision_reduction,
+    )
     matmul.allow_tf32 = True
     matmul.allow_fp16_reduced_precision_reduction = matmul.allow_bf16_reduced_precision_reduction = True
     try:
@@ -170,8 +176,11 @@ def test_results_do_not_depend_on_global_precision_flags(xbackend_adapter):
         pytest.skip("TF32 / reduced-precision reduction flags act only on NVIDIA GPUs")
     if ad.framework not in PERMISSIVE_PRECISION:
         pytest.skip(f"{ad.framework} has no run-time precision switch")
-    specs = [CaseSpec((257, 33), (257, 33)), CaseSpec((4096, 64), (4096, 64), magnitude="wide"),
-             CaseSpec((100_000, 2), (100_000, 2), magnitude="positive")]
+    specs = [
+        CaseSpec((257, 33), (257, 33)),
+        CaseSpec((4096, 64), (4096, 64), magnitude="wide"),
+        CaseSpec((100_000, 2), (100_000, 2), magnitude="positive"),
+    ]
     with PERMISSIVE_PRECISION[ad.framework]():
         rows = sweep(ad, ["float16", "bfloat16", "float32", "complex64"], specs=specs)
     failures = [f"{row.dtype}: {failure}" for row in rows for failure in row.failures]

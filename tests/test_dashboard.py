@@ -35,9 +35,17 @@ pytestmark = pytest.mark.skipif(
 )
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--hide-scrollbars", "--window-size=1280,900", "--virtual-time-budget=15000",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--window-size=1280,900",
+    "--virtual-time-budget=15000",
 ]
 # What the dashboard must show for every CPU adapter (the "done" list).
 GRAPHS = {
@@ -72,7 +80,11 @@ def site() -> Path:
     assert run.returncode == 0, run.output[-3000:]
     subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "publish.py"), "--config", str(workspace.config)],
-        cwd=REPO, env=workspace.env, check=True, capture_output=True, text=True,
+        cwd=REPO,
+        env=workspace.env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return workspace.html
 
@@ -84,7 +96,8 @@ def server(site: Path) -> Iterator[str]:
         port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(site), str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}/"
     try:
@@ -119,7 +132,9 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
     with tempfile.TemporaryDirectory(prefix="xbackend-chromium-") as profile:
         return subprocess.run(
             [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
 
 

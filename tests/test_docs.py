@@ -29,7 +29,9 @@ def _name(path: Path) -> str:
 @pytest.mark.parametrize("path", MARKDOWN, ids=_name)
 def test_generated_tables_match_the_committed_reports(path):
     text = path.read_text()
-    assert report.regenerate_markdown(text, REPO, where=_name(path)) == text, f"{_name(path)} is stale: run `xbackend docs`"
+    assert report.regenerate_markdown(text, REPO, where=_name(path)) == text, (
+        f"{_name(path)} is stale: run `xbackend docs`"
+    )
 
 
 def test_every_committed_report_feeds_a_generated_table():
@@ -55,13 +57,36 @@ def test_readme_stays_short():
 
 
 # -- rendering, on a report whose every figure is known -------------------------
-def _cell(adapter, framework, shape_class, shape, median_s, *, gbps=None, fraction=None, fastest=False, rivals=1,
-          status="ok", error_ratio=0.25):
+def _cell(
+    adapter,
+    framework,
+    shape_class,
+    shape,
+    median_s,
+    *,
+    gbps=None,
+    fraction=None,
+    fastest=False,
+    rivals=1,
+    status="ok",
+    error_ratio=0.25,
+):
     return {
-        "adapter": adapter, "device": "cpu", "framework": framework, "dtype": "float32",
-        "shape_class": shape_class, "shape": shape, "status": status, "error": None if status == "ok" else "MemoryError: planted",
-        "median_s": median_s, "gbps": gbps, "fraction_of_floor": fraction, "error_ratio": error_ratio,
-        "error_failure": None, "fastest": fastest, "rivals": rivals,
+        "adapter": adapter,
+        "device": "cpu",
+        "framework": framework,
+        "dtype": "float32",
+        "shape_class": shape_class,
+        "shape": shape,
+        "status": status,
+        "error": None if status == "ok" else "MemoryError: planted",
+        "median_s": median_s,
+        "gbps": gbps,
+        "fraction_of_floor": fraction,
+        "error_ratio": error_ratio,
+        "error_failure": None,
+        "fastest": fastest,
+        "rivals": rivals,
     }
 
 
@@ -70,10 +95,20 @@ def _report(cells, floors=()):
         "schema": "xbackend.compare/1",
         "created_utc": "2030-01-02T03:04:05+00:00",
         "elapsed_s": 12.4,
-        "options": {"quick": False, "shapes": {"square": [4096, 4096], "latency": [3, 4]}, "dtypes": ["float32"],
-                    "budget": {"warmup_s": 0.5, "measure_s": 1.5, "min_repeats": 10, "max_repeats": 10000}},
-        "machine": {"platform": "Linux-test", "python": "3.11.7", "cpu": "Test CPU", "cpus": 2,
-                    "memory_bytes": 8 * 2**30, "cpu_last_level_cache_bytes": 32 * 2**20},
+        "options": {
+            "quick": False,
+            "shapes": {"square": [4096, 4096], "latency": [3, 4]},
+            "dtypes": ["float32"],
+            "budget": {"warmup_s": 0.5, "measure_s": 1.5, "min_repeats": 10, "max_repeats": 10000},
+        },
+        "machine": {
+            "platform": "Linux-test",
+            "python": "3.11.7",
+            "cpu": "Test CPU",
+            "cpus": 2,
+            "memory_bytes": 8 * 2**30,
+            "cpu_last_level_cache_bytes": 32 * 2**20,
+        },
         "devices": {"torch:cpu": {"hardware": "Test CPU", "cache_bytes": 32 * 2**20}},
         "frameworks": {"xbackend": "0.1.0", "torch": "9.9", "cupy": None},
         "threads": {"requested": 2},
@@ -95,28 +130,32 @@ def test_cells_view_renders_each_figure_from_the_report():
         ],
         floors=[{"shape_class": "square", "dtype": "float32", "hardware": "cpu", "memory": "torch", "gbps": 21.76}],
     )
-    assert report.render_markdown_tables(document, "cells", source="docs/results/x.json") == "\n".join([
-        "From `docs/results/x.json`: `xbackend compare`, chosen shapes, float32, on Test CPU (2 CPUs, LLC 32 MiB, "
-        "8 GiB RAM; Linux-test, Python 3.11.7); torch 9.9; threads fixed at 2; 0.5 s warm-up and 1.5 s of samples "
-        "per cell; run took 12 s, 2030-01-02.",
-        "",
-        "float32; each cell: median time, GB/s, fraction of the floor (latency cells: median time); **bold**: the "
-        "fastest strategy of its library and device for that shape, where it has several.",
-        "",
-        "| adapter | square 4096x4096 | latency 3x4 |",
-        "|---|---|---|",
-        "| `torch-eager` | 29.6 ms, 4.53 GB/s, 0.21 | **12.3 us** |",
-        "| `torch-blocked` | **6.7 ms, 20 GB/s, 0.92** | failed |",
-        "",
-        "Floors (GB/s of a library dot over the same bytes, per allocator): square: torch 21.8.",
-        "Every cell's error was within the bound (worst 0.5 of it).",
-        "",
-    ])
+    assert report.render_markdown_tables(document, "cells", source="docs/results/x.json") == "\n".join(
+        [
+            "From `docs/results/x.json`: `xbackend compare`, chosen shapes, float32, on Test CPU (2 CPUs, LLC 32 MiB, "
+            "8 GiB RAM; Linux-test, Python 3.11.7); torch 9.9; threads fixed at 2; 0.5 s warm-up and 1.5 s of samples "
+            "per cell; run took 12 s, 2030-01-02.",
+            "",
+            "float32; each cell: median time, GB/s, fraction of the floor (latency cells: median time); **bold**: the "
+            "fastest strategy of its library and device for that shape, where it has several.",
+            "",
+            "| adapter | square 4096x4096 | latency 3x4 |",
+            "|---|---|---|",
+            "| `torch-eager` | 29.6 ms, 4.53 GB/s, 0.21 | **12.3 us** |",
+            "| `torch-blocked` | **6.7 ms, 20 GB/s, 0.92** | failed |",
+            "",
+            "Floors (GB/s of a library dot over the same bytes, per allocator): square: torch 21.8.",
+            "Every cell's error was within the bound (worst 0.5 of it).",
+            "",
+        ]
+    )
 
 
 def test_fractions_view_names_a_result_out_of_the_bound():
     wrong = _cell("torch-eager", "torch", "square", SQUARE, 0.0296, gbps=4.53, fraction=0.2071, rivals=0) | {
-        "error_failure": "planted: off by one row", "error_ratio": 3.0}
+        "error_failure": "planted: off by one row",
+        "error_ratio": 3.0,
+    }
     rendered = report.render_markdown_tables(_report([wrong]), "fractions")
     assert "| `torch-eager` | 0.21 WRONG |" in rendered
     assert "**Out of the error bound**: `torch-eager` square." in rendered
@@ -124,13 +163,17 @@ def test_fractions_view_names_a_result_out_of_the_bound():
 
 
 def test_selection_view_chooses_the_lowest_median_and_shows_the_others():
-    document = _report([
-        _cell("torch-eager", "torch", "square", SQUARE, 0.0296, gbps=4.53, fraction=0.2071, rivals=1),
-        _cell("torch-blocked", "torch", "square", SQUARE, 0.0067, gbps=20.04, fraction=0.9246, fastest=True),
-        _cell("torch-eager", "torch", "latency", [3, 4], 12.3e-6, fastest=True),
-        _cell("torch-blocked", "torch", "latency", [3, 4], 40.1e-6),
-    ])
-    rows = [line for line in report.render_markdown_tables(document, "selection").splitlines() if line.startswith("| torch")]
+    document = _report(
+        [
+            _cell("torch-eager", "torch", "square", SQUARE, 0.0296, gbps=4.53, fraction=0.2071, rivals=1),
+            _cell("torch-blocked", "torch", "square", SQUARE, 0.0067, gbps=20.04, fraction=0.9246, fastest=True),
+            _cell("torch-eager", "torch", "latency", [3, 4], 12.3e-6, fastest=True),
+            _cell("torch-blocked", "torch", "latency", [3, 4], 40.1e-6),
+        ]
+    )
+    rows = [
+        line for line in report.render_markdown_tables(document, "selection").splitlines() if line.startswith("| torch")
+    ]
     assert rows == [
         "| torch | cpu | float32 | square | `torch-blocked` | 0.92 | `torch-eager` 0.21 |",
         "| torch | cpu | float32 | latency | `torch-eager` | 12.3 us | `torch-blocked` 40.1 us |",

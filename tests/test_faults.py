@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+from planted_faults import AccumulatesInInputDtype, ConjugatesFirstInput, DropsLastRow
 
 import xbackend
-from planted_faults import AccumulatesInInputDtype, ConjugatesFirstInput, DropsLastRow
 from xbackend.testing.sweep import sweep
 
 TESTS = Path(__file__).parent
@@ -49,8 +49,14 @@ def test_property_suite_fails_on_planted_adapter(pytester, planted):
     pytester.makeconftest(CONFTEST)
     shutil.copy(TESTS / "test_correctness.py", pytester.path)
     result = pytester.runpytest_subprocess(
-        "test_correctness.py", f"--xbackend={planted.name}", "-p", "no:cacheprovider", "-q", "-rf",
-        "-k", "matches_oracle or sweep_passes",
+        "test_correctness.py",
+        f"--xbackend={planted.name}",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-rf",
+        "-k",
+        "matches_oracle or sweep_passes",
     )
     pattern = r"FAILED test_correctness\.py::(\w+)\[(?:(\w+)-)?" + re.escape(planted.name) + r"@cpu\]"
     failed = {(test, dtype or "") for test, dtype in re.findall(pattern, result.stdout.str())}

@@ -32,7 +32,14 @@ LAYERS = {
     "__main__": 10,
 }
 # Public modules benchmarks/ and the docs may import from.
-PUBLIC_MODULES = {"xbackend", "xbackend.measure", "xbackend.testing", "xbackend.compare", "xbackend.report", "xbackend.cli"}
+PUBLIC_MODULES = {
+    "xbackend",
+    "xbackend.measure",
+    "xbackend.testing",
+    "xbackend.compare",
+    "xbackend.report",
+    "xbackend.cli",
+}
 
 
 def module_name(path: Path) -> str:
@@ -95,7 +102,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for target in sorted(graph.get(node, ())):
             if state.get(target) == 1:
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         stack.pop()

@@ -243,7 +243,11 @@ def test_measure_cell_has_every_figure():
     adapter = xbackend.get_adapter("numpy", "cpu")
     cell = measure.measure_cell(adapter, (512, 256), "float32", budget=TINY)
     assert cell.status == "ok" and cell.error is None
-    missing = [key for key in CellResult.keys() if getattr(cell, key) is None and key not in ("error", "error_failure", "compile_s")]
+    missing = [
+        key
+        for key in CellResult.keys()
+        if getattr(cell, key) is None and key not in ("error", "error_failure", "compile_s")
+    ]
     assert missing == []
     assert cell.gbps == pytest.approx(cell.bytes_moved / cell.median_s / 1e9)
     assert cell.fraction_of_floor == pytest.approx(cell.gbps / cell.floor_gbps)
@@ -260,9 +264,11 @@ def test_latency_cell_reports_time_only():
 
 @pytest.mark.parametrize(
     ("adapter_class", "status", "message"),
-    [(Broken, "failed", "RuntimeError: planted failure"),
-     (OutOfMemory, "failed", "MemoryError: planted"),
-     (RefusesFloat32, "unsupported", "does not support float32")],
+    [
+        (Broken, "failed", "RuntimeError: planted failure"),
+        (OutOfMemory, "failed", "MemoryError: planted"),
+        (RefusesFloat32, "unsupported", "does not support float32"),
+    ],
 )
 def test_a_failing_cell_is_recorded_not_raised(adapter_class, status, message):
     cell = measure.measure_cell(adapter_class("cpu"), (64, 8), "float32", budget=TINY)

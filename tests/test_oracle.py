@@ -17,6 +17,7 @@ def arrays(dtype, *rows):
 
 # -- exactness ---------------------------------------------------------------
 
+
 def test_catastrophic_cancellation_is_exact_in_float64():
     a, b = arrays("float64", [1e16, 1.0, -1e16], [1.0, 1.0, 1.0])
     assert np.sum(a * b) == 0.0  # what naive float64 summation gives
@@ -101,6 +102,7 @@ def test_empty_sum_is_zero():
 
 
 # -- the bound ---------------------------------------------------------------
+
 
 def test_gamma():
     assert gamma(10, U32) == 10 * U32 / (1 - 10 * U32)

@@ -65,6 +65,7 @@ def data(name: str):
 
 # -- the numbers of the docstring ------------------------------------------------
 
+
 def test_lambda_and_gamma_at_one_million_float32():
     lam = probabilistic_lambda(10**6, U32)
     assert lam == pytest.approx(9.18, abs=0.01)
@@ -95,6 +96,7 @@ def test_verdict_reports_both_ratios_and_the_bound_asked_for():
 
 # -- planted faults -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["correlated-1e6x1", "correlated-1e6x4"])
 def test_sign_flip_is_caught_at_one_million(name):
     a, b, ref = data(name)
@@ -119,6 +121,7 @@ def test_dropped_row_is_caught(name):
 
 
 # -- no false failures: every CPU adapter on the same data -------------------------
+
 
 @pytest.mark.parametrize("name", list(DATA))
 def test_every_adapter_passes_the_tight_verdict(xbackend_adapter, name):

@@ -34,7 +34,9 @@ def run(pytester, *args, subprocess=False):
 
 
 def collected_ids(result):
-    return {line.split("[", 1)[1].rstrip("]") for line in result.outlines if line.startswith("test_user.py::test_user[")}
+    return {
+        line.split("[", 1)[1].rstrip("]") for line in result.outlines if line.startswith("test_user.py::test_user[")
+    }
 
 
 def test_one_parametrization_per_registered_adapter(pytester):
@@ -85,11 +87,13 @@ def test_gpu_pairs_carry_the_gpu_marker(pytester):
 
 
 def test_pytest_startup_imports_no_framework(pytester):
-    pytester.makepyfile(test_imports="""
+    pytester.makepyfile(
+        test_imports="""
         import sys
 
         def test_no_framework_loaded():
             assert not {"torch", "jax", "cupy"} & set(sys.modules)
-    """)
+    """
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "test_imports.py", "--xbackend=numpy")
     result.assert_outcomes(passed=1)

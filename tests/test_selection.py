@@ -8,11 +8,11 @@ import pytest
 
 import xbackend
 from xbackend import compare, dispatch
-from xbackend.registry import STRATEGIES
 from xbackend import selection as _selection
 from xbackend.cli import main
 from xbackend.compare import CompareOptions
 from xbackend.measure import QUICK_SHAPE_CLASSES, SHAPE_CLASSES, Budget
+from xbackend.registry import STRATEGIES
 from xbackend.testing import assert_mul_sum_close
 
 
@@ -30,17 +30,32 @@ def seeded(shape, dtype="float32", seed=0):
     return rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
 
 
-def cell(adapter, shape, median_s, fraction, *, dtype="float32", device="cpu", status="ok", error_ratio=0.1, failure=None):
+def cell(
+    adapter, shape, median_s, fraction, *, dtype="float32", device="cpu", status="ok", error_ratio=0.1, failure=None
+):
     return {
-        "adapter": adapter, "framework": xbackend.get_adapter(adapter).framework if adapter != "cupy" else "cupy",
-        "device": device, "shape_class": "x".join(map(str, shape)), "shape": list(shape), "dtype": dtype,
-        "status": status, "median_s": median_s, "fraction_of_floor": fraction, "floor_gbps": 20.0,
-        "error_ratio": error_ratio, "error_failure": failure,
+        "adapter": adapter,
+        "framework": xbackend.get_adapter(adapter).framework if adapter != "cupy" else "cupy",
+        "device": device,
+        "shape_class": "x".join(map(str, shape)),
+        "shape": list(shape),
+        "dtype": dtype,
+        "status": status,
+        "median_s": median_s,
+        "fraction_of_floor": fraction,
+        "floor_gbps": 20.0,
+        "error_ratio": error_ratio,
+        "error_failure": failure,
     }
 
 
 def report(*cells):
-    return {"schema": "xbackend.compare/1", "created_utc": "2026-01-01T00:00:00+00:00", "machine": {"cpus": 2}, "cells": list(cells)}
+    return {
+        "schema": "xbackend.compare/1",
+        "created_utc": "2026-01-01T00:00:00+00:00",
+        "machine": {"cpus": 2},
+        "cells": list(cells),
+    }
 
 
 # -- shape classes -------------------------------------------------------------
@@ -62,14 +77,19 @@ def test_classify_edges():
 # -- building the table ----------------------------------------------------------
 def test_build_table_picks_the_fastest_correct_selectable_strategy():
     square = (4096, 4096)
-    table = _selection.build_table([report(
-        cell("torch-eager", square, 0.030, 0.2),
-        cell("torch-numpy", square, 0.008, 0.9),
-        cell("torch-blocked", square, 0.001, 7.0, error_ratio=3.0),  # fast but wrong: never chosen
-        cell("torch-auto", square, 0.0005, 9.0),  # mul_sum itself is not a candidate
-        cell("numpy", (3, 4), 2e-6, None),
-        cell("numpy", square, 0.008, 0.9, status="failed"),
-    )], command="test")
+    table = _selection.build_table(
+        [
+            report(
+                cell("torch-eager", square, 0.030, 0.2),
+                cell("torch-numpy", square, 0.008, 0.9),
+                cell("torch-blocked", square, 0.001, 7.0, error_ratio=3.0),  # fast but wrong: never chosen
+                cell("torch-auto", square, 0.0005, 9.0),  # mul_sum itself is not a candidate
+                cell("numpy", (3, 4), 2e-6, None),
+                cell("numpy", square, 0.008, 0.9, status="failed"),
+            )
+        ],
+        command="test",
+    )
     entries = {(e["library"], e["shape_class"]): e for e in table["entries"]}
     assert set(entries) == {("torch", "square"), ("numpy", "latency")}
     torch_square = entries[("torch", "square")]
@@ -96,8 +116,11 @@ def test_mul_sum_runs_the_tabled_strategy_and_says_why(monkeypatch):
     write_tuned(cell("torch-eager", (4096, 4096), 0.030, 0.2), cell("torch-numpy", (4096, 4096), 0.008, 0.9))
     ran = []
     original = type(xbackend.get_adapter("torch-numpy"))._compute
-    monkeypatch.setattr(type(xbackend.get_adapter("torch-numpy")), "_compute",
-                        lambda self, a, b, plan: ran.append(plan.full_shape) or original(self, a, b, plan))
+    monkeypatch.setattr(
+        type(xbackend.get_adapter("torch-numpy")),
+        "_compute",
+        lambda self, a, b, plan: ran.append(plan.full_shape) or original(self, a, b, plan),
+    )
     a, b = seeded((256, 256))
     x, y = torch.from_numpy(a), torch.from_numpy(b)
     choice = xbackend.choose(x, y)
@@ -115,7 +138,9 @@ def test_float32_entry_serves_other_dtypes_it_supports_else_the_default(monkeypa
     write_tuned(cell("torch-compile", (4096, 4096), 0.008, 0.9), cell("torch-eager", (4096, 4096), 0.03, 0.2))
     float64 = xbackend.choose(torch.ones(256, 256, dtype=torch.float64), torch.ones(256, 256, dtype=torch.float64))
     assert float64.strategy == "torch-compile" and "no float64 measurement" in float64.reason
-    complex64 = xbackend.choose(torch.ones(256, 256, dtype=torch.complex64), torch.ones(256, 256, dtype=torch.complex64))
+    complex64 = xbackend.choose(
+        torch.ones(256, 256, dtype=torch.complex64), torch.ones(256, 256, dtype=torch.complex64)
+    )
     assert (complex64.strategy, complex64.source) == ("torch-eager", "default")
 
 
@@ -131,7 +156,9 @@ def test_shipped_table_is_valid_and_names_registered_strategies():
     for entry in document["entries"]:
         cls = STRATEGIES[entry["strategy"]]
         assert cls.selectable and cls.framework == entry["library"] and entry["device"] in cls.devices
-        assert entry["shape_class"] == xbackend.classify(entry["shape"], np.dtype(entry["dtype"]).itemsize if entry["dtype"] != "bfloat16" else 2)
+        assert entry["shape_class"] == xbackend.classify(
+            entry["shape"], np.dtype(entry["dtype"]).itemsize if entry["dtype"] != "bfloat16" else 2
+        )
 
 
 def test_bad_input_still_raises_before_work_on_the_cached_path():
@@ -167,7 +194,9 @@ def test_tune_measures_here_and_mul_sum_prefers_the_cache(tmp_path):
 # -- the command line ----------------------------------------------------------
 def test_select_and_explain_commands(tmp_path, capsys):
     source, target = tmp_path / "compare.json", tmp_path / "selection.json"
-    source.write_text(json.dumps(report(cell("jax-jit", (64, 1_000_000), 0.2, 0.05), cell("jax-rows", (64, 1_000_000), 0.01, 0.9))))
+    source.write_text(
+        json.dumps(report(cell("jax-jit", (64, 1_000_000), 0.2, 0.05), cell("jax-rows", (64, 1_000_000), 0.01, 0.9)))
+    )
     assert main(["select", "--from", str(source), "--out", str(target)]) == 0
     table = json.loads(target.read_text())
     assert [e["strategy"] for e in table["entries"]] == ["jax-rows"] and str(source) in table["command"]
@@ -193,7 +222,9 @@ def test_tiny_calls_pay_almost_nothing_for_dispatch():
     direct = per_call(np.einsum, "i...,i...->...", a, b)
     dispatched = per_call(xbackend.mul_sum, a, b)
     overhead = dispatched - direct
-    print(f"3x4 float32: np.einsum {direct * 1e6:.2f} us, xbackend.mul_sum {dispatched * 1e6:.2f} us, overhead {overhead * 1e6:.2f} us")
+    print(
+        f"3x4 float32: np.einsum {direct * 1e6:.2f} us, xbackend.mul_sum {dispatched * 1e6:.2f} us, overhead {overhead * 1e6:.2f} us"
+    )
     # The target is 2 us (README); the slack absorbs a shared CI machine.
     assert overhead < 4e-6
 

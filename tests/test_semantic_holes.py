@@ -25,9 +25,13 @@ from xbackend.testing import assert_mul_sum_close, check_mul_sum, reference
 HALF = ["float16", "bfloat16"]
 # Dtype names a NumPy array can carry that xbackend refuses.
 REFUSED_HOST = {
-    "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64,
-    "float128": np.longdouble, "complex256": np.clongdouble,
-    "float8_e4m3fn": ml_dtypes.float8_e4m3fn, "float8_e5m2": ml_dtypes.float8_e5m2,
+    "uint16": np.uint16,
+    "uint32": np.uint32,
+    "uint64": np.uint64,
+    "float128": np.longdouble,
+    "complex256": np.clongdouble,
+    "float8_e4m3fn": ml_dtypes.float8_e4m3fn,
+    "float8_e5m2": ml_dtypes.float8_e5m2,
     "bool": np.bool_,
 }
 REFUSED_TORCH = ["uint16", "uint32", "uint64", "float8_e4m3fn", "float8_e5m2", "complex32", "bool"]
@@ -43,6 +47,7 @@ def skip_unsupported(ad, dtype):
 
 
 # -- W3: half-precision products in float32 ---------------------------------------
+
 
 @pytest.mark.parametrize("dtype", HALF)
 def test_half_products_that_overflow_half_cancel_exactly(xbackend_adapter, dtype):
@@ -72,7 +77,13 @@ def test_half_products_in_float32_at_compiled_sizes(xbackend_adapter, dtype):
 
 def _shape_class_shapes():
     # latency, column, tall-skinny, short-wide, square (xbackend.classify)
-    return {"latency": (4, 3), "column": (40_000, 1), "tall-skinny": (40_000, 4), "short-wide": (8, 8192), "square": (512, 512)}
+    return {
+        "latency": (4, 3),
+        "column": (40_000, 1),
+        "tall-skinny": (40_000, 4),
+        "short-wide": (8, 8192),
+        "square": (512, 512),
+    }
 
 
 def _libraries():
@@ -171,6 +182,7 @@ def test_torch_sparse_does_not_reuse_a_dense_kernel():
 
 # -- dtypes outside the table ---------------------------------------------------------
 
+
 def refused_natives(ad):
     """(dtype name, native array) for every refused dtype this adapter's library can hold."""
     found = []
@@ -183,7 +195,9 @@ def refused_natives(ad):
     if ad.framework == "torch":
         torch = ad.torch
         base = torch.arange(1.0, 7.0, device=ad.device).reshape(3, 2)
-        found += [(name, base.to(getattr(torch, name))) for name in REFUSED_TORCH if ad.device == "cpu" or name != "uint64"]
+        found += [
+            (name, base.to(getattr(torch, name))) for name in REFUSED_TORCH if ad.device == "cpu" or name != "uint64"
+        ]
         if ad.device == "cpu":
             found.append(("qint8", torch.quantize_per_tensor(base, 0.5, 0, torch.qint8)))
     return found
@@ -210,6 +224,7 @@ def test_refusal_does_not_depend_on_the_shape_class(dtype, shape_class):
 
 # -- NumPy scalars and unknown dask chunks ---------------------------------------------
 
+
 def test_numpy_scalars_are_0d_everywhere(xbackend_adapter):
     for scalar in (np.float32(1.0), np.int64(2)):
         with pytest.raises(ValueError, match="0-d"):
@@ -230,6 +245,7 @@ def test_dask_arrays_of_unknown_chunk_sizes_name_compute_chunk_sizes(xbackend_ad
 
 
 # -- overflow of the accumulation dtype, signed zeros ------------------------------------
+
 
 @pytest.mark.parametrize("case", ["sum", "product"])
 def test_overflow_in_the_accumulation_dtype_is_accepted(xbackend_adapter, case):

@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 
 import xbackend
+from xbackend import classify
 from xbackend.backends import library_of
 from xbackend.dispatch import clear_dispatch_cache
 from xbackend.registry import STRATEGIES
-from xbackend import classify
 from xbackend.testing import assert_mul_sum_close
 
 torch = pytest.importorskip("torch")
@@ -59,8 +59,11 @@ def _device_params(framework, names):
 
 def _selectable(framework):
     """The strategies ``mul_sum`` may pick for ``framework``'s arrays, and its ``-auto`` adapter."""
-    return [name for name, cls in STRATEGIES.items()
-            if cls.framework == framework and (cls.selectable or name == f"{framework}-auto")]
+    return [
+        name
+        for name, cls in STRATEGIES.items()
+        if cls.framework == framework and (cls.selectable or name == f"{framework}-auto")
+    ]
 
 
 TORCH_STRATEGIES = _selectable("torch")
@@ -166,7 +169,10 @@ def test_autograd_gives_the_gradient_of_the_eager_sum(strategy, shape_class):
 def test_an_empty_sum_keeps_the_graph(strategy):
     """N = 0: zeros, and backward() through them gives zero gradients of the inputs' shapes."""
     name, device = strategy
-    (a, _), (_, b) = _torch_inputs((0, 3), _torch_device(name, device)), _torch_inputs((1, 3), _torch_device(name, device))
+    (a, _), (_, b) = (
+        _torch_inputs((0, 3), _torch_device(name, device)),
+        _torch_inputs((1, 3), _torch_device(name, device)),
+    )
     out = _torch_call(name, device)(a, b)
     assert out.shape == (3,) and not out.detach().any() and out.requires_grad
     grad_a, grad_b = torch.autograd.grad(out, (a, b), torch.ones(3, device=a.device))
@@ -354,7 +360,9 @@ def check_negative_and_conjugate_bits(call, shape, device, complex_too=True):
 def test_negative_and_conjugate_bits(strategy, shape_class):
     name, device = strategy
     complex_too = name != "torch-compile"  # it refuses complex (tested in test_adapters)
-    check_negative_and_conjugate_bits(_torch_call(name, device), SHAPES[shape_class], _torch_device(name, device), complex_too)
+    check_negative_and_conjugate_bits(
+        _torch_call(name, device), SHAPES[shape_class], _torch_device(name, device), complex_too
+    )
 
 
 @pytest.mark.parametrize("name", ["torch-compile", MUL_SUM])
@@ -466,8 +474,13 @@ def test_jax_tracers_are_jax_arrays_and_the_cache_keeps_them_apart(strategy):
 
 def test_library_detection_imports_no_framework():
     code = "import sys, numpy, xbackend; xbackend.mul_sum(numpy.ones(3), numpy.ones(3)); print(sorted(m for m in ('jax', 'torch') if m in sys.modules))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -487,7 +500,11 @@ def test_jax_shard_map_over_four_host_devices():
         assert_mul_sum_close(np.asarray(f(jnp.asarray(a), jnp.asarray(b))), a, b)
         print("ok")
     """)
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": os.pathsep.join(sys.path)}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from .backends import SELECTABLE_LIBRARIES
 from .registry import STRATEGIES, adapters
@@ -74,8 +74,7 @@ SUBCOMMANDS.append(_add_check)
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from . import compare
-    from . import report
+    from . import compare, report
 
     try:
         options = compare.CompareOptions(
@@ -125,29 +124,41 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
             "and worst error / rigorous bound. A failing cell is reported and the run goes on."
         ),
     )
-    parser.add_argument("--adapters", metavar="NAME[@DEVICE],...", default=None, help="default: every available adapter")
+    parser.add_argument(
+        "--adapters", metavar="NAME[@DEVICE],...", default=None, help="default: every available adapter"
+    )
     parser.add_argument("--devices", metavar="DEVICE,...", default=None, help="e.g. cpu or cuda,gpu (default: all)")
     parser.add_argument(
-        "--shapes", metavar="SHAPE,...", default=None,
+        "--shapes",
+        metavar="SHAPE,...",
+        default=None,
         help=f"shape classes ({', '.join(SHAPE_CLASSES)}) or NxK, comma-separated (default: all classes)",
     )
     parser.add_argument("--dtypes", default=",".join(DEFAULT_DTYPES), help="comma-separated (default: %(default)s)")
     parser.add_argument(
-        "--quick", action="store_true",
+        "--quick",
+        action="store_true",
         help=(
             "reduced grid: every shape class at a smaller size that still reads >= 64 MiB (square stays 4096x4096), "
             "and a shorter budget per cell (0.1 s warm-up, 0.3 s of samples instead of 0.5 s and 1.5 s)"
         ),
     )
     parser.add_argument(
-        "--large", action="store_true",
+        "--large",
+        action="store_true",
         help="GPU-sized shape classes: each bandwidth class reads 2 x 256 MiB in float32 (the budget stays --quick's or the default)",
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for BLAS and torch (default: all CPUs)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
-    parser.add_argument("--json", metavar="PATH", default=None, help="write every figure, machine and versions (atomically)")
-    parser.add_argument("--plot", metavar="PATH", default=None, help="write a PNG of GB/s per adapter and shape (needs matplotlib)")
-    parser.add_argument("--samples", action="store_true", help="keep every cell's raw per-call times (samples_s) in the report")
+    parser.add_argument(
+        "--json", metavar="PATH", default=None, help="write every figure, machine and versions (atomically)"
+    )
+    parser.add_argument(
+        "--plot", metavar="PATH", default=None, help="write a PNG of GB/s per adapter and shape (needs matplotlib)"
+    )
+    parser.add_argument(
+        "--samples", action="store_true", help="keep every cell's raw per-call times (samples_s) in the report"
+    )
     parser.set_defaults(run=_compare)
 
 
@@ -161,7 +172,9 @@ def _select(args: argparse.Namespace) -> int:
 
     try:
         documents = [json.loads(open(path).read()) for path in args.sources]
-        table = _selection.build_table(documents, command="xbackend select " + " ".join(f"--from {p}" for p in args.sources))
+        table = _selection.build_table(
+            documents, command="xbackend select " + " ".join(f"--from {p}" for p in args.sources)
+        )
     except (OSError, ValueError, KeyError) as exc:
         print(f"xbackend select: {exc}", file=sys.stderr)
         return 2
@@ -190,13 +203,14 @@ def _add_select(commands: argparse._SubParsersAction) -> None:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    from . import compare, report
     from . import selection as _selection
-    from . import compare
-    from . import report
 
     try:
         options = compare.CompareOptions(
-            pairs=_selection.candidate_pairs([n.strip() for n in args.libraries.split(",")] if args.libraries else None),
+            pairs=_selection.candidate_pairs(
+                [n.strip() for n in args.libraries.split(",")] if args.libraries else None
+            ),
             shapes=compare.parse_shapes(args.shapes, quick=args.quick) if args.shapes else None,
             dtypes=compare.parse_dtypes(args.dtypes),
             quick=args.quick,
@@ -208,7 +222,9 @@ def _tune(args: argparse.Namespace) -> int:
         return 2
     path, table = compare.tune(options, path=Path(args.out) if args.out else None, progress=report.ProgressLine())
     for entry in table["entries"]:
-        print(f"{entry['library']:6s} {entry['device']:5s} {entry['dtype']:9s} {entry['shape_class']:12s} -> {entry['strategy']}")
+        print(
+            f"{entry['library']:6s} {entry['device']:5s} {entry['dtype']:9s} {entry['shape_class']:12s} -> {entry['strategy']}"
+        )
     print(f"wrote {path}; xbackend.mul_sum now prefers it on this machine (delete it to go back to the shipped table)")
     return 0
 
@@ -225,12 +241,20 @@ def _add_tune(commands: argparse._SubParsersAction) -> None:
             "xbackend.mul_sum prefers over the shipped table."
         ),
     )
-    parser.add_argument("--libraries", metavar="LIB,...", default=None, help="numpy, torch, jax, cupy (default: all installed)")
-    parser.add_argument("--shapes", metavar="SHAPE,...", default=None, help="shape classes or NxK (default: all classes)")
+    parser.add_argument(
+        "--libraries", metavar="LIB,...", default=None, help="numpy, torch, jax, cupy (default: all installed)"
+    )
+    parser.add_argument(
+        "--shapes", metavar="SHAPE,...", default=None, help="shape classes or NxK (default: all classes)"
+    )
     parser.add_argument("--dtypes", default=",".join(DEFAULT_DTYPES), help="comma-separated (default: %(default)s)")
-    parser.add_argument("--quick", action="store_true", help="the smaller --quick shapes and budget of xbackend compare")
+    parser.add_argument(
+        "--quick", action="store_true", help="the smaller --quick shapes and budget of xbackend compare"
+    )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for BLAS and torch (default: all CPUs)")
-    parser.add_argument("--out", metavar="PATH", default=None, help="write the table here instead of the per-machine cache")
+    parser.add_argument(
+        "--out", metavar="PATH", default=None, help="write the table here instead of the per-machine cache"
+    )
     parser.set_defaults(run=_tune)
 
 
@@ -275,7 +299,9 @@ def _docs(args: argparse.Namespace) -> int:
 
     try:
         if args.show:
-            print(report.render_markdown_tables(report.read_report(Path(args.show)), args.view, source=args.show), end="")
+            print(
+                report.render_markdown_tables(report.read_report(Path(args.show)), args.view, source=args.show), end=""
+            )
             return 0
         stale = report.sync_markdown(Path(args.root), check=args.check)
     except (OSError, ValueError, KeyError) as exc:
@@ -304,7 +330,9 @@ def _add_docs(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--root", default=".", help="the repository root (default: the current directory)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when a generated table is stale")
     parser.add_argument("--show", metavar="REPORT.json", default=None, help="print one view of a report instead")
-    parser.add_argument("--view", choices=list(MARKDOWN_VIEWS), default="cells", help="with --show (default: %(default)s)")
+    parser.add_argument(
+        "--view", choices=list(MARKDOWN_VIEWS), default="cells", help="with --show (default: %(default)s)"
+    )
     parser.set_defaults(run=_docs)
 
 

@@ -21,17 +21,16 @@ import math
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
-from .core import dtypes as _dtypes
 from .backends.base import Adapter
+from .core import dtypes as _dtypes
 from .core.probes import cpu_count, cpu_last_level_cache_bytes, cpu_model, total_memory_bytes
 from .core.shapes import LARGE_SHAPE_CLASSES
-from .registry import STRATEGIES, get_adapter
-from .selection import build_table, tuned_table_path, write_table
 from .measure import (
     DEFAULT_BUDGET,
     DEFAULT_DTYPES,
@@ -46,6 +45,8 @@ from .measure import (
     Shape,
     measure_grid,
 )
+from .registry import STRATEGIES, get_adapter
+from .selection import build_table, tuned_table_path, write_table
 
 SCHEMA = "xbackend.compare/1"
 
@@ -93,7 +94,9 @@ def parse_shapes(text: str, *, quick: bool = False, large: bool = False) -> dict
         try:
             shape = tuple(int(n) for n in item.lower().split("x"))
         except ValueError:
-            raise ValueError(f"unknown shape {item!r}: use a class ({', '.join(SHAPE_CLASSES)}) or NxK such as 1000x32") from None
+            raise ValueError(
+                f"unknown shape {item!r}: use a class ({', '.join(SHAPE_CLASSES)}) or NxK such as 1000x32"
+            ) from None
         if min(shape) < 1:
             raise ValueError(f"shape {item!r} has an empty axis")
         shapes[item] = shape
@@ -128,15 +131,19 @@ def select_adapters(options: CompareOptions) -> tuple[list[Adapter], list[dict[s
         else:
             skipped.append({"adapter": name, "device": device, "reason": reason})
     if not chosen:
-        raise ValueError("no available adapter matches the selection: " + "; ".join(
-            f"{s['adapter']} on {s['device']}: {s['reason']}" for s in skipped) if skipped else "nothing selected")
+        raise ValueError(
+            "no available adapter matches the selection: "
+            + "; ".join(f"{s['adapter']} on {s['device']}: {s['reason']}" for s in skipped)
+            if skipped
+            else "nothing selected"
+        )
     return chosen, skipped
 
 
 # -- the run ------------------------------------------------------------------
 def run_compare(options: CompareOptions, progress: Progress | None = None) -> dict[str, Any]:
     """Run the grid and return the report (see ``xbackend.report`` for rendering)."""
-    started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
+    started, clock = datetime.datetime.now(datetime.UTC), time.perf_counter()
     adapters, skipped = select_adapters(options)
     threads = options.threads or cpu_count()
     shapes = options.effective_shapes()
@@ -146,7 +153,9 @@ def run_compare(options: CompareOptions, progress: Progress | None = None) -> di
         for shape_class, shape in shapes.items()
         for adapter in adapters
     ]
-    result = measure_grid(grid, budget=options.effective_budget(), seed=options.seed, threads=threads, progress=progress)
+    result = measure_grid(
+        grid, budget=options.effective_budget(), seed=options.seed, threads=threads, progress=progress
+    )
     cells = [cell for _, cell in result.cells]
     floors = [_floor_record(shape_class, dtype, key, floor) for shape_class, dtype, key, floor in result.floors]
     return _assemble(options, adapters, skipped, cells, floors, threads, started, time.perf_counter() - clock)
@@ -279,7 +288,12 @@ def _geomean(values: Sequence[float]) -> float:
 
 def _backend_verdict(backend: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [c for c in cells if c["status"] == "ok"]
-    best = {(c["shape_class"], c["dtype"]): min(o["median_s"] for o in ok if (o["shape_class"], o["dtype"]) == (c["shape_class"], c["dtype"])) for c in ok}
+    best = {
+        (c["shape_class"], c["dtype"]): min(
+            o["median_s"] for o in ok if (o["shape_class"], o["dtype"]) == (c["shape_class"], c["dtype"])
+        )
+        for c in ok
+    }
     slowdowns: dict[str, list[float]] = {}
     for cell in ok:
         slowdowns.setdefault(cell["adapter"], []).append(cell["median_s"] / best[(cell["shape_class"], cell["dtype"])])
@@ -292,7 +306,10 @@ def _backend_verdict(backend: str, cells: list[dict[str, Any]]) -> dict[str, Any
     fractions = [c["fraction_of_floor"] for c in ok if c["adapter"] == fastest and c["fraction_of_floor"]]
     text = f"{backend}: {fastest} is fastest ({wins} of {len(slowdowns[fastest])} cells"
     text += f"; {_geomean(fractions):.2f} of floor, geomean)" if fractions else ")"
-    behind = {name: {"geomean": _geomean(slowdowns[name]), "min": min(slowdowns[name]), "max": max(slowdowns[name])} for name in ranked[1:]}
+    behind = {
+        name: {"geomean": _geomean(slowdowns[name]), "min": min(slowdowns[name]), "max": max(slowdowns[name])}
+        for name in ranked[1:]
+    }
     for name, factor in behind.items():
         text += f"; {name} {factor['geomean']:.2g}x slower (geomean, {factor['min']:.2g}x to {factor['max']:.2g}x)"
     if len(ranked) == 1:
@@ -316,7 +333,9 @@ def warnings(cells: list[dict[str, Any]]) -> list[str]:
 
 
 # -- tuning -------------------------------------------------------------------
-def tune(options: CompareOptions, *, path: Path | None = None, progress: Progress | None = None) -> tuple[Path, dict[str, Any]]:
+def tune(
+    options: CompareOptions, *, path: Path | None = None, progress: Progress | None = None
+) -> tuple[Path, dict[str, Any]]:
     """Measure the candidate strategies on this machine and write its selection table.
 
     Returns where the table was written (default: ``selection.tuned_table_path()``)

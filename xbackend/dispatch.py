@@ -11,8 +11,9 @@ compare`` and the asv suite time exactly what users call.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -78,8 +79,15 @@ def choose(a: Any, b: Any) -> Choice:
     """The strategy ``xbackend.mul_sum(a, b)`` runs, and why (inputs are validated first)."""
     library, device, plan = resolve_inputs(a, b)
     if library == "jax" and is_sharded(a):
-        return Choice(SHARDED_JAX_STRATEGY, library, device, plan.out_dtype, "-", "rule",
-                      "the input is sharded over several devices: jax-sharded keeps it there")
+        return Choice(
+            SHARDED_JAX_STRATEGY,
+            library,
+            device,
+            plan.out_dtype,
+            "-",
+            "rule",
+            "the input is sharded over several devices: jax-sharded keeps it there",
+        )
     return choose_for(library, device, plan.full_shape, plan.out_dtype)
 
 
@@ -107,13 +115,22 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
         if _runs(entry["strategy"], device, dtype):
             reason = f"no {dtype} measurement; {fallback} {_measured(entry)}"
             return Choice(entry["strategy"], library, device, dtype, shape_class, source, reason)
-    return Choice(default, library, device, dtype, shape_class, "default",
-                  f"no measured entry for {library} {dtype} on {device}, {shape_class}: the library's default strategy")
+    return Choice(
+        default,
+        library,
+        device,
+        dtype,
+        shape_class,
+        "default",
+        f"no measured entry for {library} {dtype} on {device}, {shape_class}: the library's default strategy",
+    )
 
 
 def _measured(entry: dict[str, Any]) -> str:
     bandwidth = entry.get("fraction_of_floor") is not None
-    figure = f"{entry['fraction_of_floor']:.2f} of the floor" if bandwidth else f"{entry['median_s'] * 1e6:.3g} us per call"
+    figure = (
+        f"{entry['fraction_of_floor']:.2f} of the floor" if bandwidth else f"{entry['median_s'] * 1e6:.3g} us per call"
+    )
     others = ", ".join(
         f"{name} {value:.2f}" if bandwidth else f"{name} {value * 1e6:.3g} us"
         for name, value in entry.get("alternatives", {}).items()

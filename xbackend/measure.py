@@ -89,17 +89,18 @@ import gc
 import itertools
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from .core import dtypes as _dtypes
+from .backends import LIBRARIES, hardware
 from .backends.base import Adapter
+from .core import dtypes as _dtypes
+from .core.dtypes import numpy_dtype
 from .core.errors import AdapterUnavailable, UnsupportedDtypeError
 from .core.probes import cpu_count
-from .core.dtypes import numpy_dtype
-from .backends import LIBRARIES, hardware
 from .core.shapes import LATENCY_BYTES, QUICK_SHAPE_CLASSES, SHAPE_CLASSES, Shape
 from .registry import STRATEGIES, get_adapter
 from .testing import Reference, Verdict, check_against, reference, to_host
@@ -158,7 +159,9 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.warmup_s < 0 or self.measure_s <= 0 or not 1 <= self.min_repeats <= self.max_repeats:
-            raise ValueError(f"invalid budget {self}: need warmup_s >= 0, measure_s > 0, 1 <= min_repeats <= max_repeats")
+            raise ValueError(
+                f"invalid budget {self}: need warmup_s >= 0, measure_s > 0, 1 <= min_repeats <= max_repeats"
+            )
 
 
 DEFAULT_BUDGET = Budget()
@@ -234,7 +237,11 @@ def cache_state(adapter: Adapter, shape: Shape, dtype: str) -> CacheState:
     if size >= 2 * cache:
         return CacheState("cold", 1, f"cold: inputs {_mib(size)} >= 2x last-level cache ({_mib(cache)})")
     copies = math.ceil(2 * cache / size)
-    return CacheState("rotated", copies, f"rotated over {copies} input sets ({_mib(copies * size)} >= 2x last-level cache {_mib(cache)})")
+    return CacheState(
+        "rotated",
+        copies,
+        f"rotated over {copies} input sets ({_mib(copies * size)} >= 2x last-level cache {_mib(cache)})",
+    )
 
 
 def _device_copies(adapter: Adapter, x: Any, y: Any, copies: int) -> list[tuple[Any, Any]]:
@@ -492,7 +499,11 @@ def _floor_operands(floor: Adapter, memory_of: Adapter | None, fa: np.ndarray, f
     if floor_memory_owner(floor, memory_of) != floor.framework:
         assert memory_of is not None
         # The views keep their native arrays alive through their base.
-        return memory_of.host_view(memory_of.asarray(fa)), memory_of.host_view(memory_of.asarray(fb)), memory_of.framework
+        return (
+            memory_of.host_view(memory_of.asarray(fa)),
+            memory_of.host_view(memory_of.asarray(fb)),
+            memory_of.framework,
+        )
     return floor.asarray(fa), floor.asarray(fb), floor.framework
 
 
@@ -670,7 +681,11 @@ def _fill_timing(cell: CellResult, timing: Timing) -> None:
     cell.timer = timing.timer
     cell.median_s, cell.p20_s, cell.p80_s = timing.median_s, timing.p20_s, timing.p80_s
     cell.noise, cell.noisy = timing.noise, timing.noise > NOISE_WARNING
-    cell.repeats, cell.warmup_calls, cell.calls_per_sample = timing.repeats, timing.warmup_calls, timing.calls_per_sample
+    cell.repeats, cell.warmup_calls, cell.calls_per_sample = (
+        timing.repeats,
+        timing.warmup_calls,
+        timing.calls_per_sample,
+    )
     cell.compile_s, cell.first_call_s = timing.compile_s, timing.first_call_s
     cell.samples_s = list(timing.samples_s)
 
@@ -684,7 +699,9 @@ def _fill_floor(cell: CellResult, floor: Floor, timing: Timing) -> None:
     cell.fraction_of_floor = cell.gbps / floor.gbps
 
 
-def _floor_or_none(cell: CellResult, adapter: Adapter, a: np.ndarray, b: np.ndarray, budget: Budget, copies: int) -> Floor | None:
+def _floor_or_none(
+    cell: CellResult, adapter: Adapter, a: np.ndarray, b: np.ndarray, budget: Budget, copies: int
+) -> Floor | None:
     try:
         return measure_floor(adapter.device, a, b, budget=budget, copies=copies, memory_of=adapter)
     except Exception as exc:  # a missing floor leaves the fraction blank, not the cell
@@ -741,8 +758,15 @@ class SharedInputs:
         except Exception:
             floor = None
         return measure_cell(
-            adapter, self.shape, self.dtype, shape_class=shape_class, budget=self.budget, seed=self.seed,
-            inputs=self.inputs, floor=floor, check=check,
+            adapter,
+            self.shape,
+            self.dtype,
+            shape_class=shape_class,
+            budget=self.budget,
+            seed=self.seed,
+            inputs=self.inputs,
+            floor=floor,
+            check=check,
         )
 
 
@@ -827,7 +851,9 @@ def measure_grid(
         for index in members:
             cell = cells[index]
             if progress:
-                progress(len(measured), len(cells), f"{cell.adapter.name} {cell.adapter.device} {cell.shape_class} {dtype}")
+                progress(
+                    len(measured), len(cells), f"{cell.adapter.name} {cell.adapter.device} {cell.shape_class} {dtype}"
+                )
             measured[index] = shared.measure(cell.adapter, cell.shape_class)
         result.floors += [(first.shape_class, dtype, key, floor) for key, floor in shared.floors.items()]
         best_floor([measured[index] for index in members])

@@ -8,8 +8,8 @@ join through ``register_strategy``.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from .backends import strategy_classes
 from .backends.base import Adapter, require

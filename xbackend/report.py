@@ -14,8 +14,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Any
 
 from .core.files import write_text_atomic
 from .core.shapes import LARGE_SHAPE_CLASSES, SHAPE_CLASSES
@@ -71,7 +72,21 @@ def _memory_method(method: str | None) -> str:
     return method or "-"
 
 
-_HEADER = ("", "adapter", "device", "median", "p20..p80", "noise", "GB/s", "floor", "frac", "extra mem", "err/bound", "compile", "1st call")
+_HEADER = (
+    "",
+    "adapter",
+    "device",
+    "median",
+    "p20..p80",
+    "noise",
+    "GB/s",
+    "floor",
+    "frac",
+    "extra mem",
+    "err/bound",
+    "compile",
+    "1st call",
+)
 
 
 def _row(cell: dict[str, Any]) -> tuple[str, ...]:
@@ -139,7 +154,9 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(_group_title(report, cells))
         lines += ["  " + line for line in _align([_HEADER] + [_row(cell) for cell in cells])]
         lines.append("")
-    lines.append("* fastest of its backend's strategies (framework on device) for that shape and dtype, where it has several")
+    lines.append(
+        "* fastest of its backend's strategies (framework on device) for that shape and dtype, where it has several"
+    )
     lines.append("GB/s = 2*N*K*itemsize / median; floor = library dot over the same bytes, same device, same run;")
     lines.append("frac = GB/s / floor GB/s; err/bound = worst |out - exact| / rigorous bound (<= 1 is correct);")
     lines.append("latency cells report time only. ! = noise (p80-p20)/median above 10%.")
@@ -170,11 +187,18 @@ def _floor_lines(report: dict[str, Any]) -> list[str]:
 
 def _context_lines(report: dict[str, Any]) -> list[str]:
     machine = report["machine"]
-    lines = ["", f"machine: {machine['cpu']}, {machine['cpus']} CPUs, LLC {format_bytes(machine['cpu_last_level_cache_bytes'])}, Python {machine['python']}"]
+    lines = [
+        "",
+        f"machine: {machine['cpu']}, {machine['cpus']} CPUs, LLC {format_bytes(machine['cpu_last_level_cache_bytes'])}, Python {machine['python']}",
+    ]
     versions = ", ".join(f"{name} {version}" for name, version in report["frameworks"].items() if version)
     lines.append(f"versions: {versions}")
     threads = report["threads"]
-    parts = [f"{name}: " + ", ".join(f"{k} {v}" for k, v in info.items()) for name, info in threads.items() if isinstance(info, dict)]
+    parts = [
+        f"{name}: " + ", ".join(f"{k} {v}" for k, v in info.items())
+        for name, info in threads.items()
+        if isinstance(info, dict)
+    ]
     lines.append(f"threads (fixed at {threads['requested']}): " + "; ".join(parts))
     for skipped in report["skipped"]:
         lines.append(f"skipped {skipped['adapter']} on {skipped['device']}: {_shorten(skipped['reason'], 120)}")
@@ -189,7 +213,9 @@ def _context_lines(report: dict[str, Any]) -> list[str]:
 # -- JSON ---------------------------------------------------------------------
 def write_json_atomic(path: str | os.PathLike[str], document: Any) -> None:
     """Write ``document`` as JSON so that ``path`` holds either the old file or the whole new one."""
-    write_text_atomic(path, json.dumps(document, indent=1, allow_nan=False) + "\n")  # serialised before the disk is touched
+    write_text_atomic(
+        path, json.dumps(document, indent=1, allow_nan=False) + "\n"
+    )  # serialised before the disk is touched
 
 
 # -- the plot -----------------------------------------------------------------
@@ -213,7 +239,9 @@ def write_plot(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
 
 def _plot_dtype(axis: Any, report: dict[str, Any], dtype: str) -> None:
     cells = [c for c in report["cells"] if c["dtype"] == dtype and c["cache_kind"] != "latency"]
-    shapes = list(dict.fromkeys(c["shape_class"] for c in report["cells"] if c["dtype"] == dtype and c["cache_kind"] != "latency"))
+    shapes = list(
+        dict.fromkeys(c["shape_class"] for c in report["cells"] if c["dtype"] == dtype and c["cache_kind"] != "latency")
+    )
     series = list(dict.fromkeys(f"{c['adapter']}@{c['device']}" for c in report["cells"] if c["dtype"] == dtype))
     if not shapes:
         axis.text(0.5, 0.5, f"{dtype}: no bandwidth cells (latency only)", ha="center", transform=axis.transAxes)
@@ -222,11 +250,22 @@ def _plot_dtype(axis: Any, report: dict[str, Any], dtype: str) -> None:
     colours = matplotlib_colours(len(series))
     for s, name in enumerate(series):
         for x, shape in enumerate(shapes):
-            cell = next((c for c in cells if c["shape_class"] == shape and f"{c['adapter']}@{c['device']}" == name), None)
+            cell = next(
+                (c for c in cells if c["shape_class"] == shape and f"{c['adapter']}@{c['device']}" == name), None
+            )
             left = x - 0.4 + s * width
             if cell is None or cell["gbps"] is None:
-                axis.text(left + width / 2, 0.02, "failed" if cell else "", rotation=90, ha="center", va="bottom",
-                          transform=axis.get_xaxis_transform(), fontsize=7, color="firebrick")
+                axis.text(
+                    left + width / 2,
+                    0.02,
+                    "failed" if cell else "",
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    transform=axis.get_xaxis_transform(),
+                    fontsize=7,
+                    color="firebrick",
+                )
                 continue
             axis.bar(left, cell["gbps"], width, align="edge", color=colours[s], label=name if x == 0 else None)
             label = _number(cell["fraction_of_floor"], ".2g") + (" *" if _contested_win(cell) else "")
@@ -238,7 +277,9 @@ def _plot_dtype(axis: Any, report: dict[str, Any], dtype: str) -> None:
     axis.set_ylabel("GB/s (log)")
     axis.set_title(
         f"{dtype}: GB/s per adapter, labelled with the fraction of floor (* fastest of its framework's strategies); "
-        "dashed: floor (library dot, same bytes)", fontsize=9)
+        "dashed: floor (library dot, same bytes)",
+        fontsize=9,
+    )
     axis.grid(axis="y", which="both", alpha=0.3)
     axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
@@ -253,7 +294,9 @@ def _draw_floors(axis: Any, report: dict[str, Any], dtype: str, shapes: list[str
         hardware = floor["hardware"]
         label = None if hardware in labelled else f"floor ({hardware})"
         labelled.add(hardware)
-        axis.hlines(floor["gbps"], x - 0.45, x + 0.45, colors=styles.get(hardware, "grey"), linestyles="dashed", label=label)
+        axis.hlines(
+            floor["gbps"], x - 0.45, x + 0.45, colors=styles.get(hardware, "grey"), linestyles="dashed", label=label
+        )
 
 
 def matplotlib_colours(count: int) -> list[Any]:
@@ -333,11 +376,17 @@ def _grid_name(options: dict[str, Any]) -> str:
         return "the `--large` (GPU-sized) grid" + (" with `--quick`'s budget" if options["quick"] else "")
     if options["quick"]:
         return "the `--quick` grid"
-    return "the default grid" if shapes == {name: list(shape) for name, shape in SHAPE_CLASSES.items()} else "chosen shapes"
+    return (
+        "the default grid"
+        if shapes == {name: list(shape) for name, shape in SHAPE_CLASSES.items()}
+        else "chosen shapes"
+    )
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(row) + " |" for row in rows]
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in rows
+    ]
 
 
 def _by_dtype(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -352,7 +401,9 @@ def _adapter_label(report: dict[str, Any], cell: dict[str, Any]) -> str:
     return f"`{cell['adapter']}`" if len(devices) == 1 else f"`{cell['adapter']}@{cell['device']}`"
 
 
-def _grid_table(report: dict[str, Any], cells: list[dict[str, Any]], figure: Callable[[dict[str, Any]], str]) -> list[str]:
+def _grid_table(
+    report: dict[str, Any], cells: list[dict[str, Any]], figure: Callable[[dict[str, Any]], str]
+) -> list[str]:
     """Adapters down, shape classes across; each ok cell rendered by ``figure``, contested wins in bold."""
     shapes = list(dict.fromkeys(c["shape_class"] for c in cells))
     rows: dict[str, dict[str, str]] = {}
@@ -397,14 +448,21 @@ def _error_line(cells: list[dict[str, Any]]) -> str:
     if wrong:
         return f"**Out of the error bound**: {', '.join(wrong)}."
     ratios = [c["error_ratio"] for c in cells if c["status"] == "ok" and isinstance(c["error_ratio"], (int, float))]
-    return f"Every cell's error was within the bound (worst {max(ratios):.2g} of it)." if ratios else "No error was checked."
+    return (
+        f"Every cell's error was within the bound (worst {max(ratios):.2g} of it)."
+        if ratios
+        else "No error was checked."
+    )
 
 
 def _view_cells(report: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for dtype, cells in _by_dtype(report).items():
-        lines += [f"{dtype}; each cell: median time, GB/s, fraction of the floor (latency cells: median time); "
-                  "**bold**: the fastest strategy of its library and device for that shape, where it has several.", ""]
+        lines += [
+            f"{dtype}; each cell: median time, GB/s, fraction of the floor (latency cells: median time); "
+            "**bold**: the fastest strategy of its library and device for that shape, where it has several.",
+            "",
+        ]
         lines += _grid_table(report, cells, _median_gbps_fraction)
         lines += ["", _floors_line(report, dtype), _error_line(cells), ""]
     return lines[:-1]
@@ -413,7 +471,10 @@ def _view_cells(report: dict[str, Any]) -> list[str]:
 def _view_fractions(report: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for dtype, cells in _by_dtype(report).items():
-        lines += [f"{dtype}; fraction of the floor (latency: median time per call); **bold**: fastest of its library.", ""]
+        lines += [
+            f"{dtype}; fraction of the floor (latency: median time per call); **bold**: fastest of its library.",
+            "",
+        ]
         lines += _grid_table(report, cells, _fraction_or_time)
         lines += ["", _error_line(cells), ""]
     return lines[:-1]
@@ -428,10 +489,20 @@ def _view_selection(report: dict[str, Any]) -> list[str]:
     rows = []
     for entry in entries:
         chosen = _fraction_or_time(cells[_selection_key(entry["strategy"], entry)])
-        others = ", ".join(f"`{name}` {_fraction_or_time(cells[_selection_key(name, entry)])}" for name in entry["alternatives"])
+        others = ", ".join(
+            f"`{name}` {_fraction_or_time(cells[_selection_key(name, entry)])}" for name in entry["alternatives"]
+        )
         library, device, dtype, shape_class = (entry[key] for key in ("library", "device", "dtype", "shape_class"))
         rows.append([library, device, dtype, shape_class, f"`{entry['strategy']}`", chosen, others or "-"])
-    header = ["library", "device", "dtype", "shape class", "chosen", "its fraction of the floor (latency: time)", "the others"]
+    header = [
+        "library",
+        "device",
+        "dtype",
+        "shape class",
+        "chosen",
+        "its fraction of the floor (latency: time)",
+        "the others",
+    ]
     return _markdown_table(header, rows)
 
 
@@ -465,7 +536,7 @@ def regenerate_markdown(text: str, root: Path, where: str = "<text>") -> str:
             body = render_markdown_tables(reports[source], view, source=source)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
-        pieces += [text[last:region.start("body")], body]
+        pieces += [text[last : region.start("body")], body]
         last = region.end("body")
     return "".join(pieces) + text[last:]
 

@@ -23,8 +23,9 @@ import json
 import os
 import platform
 import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from .backends import SELECTABLE_LIBRARIES
 from .core.dtypes import numpy_dtype
@@ -101,8 +102,11 @@ def _load(path: str, stamp: tuple[float, int] | None) -> dict[TableKey, dict[str
         return {}
     good = {_key(entry): entry for entry in entries if _valid(entry)}
     if len(good) < len(entries):
-        _warn(path, f"has {len(entries) - len(good)} entries that name no registered strategy of their library; "
-                    "they are ignored")
+        _warn(
+            path,
+            f"has {len(entries) - len(good)} entries that name no registered strategy of their library; "
+            "they are ignored",
+        )
     return good
 
 
@@ -151,12 +155,14 @@ def build_table(documents: Iterable[dict[str, Any]], command: str) -> dict[str, 
         if not isinstance(document, dict) or document.get("schema") != "xbackend.compare/1":
             found = document.get("schema") if isinstance(document, dict) else type(document).__name__
             raise ValueError(f"not an xbackend compare report (schema {found!r})")
-        sources.append({key: document.get(key) for key in ("created_utc", "machine", "frameworks", "threads", "options")})
+        sources.append(
+            {key: document.get(key) for key in ("created_utc", "machine", "frameworks", "threads", "options")}
+        )
         for cell in document.get("cells", []):
             _group_cell(groups, cell)
     return {
         "schema": SCHEMA,
-        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command,
         "rule": "per (library, device, dtype, shape class): the strategy with the lowest median time among correct cells",
         "sources": sources,
@@ -177,7 +183,9 @@ def _group_cell(groups: dict[TableKey, list[dict[str, Any]]], cell: dict[str, An
 
 def _correct(cell: dict[str, Any]) -> bool:
     ratio = cell.get("error_ratio")
-    return cell.get("status") == "ok" and not cell.get("error_failure") and isinstance(ratio, (int, float)) and ratio <= 1
+    return (
+        cell.get("status") == "ok" and not cell.get("error_failure") and isinstance(ratio, (int, float)) and ratio <= 1
+    )
 
 
 def _entry(key: TableKey, cells: list[dict[str, Any]]) -> dict[str, Any]:
@@ -191,7 +199,10 @@ def _entry(key: TableKey, cells: list[dict[str, Any]]) -> dict[str, Any]:
     }
     library, device, dtype, shape_class = key
     return {
-        "library": library, "device": device, "dtype": dtype, "shape_class": shape_class,
+        "library": library,
+        "device": device,
+        "dtype": dtype,
+        "shape_class": shape_class,
         "strategy": best["adapter"],
         "shape": best["shape"],
         "median_s": best["median_s"],
@@ -213,8 +224,10 @@ def candidate_pairs(libraries: Sequence[str] | None = None) -> list[tuple[str, s
     wanted = libraries or SELECTABLE_LIBRARIES
     unknown = set(wanted) - set(SELECTABLE_LIBRARIES)
     if unknown:
-        raise ValueError(f"unknown librar{'y' if len(unknown) == 1 else 'ies'} {', '.join(sorted(unknown))}; "
-                         f"choose from {', '.join(SELECTABLE_LIBRARIES)}")
+        raise ValueError(
+            f"unknown librar{'y' if len(unknown) == 1 else 'ies'} {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(SELECTABLE_LIBRARIES)}"
+        )
     return [
         (name, device)
         for name, cls in STRATEGIES.items()

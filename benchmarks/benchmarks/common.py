@@ -41,13 +41,28 @@ PARAM_NAMES = ["adapter", "device", "shape", "dtype"]
 # Fixed here, not read from the package, so that the suite is the same for every
 # commit asv builds; tests/test_asv_suite.py checks them against xbackend.
 ADAPTERS = (
-    "numpy", "torch-eager", "torch-einsum", "jax-jit", "cupy",
-    "torch-numpy", "torch-blocked", "torch-compile", "jax-rows", "jax-numpy", "cupy-fused",
+    "numpy",
+    "torch-eager",
+    "torch-einsum",
+    "jax-jit",
+    "cupy",
+    "torch-numpy",
+    "torch-blocked",
+    "torch-compile",
+    "jax-rows",
+    "jax-numpy",
+    "cupy-fused",
     # xbackend.mul_sum itself (the selected strategy, dispatch included), per library
-    "numpy-auto", "torch-auto", "jax-auto", "cupy-auto",
+    "numpy-auto",
+    "torch-auto",
+    "jax-auto",
+    "cupy-auto",
     # scale-out: array-API namespaces, dask (local threads, then a dask.distributed
     # cluster, started once per measuring process by get_adapter), JAX over all devices
-    "array-api", "dask", "dask-cluster", "jax-sharded",
+    "array-api",
+    "dask",
+    "dask-cluster",
+    "jax-sharded",
 )
 # Registered strategies outside the grid, and why (tests/test_asv_suite.py keeps
 # ADAPTERS and this table together covering the registry).

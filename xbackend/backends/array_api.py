@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from ..core import dtypes as _dtypes
-from .base import Adapter, Library, host_device
-from ..core.errors import UnsupportedDtypeError
 from ..core.dtypes import numpy_dtype_name
+from ..core.errors import UnsupportedDtypeError
 from ..core.semantics import Plan
+from .base import Adapter, Library, host_device
 
 DEFAULT_NAMESPACE = "array_api_strict"
 _HOST_DEVICE_NAMES = ("cpu", "CPU_DEVICE")  # NumPy/torch/dask spell it "cpu"; array-api-strict "CPU_DEVICE"
@@ -60,7 +60,9 @@ class ArrayApiAdapter(Adapter):
     framework = "array_api_compat"
     devices = ("cpu",)
     install_hint = "pip install array-api-compat array-api-strict (or xbackend[scale])"
-    formulation = "xp.sum(a * b, axis=0, dtype=<accumulation dtype>) in the inputs' array-API namespace (array-api-compat)"
+    formulation = (
+        "xp.sum(a * b, axis=0, dtype=<accumulation dtype>) in the inputs' array-API namespace (array-api-compat)"
+    )
 
     def __init__(self, device: str) -> None:
         super().__init__(device)

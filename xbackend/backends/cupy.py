@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .base import Adapter, Library
-from ..core.errors import UnsupportedDtypeError
 from ..core.dtypes import numpy_dtype, numpy_dtype_name
+from ..core.errors import UnsupportedDtypeError
 from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan
+from .base import Adapter, Library
 
 
 def _cupy() -> Any:
@@ -82,7 +83,9 @@ class CupyAdapter(Adapter):
     # -- measurement hooks --------------------------------------------------
     def timer(self) -> Timer:
         cuda = self.cupy.cuda
-        return DeviceEventTimer(cuda.Event(), cuda.Event(), cuda.get_elapsed_time, "CUDA events (cupy.cuda.Event) around the call")
+        return DeviceEventTimer(
+            cuda.Event(), cuda.Event(), cuda.get_elapsed_time, "CUDA events (cupy.cuda.Event) around the call"
+        )
 
     def extra_memory(self, a: Any, b: Any) -> MemoryUse:
         # The pool's used_bytes() is not a peak: a hook keeps a running maximum.
@@ -163,9 +166,12 @@ class CupyFused(CupyAdapter):
         kernel = getattr(type(self), "_kernel", None)
         if kernel is None:
             kernel = self.cupy.ReductionKernel(
-                "T x, T y", "A z",
+                "T x, T y",
+                "A z",
                 "static_cast<A>(static_cast<A>(x) * static_cast<A>(y))",
-                "a + b", "z = a", "0",
+                "a + b",
+                "z = a",
+                "0",
                 "xbackend_mul_sum",
             )
             type(self)._kernel = kernel

@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from .base import Adapter, Library, host_device
-from .numpy import accumulated_mul_sum
 from ..core.dtypes import numpy_dtype, numpy_dtype_name
 from ..core.probes import HostTimer, MemoryUse, Timer, cpu_count, cpu_model, rss_extra_memory
 from ..core.semantics import Plan
+from .base import Adapter, Library, host_device
+from .numpy import accumulated_mul_sum
 
 # ``asarray`` splits dim 0 into chunks of whole rows of about this many bytes:
 # whole rows keep each task's partial sum a full output row, and 16 MiB is
@@ -156,9 +156,12 @@ class DaskAdapter(Adapter):
         # blockwise aligns the two inputs' chunks and broadcasts size-1 dims; keeping
         # dim 0 with one row per chunk leaves the partial sums for the tree.
         partials = self.da.blockwise(
-            _partial_mul_sum, index,
-            a, index,
-            b, index,
+            _partial_mul_sum,
+            index,
+            a,
+            index,
+            b,
+            index,
             dtype=acc_dtype,
             adjust_chunks={0: 1},
             meta=np.empty((0,) * len(index), dtype=acc_dtype),

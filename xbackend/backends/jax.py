@@ -12,16 +12,17 @@ import functools
 import importlib
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .base import Adapter, Library
-from .numpy import numpy_mul_sum
-from ..core.errors import UnsupportedDtypeError
 from ..core.dtypes import numpy_dtype, numpy_dtype_name
+from ..core.errors import UnsupportedDtypeError
 from ..core.probes import HostTimer, MemoryUse, Timer, cpu_count, gpu_l2_cache_bytes
 from ..core.semantics import Plan
+from .base import Adapter, Library
+from .numpy import numpy_mul_sum
 
 _NEEDS_X64 = frozenset({"float64", "int64", "complex128"})
 _X64_HINT = (
@@ -90,11 +91,14 @@ def _rows_mul_sum_kernel(a: Any, b: Any, *, full_shape: tuple[int, ...], out_dty
         folded = _unrolled_rows(
             a[: groups * MAX_UNROLLED_ROWS].reshape(groups, MAX_UNROLLED_ROWS, *full_shape[1:]),
             b[: groups * MAX_UNROLLED_ROWS].reshape(groups, MAX_UNROLLED_ROWS, *full_shape[1:]),
-            acc_dtype, axis=1,
+            acc_dtype,
+            axis=1,
         )
         total = jnp.sum(folded, axis=0, dtype=acc_dtype)
         if rest:
-            total = total + _unrolled_rows(a[groups * MAX_UNROLLED_ROWS :], b[groups * MAX_UNROLLED_ROWS :], acc_dtype, axis=0)
+            total = total + _unrolled_rows(
+                a[groups * MAX_UNROLLED_ROWS :], b[groups * MAX_UNROLLED_ROWS :], acc_dtype, axis=0
+            )
         return total.astype(out_dtype)
     return _unrolled_rows(a, b, acc_dtype, axis=0).astype(out_dtype)
 
@@ -108,7 +112,9 @@ def _unrolled_rows(a: Any, b: Any, acc_dtype: Any, *, axis: int) -> Any:
     lax = importlib.import_module("jax.lax")
     total = None
     for i in range(a.shape[axis]):
-        row = (lax.index_in_dim(a, i, axis, keepdims=False) * lax.index_in_dim(b, i, axis, keepdims=False)).astype(acc_dtype)
+        row = (lax.index_in_dim(a, i, axis, keepdims=False) * lax.index_in_dim(b, i, axis, keepdims=False)).astype(
+            acc_dtype
+        )
         total = row if total is None else total + row
     return total
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import functools
 import tracemalloc
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from .base import Adapter, Library, host_device
 from ..core.dtypes import numpy_dtype, numpy_dtype_name
 from ..core.probes import MemoryUse, cpu_count
 from ..core.semantics import Plan
+from .base import Adapter, Library, host_device
 
 # Rows per upcast block are chosen so that one float32 block is about 1 MiB: it
 # stays in cache and the Python loop is a few hundred iterations at most.
@@ -112,8 +113,11 @@ class NumpyAdapter(Adapter):
         # Same dtype and shape, nothing to cast or broadcast: np.einsum itself,
         # so that dispatch adds nothing to a tiny call.
         direct = (
-            a.shape == b.shape == plan.full_shape and a.ndim > 1 and plan.n > 0
-            and a.dtype == b.dtype == numpy_dtype(plan.out_dtype) and plan.acc_dtype == plan.out_dtype
+            a.shape == b.shape == plan.full_shape
+            and a.ndim > 1
+            and plan.n > 0
+            and a.dtype == b.dtype == numpy_dtype(plan.out_dtype)
+            and plan.acc_dtype == plan.out_dtype
         )
         return functools.partial(np.einsum, "i...,i...->...") if direct else super().kernel(a, b, plan)
 
@@ -173,7 +177,9 @@ def _blas_description() -> str:
     if not own:
         return "no BLAS library found by threadpoolctl"
     info = own[0]
-    return f"{info['internal_api']} {info['version']}, {info['num_threads']} threads ({info.get('threading_layer', '?')})"
+    return (
+        f"{info['internal_api']} {info['version']}, {info['num_threads']} threads ({info.get('threading_layer', '?')})"
+    )
 
 
 LIBRARY = Library(

@@ -14,16 +14,17 @@ import contextlib
 import functools
 import importlib
 import sys
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from ..core import dtypes as _dtypes
-from .base import Adapter, Library
-from .numpy import numpy_mul_sum
 from ..core.dtypes import numpy_dtype
 from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan, plan_mul_sum
+from .base import Adapter, Library
+from .numpy import numpy_mul_sum
 
 
 def _torch() -> Any:
@@ -127,7 +128,9 @@ class TorchAdapter(Adapter):
         if self.device == "cuda":
             event = functools.partial(self.torch.cuda.Event, enable_timing=True)
             return DeviceEventTimer(
-                event(), event(), lambda start, end: start.elapsed_time(end),
+                event(),
+                event(),
+                lambda start, end: start.elapsed_time(end),
                 "CUDA events (torch.cuda.Event) around the call",
             )
         return super().timer()
@@ -381,7 +384,9 @@ class TorchCompile(TorchAdapter):
         import types
 
         plan = self.plan(a, b)
-        kernel = types.FunctionType(_compiled_kernel.__code__.replace(), _compiled_kernel.__globals__, f"mul_sum_{len(self._compiled)}")
+        kernel = types.FunctionType(
+            _compiled_kernel.__code__.replace(), _compiled_kernel.__globals__, f"mul_sum_{len(self._compiled)}"
+        )
         compiled = self.torch.compile(kernel, dynamic=False, fullgraph=True)
         out_dtype, acc_dtype = self.torch_dtype(plan.out_dtype), self.torch_dtype(plan.acc_dtype)
         start = time.perf_counter()

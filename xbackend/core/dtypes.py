@@ -54,9 +54,17 @@ SMALLEST_NORMAL: Final = {
 }
 
 BITS: Final = {
-    "int8": 8, "int16": 16, "int32": 32, "int64": 64, "uint8": 8,
-    "float16": 16, "bfloat16": 16, "float32": 32, "float64": 64,
-    "complex64": 64, "complex128": 128,
+    "int8": 8,
+    "int16": 16,
+    "int32": 32,
+    "int64": 64,
+    "uint8": 8,
+    "float16": 16,
+    "bfloat16": 16,
+    "float32": 32,
+    "float64": 64,
+    "complex64": 64,
+    "complex128": 128,
 }
 
 _COMPLEX_OF_REAL: Final = {"float32": "complex64", "float64": "complex128"}
@@ -74,17 +82,29 @@ def check_supported(dtype: str, *, where: str) -> None:
 
 # Dtype families outside the table: (name prefixes, why, what to do instead).
 _REFUSED: Final = (
-    (("uint16", "uint32", "uint64"), ("unsigned integers wider than 8 bits have no signed dtype holding both ranges "
-     "(uint64 with int64 has no integer result) and few framework kernels"),
-     "cast to a wider signed dtype (int32 for uint16, int64 for uint32)"),
-    (("float128", "complex256", "longdouble", "clongdouble", "float96", "complex192"),
-     "extended precision exists in NumPy only, with a platform-dependent format",
-     "cast to float64 / complex128"),
-    (("float8", "float6", "float4", "int4", "uint4", "int2", "uint2"),
-     "sub-16-bit types have no portable product and accumulation rules",
-     "cast to float16, bfloat16 or float32 (int8 for small integers)"),
-    (("qint", "quint"), "quantized tensors carry a scale and zero point the sum would ignore",
-     "call .dequantize() first"),
+    (
+        ("uint16", "uint32", "uint64"),
+        (
+            "unsigned integers wider than 8 bits have no signed dtype holding both ranges "
+            "(uint64 with int64 has no integer result) and few framework kernels"
+        ),
+        "cast to a wider signed dtype (int32 for uint16, int64 for uint32)",
+    ),
+    (
+        ("float128", "complex256", "longdouble", "clongdouble", "float96", "complex192"),
+        "extended precision exists in NumPy only, with a platform-dependent format",
+        "cast to float64 / complex128",
+    ),
+    (
+        ("float8", "float6", "float4", "int4", "uint4", "int2", "uint2"),
+        "sub-16-bit types have no portable product and accumulation rules",
+        "cast to float16, bfloat16 or float32 (int8 for small integers)",
+    ),
+    (
+        ("qint", "quint"),
+        "quantized tensors carry a scale and zero point the sum would ignore",
+        "call .dequantize() first",
+    ),
     (("complex32", "chalf"), "half-precision complex has no kernels in most frameworks", "cast to complex64"),
     (("bool",), "booleans are not numbers here", "cast to an integer dtype"),
 )

@@ -14,9 +14,10 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 _CACHE_DIR = Path("/sys/devices/system/cpu/cpu0/cache")
 _PROC_STATUS = Path("/proc/self/status")

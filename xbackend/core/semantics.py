@@ -41,10 +41,7 @@ def _broadcast_trailing(a_shape: Shape, b_shape: Shape) -> Shape:
     out = []
     for da, db in zip(a_shape, b_shape):
         if da != db and 1 not in (da, db):
-            raise ValueError(
-                f"shapes {a_shape} and {b_shape} do not broadcast: "
-                "trailing dimensions must be equal or 1"
-            )
+            raise ValueError(f"shapes {a_shape} and {b_shape} do not broadcast: trailing dimensions must be equal or 1")
         out.append(db if da == 1 else da)
     return tuple(out)
 
@@ -58,8 +55,7 @@ def plan_mul_sum(a_shape: Shape, a_dtype: str, b_shape: Shape, b_dtype: str) -> 
     a_shape, b_shape = tuple(a_shape), tuple(b_shape)
     if not a_shape or not b_shape:
         raise ValueError(
-            f"mul_sum needs inputs of at least one dimension (dim 0 is reduced); "
-            f"got shapes {a_shape} and {b_shape}"
+            f"mul_sum needs inputs of at least one dimension (dim 0 is reduced); got shapes {a_shape} and {b_shape}"
         )
     if len(a_shape) != len(b_shape):
         raise ValueError(
@@ -67,10 +63,7 @@ def plan_mul_sum(a_shape: Shape, a_dtype: str, b_shape: Shape, b_dtype: str) -> 
             f"{a_shape} ({len(a_shape)}-d) and {b_shape} ({len(b_shape)}-d)"
         )
     if a_shape[0] != b_shape[0] and 1 not in (a_shape[0], b_shape[0]):
-        raise ValueError(
-            f"dim 0 (the reduced dimension) must be equal or 1; got shapes "
-            f"{a_shape} and {b_shape}"
-        )
+        raise ValueError(f"dim 0 (the reduced dimension) must be equal or 1; got shapes {a_shape} and {b_shape}")
     _dtypes.check_supported(a_dtype, where="first input")
     _dtypes.check_supported(b_dtype, where="second input")
     out_dtype = _dtypes.promote(a_dtype, b_dtype)

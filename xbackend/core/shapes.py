@@ -8,7 +8,7 @@ representative shape per grid.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 Shape = tuple[int, ...]
 

@@ -107,11 +107,11 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import LIBRARIES, device_kind_of, library_of
 from ..core import dtypes as _dtypes
 from ..core.dtypes import numpy_dtype, numpy_dtype_name
-from ..backends import LIBRARIES, device_kind_of, library_of
-from ..registry import get_adapter
 from ..core.semantics import Plan, plan_mul_sum
+from ..registry import get_adapter
 
 BOUND_CONSTANT = 2.0
 # Per check: the chance that the probabilistic bound rejects a correct result
@@ -328,7 +328,9 @@ def _reference(a: np.ndarray, b: np.ndarray) -> Reference:
     shape = plan.out_shape
     components = tuple(
         Component(
-            c.positive.reshape(shape), c.negative.reshape(shape), (c.exact & (underflow == 0)).reshape(shape),
+            c.positive.reshape(shape),
+            c.negative.reshape(shape),
+            (c.exact & (underflow == 0)).reshape(shape),
             np.reshape(c.absorbed, shape),
         )
         for c in components
@@ -391,7 +393,9 @@ def _integer_reference(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
     return np.array(wrapped, dtype=numpy_dtype(plan.out_dtype)).reshape(plan.out_shape)
 
 
-def error_bound(ref: Reference, bound: str = "rigorous", *, failure_probability: float = FAILURE_PROBABILITY) -> np.ndarray:
+def error_bound(
+    ref: Reference, bound: str = "rigorous", *, failure_probability: float = FAILURE_PROBABILITY
+) -> np.ndarray:
     """The per-element bound on ``|out - exact|`` (see the module docstring).
 
     ``bound="rigorous"`` holds for every input and summation order;
@@ -468,37 +472,54 @@ def check_against(out: Any, ref: Reference, bound: str = "rigorous") -> Verdict:
         verdicts = {name: _verdict(got, ref, name) for name in BOUNDS}
     chosen = verdicts[bound]
     return Verdict(
-        chosen.ratio, chosen.failure, bound, verdicts["rigorous"].ratio, verdicts["probabilistic"].ratio,
+        chosen.ratio,
+        chosen.failure,
+        bound,
+        verdicts["rigorous"].ratio,
+        verdicts["probabilistic"].ratio,
     )
 
 
 def _verdict(got: np.ndarray, ref: Reference, bound: str) -> Verdict:
     expected = ref.plan.out_dtype
     if numpy_dtype_name(got.dtype) != expected or got.shape != ref.plan.out_shape:
-        return Verdict(math.inf, (
-            f"expected a result of shape {ref.plan.out_shape} and dtype {expected}, "
-            f"got shape {got.shape} and dtype {numpy_dtype_name(got.dtype)}"
-        ))
+        return Verdict(
+            math.inf,
+            (
+                f"expected a result of shape {ref.plan.out_shape} and dtype {expected}, "
+                f"got shape {got.shape} and dtype {numpy_dtype_name(got.dtype)}"
+            ),
+        )
     if _dtypes.is_integer(expected):
         wrong = np.flatnonzero(got.ravel() != ref.exact.ravel())
         if not wrong.size:
             return Verdict(0.0, None)
         i = wrong[0]
-        return Verdict(math.inf, (
-            f"{wrong.size} of {got.size} integer results differ from the exact (wrapped) sum; "
-            f"first at flat index {i}: got {got.ravel()[i]}, exact {ref.exact.ravel()[i]}"
-        ))
+        return Verdict(
+            math.inf,
+            (
+                f"{wrong.size} of {got.size} integer results differ from the exact (wrapped) sum; "
+                f"first at flat index {i}: got {got.ravel()[i]}, exact {ref.exact.ravel()[i]}"
+            ),
+        )
     wide = np.complex128 if _dtypes.is_complex(expected) else np.float64
     got, exact = got.astype(wide).ravel(), ref.exact.astype(wide).ravel()
     limit = error_bound(ref, bound).ravel()
     parts = [(np.real, " (real part)"), (np.imag, " (imag part)")] if wide is np.complex128 else [(np.real, "")]
-    acc_top = _dtypes.MAX_FINITE[ref.plan.acc_dtype] / (1 + BOUND_CONSTANT * (
-        _dtypes.UNIT_ROUNDOFF[ref.plan.acc_dtype] + gamma(ref.plan.n, _dtypes.UNIT_ROUNDOFF[ref.plan.acc_dtype])
-    ))
+    acc_top = _dtypes.MAX_FINITE[ref.plan.acc_dtype] / (
+        1
+        + BOUND_CONSTANT
+        * (_dtypes.UNIT_ROUNDOFF[ref.plan.acc_dtype] + gamma(ref.plan.n, _dtypes.UNIT_ROUNDOFF[ref.plan.acc_dtype]))
+    )
     verdicts = [
         _check_component(
-            part(got), part(exact), limit, _dtypes.MAX_FINITE[expected], label,
-            _may_overflow(component.positive, acc_top), _may_overflow(component.negative, acc_top),
+            part(got),
+            part(exact),
+            limit,
+            _dtypes.MAX_FINITE[expected],
+            label,
+            _may_overflow(component.positive, acc_top),
+            _may_overflow(component.negative, acc_top),
         )
         for (part, label), component in zip(parts, ref.components)
     ]
@@ -527,8 +548,13 @@ def assert_mul_sum_close(out: Any, a: Any, b: Any, bound: str = "rigorous") -> N
 
 
 def _check_component(
-    got: np.ndarray, exact: np.ndarray, bound: np.ndarray, max_finite: float, where: str,
-    positive_overflow: np.ndarray | bool = False, negative_overflow: np.ndarray | bool = False,
+    got: np.ndarray,
+    exact: np.ndarray,
+    bound: np.ndarray,
+    max_finite: float,
+    where: str,
+    positive_overflow: np.ndarray | bool = False,
+    negative_overflow: np.ndarray | bool = False,
 ) -> Verdict:
     # Exact sums beyond the output range must overflow to the same infinity.
     finite = np.isfinite(exact)
@@ -541,9 +567,13 @@ def _check_component(
     can_neg = negative_overflow | (exact == -np.inf) | (overflow & (exact < 0))
     nan_exact = np.isnan(exact)
     allowed = np.where(
-        np.isnan(got), (can_pos & can_neg) | nan_exact,
-        np.where(got == np.inf, can_pos & (exact != -np.inf) & ~nan_exact,
-                 np.where(got == -np.inf, can_neg & (exact != np.inf) & ~nan_exact, False)),
+        np.isnan(got),
+        (can_pos & can_neg) | nan_exact,
+        np.where(
+            got == np.inf,
+            can_pos & (exact != -np.inf) & ~nan_exact,
+            np.where(got == -np.inf, can_neg & (exact != np.inf) & ~nan_exact, False),
+        ),
     )
     expected_special = np.where(overflow, np.sign(exact) * np.inf, exact)
     mismatched = must_match & ~allowed
@@ -563,8 +593,11 @@ def _check_component(
     worst = int(np.argmax(ratio))
     if ratio[worst] <= 1:
         return Verdict(float(ratio[worst]), None)
-    return Verdict(float(ratio[worst]), (
-        f"element {worst}{where}: got {got[worst]!r}, exact {exact[worst]!r}, "
-        f"error {error[worst]:.3e} exceeds the bound {bound[worst]:.3e} "
-        f"({ratio[worst]:.3g}x); {int((ratio > 1).sum())} of {ratio.size} elements out of bound"
-    ))
+    return Verdict(
+        float(ratio[worst]),
+        (
+            f"element {worst}{where}: got {got[worst]!r}, exact {exact[worst]!r}, "
+            f"error {error[worst]:.3e} exceeds the bound {bound[worst]:.3e} "
+            f"({ratio[worst]:.3g}x); {int((ratio > 1).sum())} of {ratio.size} elements out of bound"
+        ),
+    )

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from ..core import dtypes as _dtypes
 from ..backends.base import Adapter
-from ..core.errors import UnsupportedDtypeError
+from ..core import dtypes as _dtypes
 from ..core.dtypes import numpy_dtype
+from ..core.errors import UnsupportedDtypeError
 from ..registry import STRATEGIES, get_adapter
 from .oracle import check_mul_sum
 
@@ -174,8 +175,12 @@ def native_input(adapter: Adapter, host: np.ndarray, layout: str) -> Any:
     # strided: every other element along dim 0 and the last dim; the skipped
     # elements are NaN, so a strategy that reads them poisons its result.
     padded_shape = (2 * host.shape[0],) + host.shape[1:-1] + ((2 * host.shape[-1],) if host.ndim > 1 else ())
-    padded = np.full(padded_shape, np.nan if host.dtype.kind in "fc" or host.dtype == numpy_dtype("bfloat16") else 7, host.dtype)
-    window = (slice(None, None, 2),) + (slice(None),) * (host.ndim - 2) + ((slice(None, None, 2),) if host.ndim > 1 else ())
+    padded = np.full(
+        padded_shape, np.nan if host.dtype.kind in "fc" or host.dtype == numpy_dtype("bfloat16") else 7, host.dtype
+    )
+    window = (
+        (slice(None, None, 2),) + (slice(None),) * (host.ndim - 2) + ((slice(None, None, 2),) if host.ndim > 1 else ())
+    )
     padded[window] = host
     return adapter.asarray(padded)[window]
 
@@ -187,7 +192,10 @@ def run_case(adapter: Adapter, case: Case) -> tuple[float, str | None]:
     out = adapter.mul_sum(x, y)
     adapter.synchronize(out)
     if not adapter.is_native(out):
-        return math.inf, f"{case.spec.label}: result is a {type(out).__module__}.{type(out).__name__}, not a {adapter.framework} array"
+        return (
+            math.inf,
+            f"{case.spec.label}: result is a {type(out).__module__}.{type(out).__name__}, not a {adapter.framework} array",
+        )
     if adapter.device_kind(adapter.device_of(out)) != adapter.device:
         return math.inf, f"{case.spec.label}: result is on {adapter.device_of(out)}, inputs on {adapter.device}"
     verdict = check_mul_sum(out, case.a, case.b, bound="probabilistic")  # random data: the tight verdict
@@ -215,7 +223,10 @@ def sweep_specs(seed: int = 0) -> list[CaseSpec]:
     specs += [spec((12, 5), (12, 5), layout, seed=seed) for layout in LAYOUTS[1:]]
     specs += [spec((5, 4, 3), (5, 4, 3), layout, seed=seed) for layout in LAYOUTS[1:]]
     specs += [spec((1, 6), (10, 6), "strided", seed=seed)]
-    specs += [spec((40, 6), (40, 6), magnitude="wide", seed=seed), spec((2000, 3), (2000, 3), magnitude="wide", seed=seed)]
+    specs += [
+        spec((40, 6), (40, 6), magnitude="wide", seed=seed),
+        spec((2000, 3), (2000, 3), magnitude="wide", seed=seed),
+    ]
     specs += [spec((10, 8), (10, 8), specials=4, seed=seed), spec((4,), (4,), specials=1, seed=seed)]
     # Long same-sign sums: a half-precision accumulator stagnates far from the exact sum.
     specs += [spec((100_000, 2), (100_000, 2), magnitude="positive", seed=seed)]
@@ -260,7 +271,9 @@ def sweep_dtype(adapter: Adapter, dtype: str, specs: Iterable[CaseSpec]) -> Swee
     return row
 
 
-def sweep(adapter: Adapter, dtypes: Sequence[str] = SWEEP_DTYPES, *, seed: int = 0, specs: Sequence[CaseSpec] | None = None) -> list[SweepRow]:
+def sweep(
+    adapter: Adapter, dtypes: Sequence[str] = SWEEP_DTYPES, *, seed: int = 0, specs: Sequence[CaseSpec] | None = None
+) -> list[SweepRow]:
     """The correctness sweep of one adapter: one row per dtype."""
     specs = sweep_specs(seed) if specs is None else specs
     return [sweep_dtype(adapter, dtype, specs) for dtype in dtypes]
@@ -285,7 +298,9 @@ def select_pairs(selection: str | None) -> list[tuple[str, str]]:
     return chosen
 
 
-def sweep_pairs(pairs: Sequence[tuple[str, str]], dtypes: Sequence[str] = SWEEP_DTYPES, *, seed: int = 0) -> list[SweepRow]:
+def sweep_pairs(
+    pairs: Sequence[tuple[str, str]], dtypes: Sequence[str] = SWEEP_DTYPES, *, seed: int = 0
+) -> list[SweepRow]:
     """The sweep over several (adapter, device) pairs; an unavailable pair gives one skipped row."""
     rows: list[SweepRow] = []
     for name, device in pairs:
@@ -301,7 +316,9 @@ def format_rows(rows: Sequence[SweepRow]) -> str:
     """The sweep as a table: one line per (adapter, device, dtype), failures listed below it."""
     table = [("adapter", "device", "dtype", "cases", "worst error/bound", "result")]
     for row in rows:
-        result = f"skipped ({row.skipped})" if row.skipped else ("pass" if row.passed else f"FAIL ({len(row.failures)})")
+        result = (
+            f"skipped ({row.skipped})" if row.skipped else ("pass" if row.passed else f"FAIL ({len(row.failures)})")
+        )
         ratio = "-" if row.skipped else f"{row.worst_ratio:.3g}"
         table.append((row.adapter, row.device, row.dtype, str(row.cases), ratio, result))
     widths = [max(len(line[i]) for line in table) for i in range(5)]
