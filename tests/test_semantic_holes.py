@@ -14,6 +14,7 @@
 """
 
 import importlib.util
+import warnings
 
 import ml_dtypes
 import numpy as np
@@ -170,6 +171,17 @@ def test_sparse_arrays_are_refused_by_mul_sum(xbackend_adapter):
         assert not isinstance(info.value, xbackend.UnsupportedDtypeError)
         with pytest.raises(TypeError, match=r"first input.*sparse array.*densify"):
             xbackend_adapter.mul_sum(x, x)
+
+
+def test_nested_torch_tensors_are_refused_with_a_type_error():
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torch's "prototype stage" notice
+        nested = torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])
+    with pytest.raises(TypeError, match=r"nested \(ragged\) tensor.*to_padded_tensor"):
+        xbackend.mul_sum(nested, nested)
+    with pytest.raises(TypeError, match=r"first input.*nested"):
+        xbackend.get_adapter("torch-eager", "cpu").mul_sum(nested, nested)
 
 
 def test_torch_sparse_does_not_reuse_a_dense_kernel():

@@ -438,8 +438,9 @@ def test_jax_strategies_cover_every_table_choice():
     assert {"jax-jit", "jax-rows", "jax-numpy", "jax-auto"} <= set(JAX_STRATEGIES)
 
 
+# jax-sharded is never chosen for tracers, but called directly it must trace too.
 @pytest.mark.parametrize("shape_class", SHAPES)
-@pytest.mark.parametrize("strategy", JAX_PARAMS)
+@pytest.mark.parametrize("strategy", JAX_PARAMS + _device_params("jax", ["jax-sharded"]))
 def test_jax_jit_grad_vmap(strategy, shape_class):
     name, device = strategy
     jax, call, adapter, a, b = _jax_setup(name, device, SHAPES[shape_class])

@@ -237,7 +237,8 @@ def unsupported_array(x: Any) -> Exception | None:
     The one place for these per-library facts (``Adapter.plan``,
     ``xbackend.mul_sum`` and ``xbackend.testing`` all ask it; no framework is
     imported): masked arrays (NumPy ``np.ma``, dask arrays of masked chunks)
-    would have their masks ignored, sparse arrays (torch sparse layouts,
+    would have their masks ignored, nested (ragged) torch tensors have no common
+    shape, sparse arrays (torch sparse layouts,
     scipy.sparse, jax.experimental.sparse) have no dense buffer, and dask arrays
     with unknown chunk sizes have no shape to plan with.
     """
@@ -248,6 +249,11 @@ def unsupported_array(x: Any) -> Exception | None:
             f"{_describe(x)} is a masked array: mul_sum would ignore its mask. Fill the masked entries "
             "first (x.filled(0) for NumPy, dask.array.ma.filled(x, 0) for dask), or use the np.ma "
             "functions (np.ma.sum(a * b, axis=0))"
+        )
+    if module == "torch" and getattr(x, "is_nested", False):
+        return TypeError(
+            f"{_describe(x)} is a nested (ragged) tensor: its rows have no common shape to sum over. "
+            "Pad it first (x.to_padded_tensor(0)) or sum each component"
         )
     torch_sparse = module == "torch" and str(getattr(x, "layout", "torch.strided")) != "torch.strided"
     if torch_sparse or module.startswith(("scipy.sparse", "jax.experimental.sparse")):

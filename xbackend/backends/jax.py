@@ -239,9 +239,11 @@ class JaxAdapter(Adapter):
     # The traced function; subclasses swap in another formulation of the same sum.
     kernel_function = staticmethod(_mul_sum_kernel)
 
-    def _kernel_for(self, plan: Plan, **options: Any) -> Callable[[Any, Any], Any]:
+    def _kernel_for(
+        self, plan: Plan, function: Callable[..., Any] | None = None, **options: Any
+    ) -> Callable[[Any, Any], Any]:
         return functools.partial(
-            self.kernel_function,
+            function or self.kernel_function,
             full_shape=plan.full_shape,
             out_dtype=numpy_dtype(plan.out_dtype),
             acc_dtype=numpy_dtype(plan.acc_dtype),
@@ -364,6 +366,11 @@ class JaxSharded(JaxJit):
         return plan
 
     kernel_function = staticmethod(_sharded_mul_sum_kernel)
+
+    def _traced(self, plan: Plan) -> Callable[[Any, Any], Any]:
+        # A tracer has no placement to shard: inside the caller's jit, XLA's own
+        # partitioner spreads jax-jit's formulation over however the caller sharded.
+        return self._kernel_for(plan, function=_mul_sum_kernel)
 
     def _jitted(self, plan: Plan) -> Any:
         return self.jax.jit(self._kernel_for(plan, rows=self.rows), out_shardings=self.replicated)
