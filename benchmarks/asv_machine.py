@@ -1,4 +1,10 @@
-"""Record this machine for asv, GPU included: ``python benchmarks/asv_machine.py NAME``.
+"""Record this machine for asv, GPU included: ``python benchmarks/asv_machine.py [NAME]``.
+
+Without NAME the name is derived from the hardware (``hardware_name``): CPU
+model, core count, memory and GPU, so that results measured on different
+hardware never share a name. This project's VMs change CPU between sessions
+(an AMD EPYC one day, an Intel Xeon with 2-3x another single-thread memory
+bandwidth the next): one name for both would show false regressions.
 
 ``asv machine --yes --machine NAME`` (asv 0.6.6) stores only the name, not the CPU,
 OS and memory, and asv has no fields for a GPU. This writes the full entry into
@@ -53,15 +59,39 @@ def framework_versions() -> dict[str, str]:
     return versions
 
 
+# The fields of a machine entry that describe its hardware: results whose
+# fields differ were not measured on the same machine (benchmarks/curate.py).
+HARDWARE_FIELDS = ("arch", "cpu", "num_cpu", "ram", "gpu")
+
+
+def _slug(text: str) -> str:
+    words = re.sub(r"\((R|TM)\)|\b(CPU|Processor|with|Radeon|Graphics)\b|@.*", " ", text, flags=re.I)
+    return re.sub(r"[^a-z0-9]+", "-", words.lower()).strip("-")
+
+
+def hardware_name(entry: dict[str, str]) -> str:
+    """``cpu-<model>-<cores>c-<GiB>g``, with ``-<gpu model>`` on a GPU machine: a name per hardware."""
+    memory_gib = round(int(entry["ram"]) / 2**30) if str(entry.get("ram", "")).isdigit() else 0
+    name = f"cpu-{_slug(entry.get('cpu') or 'unknown')}-{entry.get('num_cpu', '0')}c-{memory_gib}g"
+    gpu = entry.get("gpu", "none")
+    return name if gpu in ("none", "", None) else f"{name}-{_slug(gpu)}"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name", help="machine name: the results folder and the dashboard's label")
+    parser.add_argument(
+        "name",
+        nargs="?",
+        default=None,
+        help="machine name: the results folder and the dashboard's label (default: derived from the hardware)",
+    )
     parser.add_argument("--frameworks", action="store_true", help="record the installed framework versions")
     args = parser.parse_args(argv)
-    entry = {**Machine.get_defaults(), **gpu_info(), "machine": args.name}
+    entry = {**Machine.get_defaults(), **gpu_info()}
+    entry["machine"] = args.name or hardware_name(entry)
     if args.frameworks:
         entry.update(framework_versions())
-    MachineCollection.save(args.name, entry)
+    MachineCollection.save(entry["machine"], entry)
     for key, value in entry.items():
         print(f"{key}: {value}")
 

@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from asv_machine import HARDWARE_FIELDS  # noqa: E402
 from benchmarks.common import full_grid_params  # noqa: E402  (the suite's package)
 
 
@@ -60,6 +61,24 @@ def check_same_suite(suite: dict[str, dict], curated: dict[str, dict], dest: Pat
         )
 
 
+def check_same_hardware(new: Path, curated: Path) -> None:
+    """Refuse results whose hardware differs from the curated results of the same machine name."""
+    if not curated.is_file():
+        return
+    old, now = json.loads(curated.read_text()), json.loads(new.read_text())
+    differ = [
+        f"{key}: {old.get(key)!r} curated, {now.get(key)!r} new"
+        for key in HARDWARE_FIELDS
+        if old.get(key) != now.get(key)
+    ]
+    if differ:
+        raise CurationError(
+            f"results named {now.get('machine')!r} come from other hardware than the curated ones ("
+            + "; ".join(differ)
+            + "): record them under their own name (python benchmarks/asv_machine.py derives one)"
+        )
+
+
 def curate(machine: str, source: Path, dest: Path, replace_suite: bool = False) -> list[Path]:
     """Copy ``source/machine`` and the suite description into ``dest``; the files copied."""
     machine_dir = source / machine
@@ -68,6 +87,7 @@ def curate(machine: str, source: Path, dest: Path, replace_suite: bool = False) 
         raise CurationError(
             f"no results for machine {machine!r} in {source}; machines there: {', '.join(known) or 'none'}"
         )
+    check_same_hardware(machine_dir / "machine.json", dest / machine / "machine.json")
     suite = load_suite(source)
     check_full_grid(suite, source)
     if (dest / "benchmarks.json").is_file() and not replace_suite:

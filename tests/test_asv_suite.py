@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import sys
@@ -118,3 +119,45 @@ def test_curate_refuses_smoke_results(tmp_path: Path):
     assert proc.returncode == 1
     assert "reduced grid" in proc.stderr
     assert not (tmp_path / "curated").exists()
+
+
+def _machine_module():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import asv_machine
+
+    return asv_machine
+
+
+def test_machine_names_come_from_the_hardware():
+    names = _machine_module().hardware_name
+    xeon = {"cpu": "Intel(R) Xeon(R) Processor", "num_cpu": "2", "ram": str(24 * 2**30), "gpu": "none"}
+    epyc = {**xeon, "cpu": "AMD EPYC 7B13 64-Core Processor"}
+    assert names(xeon) == "cpu-intel-xeon-2c-24g"
+    assert names(epyc) == "cpu-amd-epyc-7b13-64-core-2c-24g"
+    assert names({**xeon, "num_cpu": "16", "gpu": "NVIDIA H200"}) == "cpu-intel-xeon-16c-24g-nvidia-h200"
+    # Different hardware never shares a name.
+    assert len({names(xeon), names(epyc), names({**xeon, "ram": str(128 * 2**30)})}) == 3
+
+
+def test_curate_refuses_results_of_other_hardware_under_a_curated_name(tmp_path: Path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import curate
+
+    curated, new = tmp_path / "curated.json", tmp_path / "new.json"
+    entry = {
+        "machine": "cpu-2core",
+        "arch": "x86_64",
+        "cpu": "AMD EPYC",
+        "num_cpu": "2",
+        "ram": "25276502016",
+        "gpu": "none",
+    }
+    curated.write_text(json.dumps(entry))
+    new.write_text(json.dumps(entry | {"os": "another kernel"}))
+    curate.check_same_hardware(new, curated)  # same hardware: accepted
+    new.write_text(json.dumps(entry | {"cpu": "Intel(R) Xeon(R) Processor"}))
+    with pytest.raises(
+        curate.CurationError, match=r"other hardware.*cpu: 'AMD EPYC' curated, 'Intel\(R\) Xeon\(R\) Processor' new"
+    ):
+        curate.check_same_hardware(new, curated)
+    curate.check_same_hardware(new, tmp_path / "absent.json")  # nothing curated yet: accepted
