@@ -148,3 +148,87 @@ def test_new_files_honour_the_umask(tmp_path, umask, mask, expected):
     _selection.write_table({"schema": _selection.SCHEMA, "entries": []}, tmp_path / "t.json")
     assert mode(tmp_path / "r.json") == expected
     assert mode(tmp_path / "t.json") == expected
+
+
+# -- bounded compiled kernels ------------------------------------------------------
+def test_the_lru_evicts_the_least_recently_used_entry():
+    from xbackend.core.cache import LRUCache
+
+    cache = LRUCache(3)
+    for key in "abc":
+        cache.put(key, key.upper())
+    assert cache.get("a") == "A"  # a is now the most recently used
+    cache.put("d", "D")
+    assert list(cache) == ["c", "a", "d"] and "b" not in cache and len(cache) == 3
+    cache.clear()
+    assert len(cache) == 0
+    with pytest.raises(ValueError, match="capacity"):
+        LRUCache(0)
+
+
+def test_jax_executables_are_capped_and_evicted_least_recently_used(monkeypatch):
+    pytest.importorskip("jax")
+    from xbackend.backends import jax as jax_backend
+
+    monkeypatch.setattr(jax_backend, "EXECUTABLE_CACHE_SIZE", 3)
+    adapter = jax_backend.JaxJit("cpu")  # a private instance, built with the small cap
+    arrays = {n: seeded((n, 2048), seed=n) for n in (40, 41, 42, 43)}  # bandwidth-sized: compiled per shape
+    device = {n: (adapter.asarray(a), adapter.asarray(b)) for n, (a, b) in arrays.items()}
+    for n in (40, 41, 42):
+        assert adapter.prepare(*device[n]) is not None  # compiled
+    assert adapter.prepare(*device[40]) is None  # cached, and now the most recently used
+    assert adapter.prepare(*device[43]) is not None
+    assert len(adapter._executables) == 3
+    assert adapter.prepare(*device[40]) is None  # kept
+    assert adapter.prepare(*device[41]) is not None  # the least recently used was evicted: compiled again
+    a, b = arrays[42]
+    np.testing.assert_allclose(
+        np.asarray(adapter.mul_sum(*device[42])), np.einsum("ij,ij->j", a.astype(float), b), rtol=1e-5, atol=1e-4
+    )
+
+
+def test_mul_sum_kernels_are_capped_per_library(monkeypatch):
+    from xbackend import dispatch
+    from xbackend.backends import LIBRARIES
+
+    monkeypatch.setitem(LIBRARIES, "numpy", __import__("dataclasses").replace(LIBRARIES["numpy"], kernel_cache_size=5))
+    xbackend.clear_dispatch_cache()
+    for n in range(1, 9):
+        a, b = seeded((n, 3), seed=n)
+        np.testing.assert_allclose(xbackend.mul_sum(a, b), np.einsum("ij,ij->j", a.astype(float), b), rtol=1e-5)
+    assert len(dispatch._KERNELS) == 5
+    first, last = seeded((1, 3)), seeded((8, 3))
+    assert dispatch._KERNELS.get(dispatch.dispatch_key(*first)) is None  # the oldest went
+    assert dispatch._KERNELS.get(dispatch.dispatch_key(*last)) is not None
+
+
+def test_small_jax_inputs_need_no_per_shape_compile():
+    jax = pytest.importorskip("jax")
+    compiled = [xbackend.get_adapter(name, "cpu")._executables for name in ("jax-jit", "jax-rows")]
+    before = [len(cache) for cache in compiled]
+    for n in range(2, 6):
+        a, b = seeded((n, 7), seed=n)
+        x, y = jax.device_put(a), jax.device_put(b)
+        choice = xbackend.choose(x, y)
+        assert choice.strategy == "jax-numpy" and choice.source == "rule"
+        out = np.asarray(xbackend.mul_sum(x, y))
+        np.testing.assert_allclose(out, np.einsum("ij,ij->j", a.astype(float), b), rtol=1e-5, atol=1e-6)
+    assert [len(cache) for cache in compiled] == before  # nothing compiled for the new shapes
+
+
+def test_clear_caches_releases_every_compiled_executable():
+    jax = pytest.importorskip("jax")
+    from xbackend import dispatch
+
+    a, b = seeded((300, 32))  # tall-skinny: compiled by jax-jit (shipped table)
+    x, y = jax.device_put(a), jax.device_put(b)
+    xbackend.mul_sum(x, y)
+    xbackend.mul_sum(torch.from_numpy(a), torch.from_numpy(b))
+    compile_adapter = xbackend.get_adapter("torch-compile")
+    big = seeded((300, 500), seed=3)
+    compile_adapter.prepare(torch.from_numpy(big[0]), torch.from_numpy(big[1]))
+    jit = xbackend.get_adapter(xbackend.choose(x, y).strategy, "cpu")
+    assert len(jit._executables) >= 1 and len(compile_adapter._compiled) == 1 and len(dispatch._KERNELS) >= 2
+    xbackend.clear_caches()
+    assert len(jit._executables) == 0 and len(compile_adapter._compiled) == 0 and len(dispatch._KERNELS) == 0
+    np.testing.assert_allclose(np.asarray(xbackend.mul_sum(x, y)), np.einsum("ij,ij->j", a.astype(float), b), rtol=1e-4)
