@@ -22,7 +22,7 @@ from .backends.base import Adapter
 from .core.errors import AdapterUnavailable, UnsupportedDtypeError
 from .core.semantics import Plan, plan_mul_sum
 from .core.shapes import classify
-from .dispatch import Choice, choose, clear_dispatch_cache, explain, mul_sum
+from .dispatch import Choice, choose, clear_caches, clear_dispatch_cache, explain, mul_sum
 from .registry import AdapterInfo, adapters, get_adapter, register_strategy, registered, unregister_strategy
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "adapters",
     "choose",
     "classify",
+    "clear_caches",
     "clear_dispatch_cache",
     "explain",
     "get_adapter",

@@ -1,15 +1,100 @@
-"""The ``xbackend`` command: a thin layer over the library."""
+"""The ``xbackend`` command: a thin layer over the library.
+
+Every option is checked before anything is measured. A user's mistake (a bad
+value, an unwritable output path, a malformed input file) ends with one line
+on stderr, ``xbackend <command>: <what was wrong>``, and exit status 2; an
+internal error keeps its traceback (exit 1). Ctrl-C exits 130; ``compare`` and
+``tune`` then keep what they measured in ``X.partial.json`` next to their
+output ``X``, as they do when the final write fails.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from .backends import SELECTABLE_LIBRARIES
 from .registry import STRATEGIES, adapters
+
+
+# -- usage errors: one line, exit 2 ---------------------------------------------
+class UsageError(Exception):
+    """A user's mistake: ``main`` prints it as one line after ``xbackend <command>:`` and exits 2."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(str(text).split())
+
+
+@contextlib.contextmanager
+def _usage() -> Iterator[None]:
+    """Inside: the option parsers' ``ValueError``/``TypeError``/``KeyError`` are the user's mistakes (exit 2)."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UsageError(_one_line(exc)) from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (``xbackend compare: argument --threads: ...``), not usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {_one_line(ValueError(message))}\n")
+
+
+def _threads(text: str) -> int:
+    """``--threads``: a positive integer, at most the machine's CPUs (more would only oversubscribe them)."""
+    limit = os.cpu_count() or 1
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    if not 1 <= threads <= limit:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a thread count from 1 to {limit} (the CPUs of this machine)")
+    return threads
+
+
+def _output_path(text: str, option: str, *, create_folder: bool = False) -> Path:
+    """``text`` as a file ``option`` can write: not a folder, in an existing folder where a file can be created.
+
+    The check creates and removes a probe file, so that read-only filesystems,
+    permissions (root included) and pseudo-filesystems all answer as a real write would.
+    """
+    path = Path(text)
+    folder = path.parent
+    if path.is_dir():
+        raise UsageError(f"{option} {text} is a folder; name a file in it")
+    if create_folder:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{option} {text}: cannot create the folder {folder}: {exc.strerror or exc}") from None
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"{option} {text}: {folder} {what}")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise UsageError(f"{option} {text}: cannot write in {folder}: {exc.strerror or exc}") from None
+    os.close(handle)
+    os.unlink(probe)
+    return path
+
+
+def _keep(command: str, target: Path, document: dict[str, Any], why: str) -> None:
+    """Save what a run measured next to ``target`` and say where, on stderr."""
+    from .report import keep_partial
+
+    kept = keep_partial(target, document)
+    where = f"what was measured is kept in {kept}" if kept else "what was measured could not be saved anywhere"
+    print(f"xbackend {command}: {why}; {where}", file=sys.stderr)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -39,16 +124,28 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_list]
 def _check(args: argparse.Namespace) -> int:
     from .testing import sweep as correctness
 
-    try:
+    with _usage():
         pairs = correctness.select_pairs(args.adapters)
-    except ValueError as exc:
-        print(f"xbackend check: {exc}", file=sys.stderr)
-        return 2
-    rows = correctness.sweep_pairs(pairs, args.dtypes.split(","), seed=args.seed)
+        dtypes = _sweep_dtypes(args.dtypes)
+    rows = correctness.sweep_pairs(pairs, dtypes, seed=args.seed)
     print(correctness.format_rows(rows))
     failed = [row for row in rows if not row.passed]
     print(f"\n{len(failed)} of {len(rows)} rows failed" if failed else f"\nall {len(rows)} rows passed or were skipped")
     return 1 if failed else 0
+
+
+def _sweep_dtypes(text: str) -> list[str]:
+    from .core.dtypes import check_supported
+    from .testing.sweep import SWEEP_DTYPES
+
+    dtypes = [part.strip() for part in text.split(",") if part.strip()]
+    for dtype in dtypes:
+        check_supported(dtype, where="--dtypes")
+        if dtype not in SWEEP_DTYPES:
+            raise ValueError(f"--dtypes {dtype}: the sweep covers {', '.join(SWEEP_DTYPES)}")
+    if not dtypes:
+        raise ValueError("--dtypes names no dtype")
+    return dtypes
 
 
 def _add_check(commands: argparse._SubParsersAction) -> None:
@@ -76,7 +173,7 @@ SUBCOMMANDS.append(_add_check)
 def _compare(args: argparse.Namespace) -> int:
     from . import compare, report
 
-    try:
+    with _usage():
         options = compare.CompareOptions(
             pairs=_selected_pairs(args.adapters),
             devices=[d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None,
@@ -88,18 +185,33 @@ def _compare(args: argparse.Namespace) -> int:
             threads=args.threads,
             samples=args.samples,
         )
-        compare.select_adapters(options)  # refuse a bad selection before any work
-    except (ValueError, TypeError) as exc:
-        print(f"xbackend compare: {exc}", file=sys.stderr)
-        return 2
-    document = compare.run_compare(options, progress=report.ProgressLine())
+        compare.validate(options)  # refuse a bad selection, dtype or size before any work
+    outputs = [_output_path(path, option) for path, option in ((args.json, "--json"), (args.plot, "--plot")) if path]
+    try:
+        document = compare.run_compare(options, progress=report.ProgressLine())
+    except compare.CompareInterrupted as stop:
+        if outputs:
+            _keep("compare", outputs[0], stop.document, "interrupted")
+        return 130
     print(report.format_table(document))
-    if args.json:
-        report.write_json_atomic(args.json, document)
-        print(f"\nwrote {args.json}")
-    if args.plot:
-        report.write_plot(args.plot, document)
-        print(f"wrote {args.plot}")
+    return _write_compare_outputs(args, document)
+
+
+def _write_compare_outputs(args: argparse.Namespace, document: dict[str, Any]) -> int:
+    from . import report
+
+    for path, option, write in (
+        (args.json, "--json", report.write_json_atomic),
+        (args.plot, "--plot", report.write_plot),
+    ):
+        if not path:
+            continue
+        try:
+            write(path, document)
+        except OSError as exc:
+            _keep("compare", Path(args.json or path), document, f"cannot write {option} {path}: {exc.strerror or exc}")
+            return 1
+        print(f"wrote {path}")
     return 0
 
 
@@ -148,7 +260,9 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="GPU-sized shape classes: each bandwidth class reads 2 x 256 MiB in float32 (the budget stays --quick's or the default)",
     )
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for BLAS and torch (default: all CPUs)")
+    parser.add_argument(
+        "--threads", type=_threads, default=None, help="CPU threads for BLAS and torch (default: all CPUs)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
     parser.add_argument(
         "--json", metavar="PATH", default=None, help="write every figure, machine and versions (atomically)"
@@ -168,22 +282,34 @@ SUBCOMMANDS.append(_add_compare)
 def _select(args: argparse.Namespace) -> int:
     import json
 
+    from . import report
     from . import selection as _selection
 
-    try:
-        documents = [json.loads(open(path).read()) for path in args.sources]
+    with _usage():
+        documents = [report.read_report(Path(path)) for path in args.sources]
         table = _selection.build_table(
-            documents, command="xbackend select " + " ".join(f"--from {p}" for p in args.sources)
+            _checked_documents(documents, args.sources),
+            command="xbackend select " + " ".join(f"--from {p}" for p in args.sources),
         )
-    except (OSError, ValueError, KeyError) as exc:
-        print(f"xbackend select: {exc}", file=sys.stderr)
-        return 2
     if args.out:
-        _selection.write_table(table, Path(args.out))
+        out = _output_path(args.out, "--out")
+        _selection.write_table(table, out)
         print(f"wrote {len(table['entries'])} entries to {args.out}")
     else:
         print(json.dumps(table, indent=1))
     return 0
+
+
+def _checked_documents(documents: list[dict[str, Any]], paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Each report on its own through ``build_table``, so that an error names the file it is in."""
+    from . import selection as _selection
+
+    for document, path in zip(documents, paths):
+        try:
+            _selection.build_table([document], command="check")
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    return documents
 
 
 def _add_select(commands: argparse._SubParsersAction) -> None:
@@ -206,7 +332,7 @@ def _tune(args: argparse.Namespace) -> int:
     from . import compare, report
     from . import selection as _selection
 
-    try:
+    with _usage():
         options = compare.CompareOptions(
             pairs=_selection.candidate_pairs(
                 [n.strip() for n in args.libraries.split(",")] if args.libraries else None
@@ -216,11 +342,16 @@ def _tune(args: argparse.Namespace) -> int:
             quick=args.quick,
             threads=args.threads,
         )
-        compare.select_adapters(options)
-    except (ValueError, TypeError) as exc:
-        print(f"xbackend tune: {exc}", file=sys.stderr)
-        return 2
-    path, table = compare.tune(options, path=Path(args.out) if args.out else None, progress=report.ProgressLine())
+        compare.validate(options)
+    target = _output_path(args.out or str(_selection.tuned_table_path()), "--out", create_folder=not args.out)
+    try:
+        path, table = compare.tune(options, path=target, progress=report.ProgressLine())
+    except compare.CompareInterrupted as stop:
+        _keep("tune", target, stop.document, "interrupted; no table written")
+        return 130
+    except compare.UnsavedReport as failed:
+        _keep("tune", target, failed.document, f"{failed}; no table written")
+        return 1
     for entry in table["entries"]:
         print(
             f"{entry['library']:6s} {entry['device']:5s} {entry['dtype']:9s} {entry['shape_class']:12s} -> {entry['strategy']}"
@@ -251,7 +382,9 @@ def _add_tune(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="the smaller --quick shapes and budget of xbackend compare"
     )
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for BLAS and torch (default: all CPUs)")
+    parser.add_argument(
+        "--threads", type=_threads, default=None, help="CPU threads for BLAS and torch (default: all CPUs)"
+    )
     parser.add_argument(
         "--out", metavar="PATH", default=None, help="write the table here instead of the per-machine cache"
     )
@@ -262,13 +395,14 @@ def _explain(args: argparse.Namespace) -> int:
     from .compare import parse_shapes
     from .dispatch import choose_for
 
-    try:
-        (shape,) = parse_shapes(args.shape).values()
+    with _usage():
+        shapes = parse_shapes(args.shape)
+        if len(shapes) != 1:
+            raise ValueError(f"--shape takes one shape, got {len(shapes)}: {', '.join(shapes)}")
+        (shape,) = shapes.values()
         _dtypes_check(args.dtype)
         choice = choose_for(args.library, args.device, shape, args.dtype)
-    except (ValueError, TypeError, KeyError) as exc:
-        print(f"xbackend explain: {exc}", file=sys.stderr)
-        return 2
+    _check_runs_here(choice.strategy, args.device, args.dtype)
     print(choice)
     return 0
 
@@ -277,6 +411,19 @@ def _dtypes_check(dtype: str) -> None:
     from .core.dtypes import check_supported
 
     check_supported(dtype, where="--dtype")
+
+
+def _check_runs_here(strategy: str, device: str, dtype: str) -> None:
+    """The chosen strategy must run on ``device`` here and compute ``dtype``: explain names nothing that cannot run."""
+    from .core.errors import AdapterUnavailable
+    from .registry import get_adapter
+
+    try:
+        adapter = get_adapter(strategy, device)
+    except AdapterUnavailable as exc:
+        raise UsageError(f"{strategy} cannot run on {device} here: {_one_line(exc)}") from None
+    if dtype in adapter.unsupported_dtypes():
+        raise UsageError(adapter.unsupported_dtype_reason(dtype))
 
 
 def _add_explain(commands: argparse._SubParsersAction) -> None:
@@ -305,8 +452,7 @@ def _docs(args: argparse.Namespace) -> int:
             return 0
         stale = report.sync_markdown(Path(args.root), check=args.check)
     except (OSError, ValueError, KeyError) as exc:
-        print(f"xbackend docs: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(_one_line(exc)) from None
     names = ", ".join(str(path.relative_to(args.root)) for path in stale)
     if args.check:
         print(f"out of date: {names} (run `xbackend docs`)" if stale else "every generated table is up to date")
@@ -340,7 +486,7 @@ SUBCOMMANDS.append(_add_docs)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xbackend",
         description="The dim-0 multiply-sum sum(a * b, axis=0) across NumPy, PyTorch, JAX and CuPy.",
     )
@@ -355,7 +501,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     # torch and CuPy measured in the same process.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        print(f"xbackend {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"xbackend {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -29,7 +29,13 @@ from typing import Any
 from . import __version__
 from .backends.base import Adapter
 from .core import dtypes as _dtypes
-from .core.probes import cpu_count, cpu_last_level_cache_bytes, cpu_model, total_memory_bytes
+from .core.probes import (
+    available_memory_bytes,
+    cpu_count,
+    cpu_last_level_cache_bytes,
+    cpu_model,
+    total_memory_bytes,
+)
 from .core.shapes import LARGE_SHAPE_CLASSES
 from .measure import (
     DEFAULT_BUDGET,
@@ -41,8 +47,11 @@ from .measure import (
     CellResult,
     Floor,
     GridCell,
+    GridInterrupted,
+    GridResult,
     Progress,
     Shape,
+    bytes_moved,
     measure_grid,
 )
 from .registry import STRATEGIES, get_adapter
@@ -140,9 +149,68 @@ def select_adapters(options: CompareOptions) -> tuple[list[Adapter], list[dict[s
     return chosen, skipped
 
 
+def validate(options: CompareOptions) -> None:
+    """Refuse, with a ``ValueError`` naming what was wrong, a run that could not work: before any measurement.
+
+    The adapters must exist and be available, each dtype must be computed by at
+    least one of them, and every shape's inputs must fit in memory.
+    """
+    adapters, _ = select_adapters(options)
+    for dtype in options.dtypes:
+        refusing = [adapter for adapter in adapters if dtype in adapter.unsupported_dtypes()]
+        if len(refusing) == len(adapters):
+            raise ValueError(f"no selected adapter computes {dtype}: {refusing[0].unsupported_dtype_reason(dtype)}")
+    check_fits_memory(options.effective_shapes(), options.dtypes)
+
+
+# Measured inputs may take at most this share of the memory available when the run starts.
+MEMORY_SHARE = 0.5
+
+
+def input_bytes(shape: Shape, dtype: str) -> int:
+    """Bytes of one cell's inputs: 2 arrays x itemsize x elements x input sets (rotated past the CPU cache)."""
+    size = bytes_moved(shape, dtype)
+    cache = cpu_last_level_cache_bytes() or 0
+    sets = math.ceil(2 * cache / size) if 0 < size < 2 * cache else 1
+    return size * sets
+
+
+def check_fits_memory(shapes: dict[str, Shape], dtypes: Sequence[str]) -> None:
+    """``ValueError`` naming the shape, its input size and the limit when a cell's inputs cannot fit in memory."""
+    available = available_memory_bytes()
+    if available is None:
+        return
+    limit = int(available * MEMORY_SHARE)
+    for name, shape in shapes.items():
+        for dtype in dtypes:
+            need = input_bytes(shape, dtype)
+            if need > limit:
+                dims = "x".join(map(str, shape))
+                raise ValueError(
+                    f"shape {name if name == dims else f'{name} ({dims})'} in {dtype} needs {_gib(need)} of inputs; the limit is "
+                    f"{_gib(limit)} (half of the {_gib(available)} available): choose a smaller shape"
+                )
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
 # -- the run ------------------------------------------------------------------
+class CompareInterrupted(KeyboardInterrupt):
+    """``run_compare`` interrupted (Ctrl-C): ``document`` is the report of the cells measured so far (``partial``)."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        super().__init__(f"interrupted after {len(document['cells'])} cells")
+        self.document = document
+
+
 def run_compare(options: CompareOptions, progress: Progress | None = None) -> dict[str, Any]:
-    """Run the grid and return the report (see ``xbackend.report`` for rendering)."""
+    """Run the grid and return the report (see ``xbackend.report`` for rendering).
+
+    Interrupted (Ctrl-C), it raises ``CompareInterrupted`` carrying the report of
+    the cells measured so far, marked ``"partial": true``.
+    """
     started, clock = datetime.datetime.now(datetime.UTC), time.perf_counter()
     adapters, skipped = select_adapters(options)
     threads = options.threads or cpu_count()
@@ -153,12 +221,16 @@ def run_compare(options: CompareOptions, progress: Progress | None = None) -> di
         for shape_class, shape in shapes.items()
         for adapter in adapters
     ]
-    result = measure_grid(
-        grid, budget=options.effective_budget(), seed=options.seed, threads=threads, progress=progress
-    )
-    cells = [cell for _, cell in result.cells]
-    floors = [_floor_record(shape_class, dtype, key, floor) for shape_class, dtype, key, floor in result.floors]
-    return _assemble(options, adapters, skipped, cells, floors, threads, started, time.perf_counter() - clock)
+    try:
+        result = measure_grid(
+            grid, budget=options.effective_budget(), seed=options.seed, threads=threads, progress=progress
+        )
+    except GridInterrupted as stop:
+        document = _assemble(
+            options, adapters, skipped, stop.partial, threads, started, time.perf_counter() - clock, partial=True
+        )
+        raise CompareInterrupted(document) from stop
+    return _assemble(options, adapters, skipped, result, threads, started, time.perf_counter() - clock)
 
 
 def _floor_record(shape_class: str, dtype: str, key: str, floor: Floor | None) -> dict[str, Any]:
@@ -214,16 +286,19 @@ def _assemble(
     options: CompareOptions,
     adapters: Sequence[Adapter],
     skipped: list[dict[str, str]],
-    cells: list[CellResult],
-    floors: list[dict[str, Any]],
+    result: GridResult,
     threads: int,
     started: datetime.datetime,
     elapsed_s: float,
+    *,
+    partial: bool = False,
 ) -> dict[str, Any]:
-    cell_dicts = [_cell_record(cell, samples=options.samples) for cell in cells]
+    cell_dicts = [_cell_record(cell, samples=options.samples) for _, cell in result.cells]
+    floors = [_floor_record(shape_class, dtype, key, floor) for shape_class, dtype, key, floor in result.floors]
     mark_fastest(cell_dicts)
     return {
         "schema": SCHEMA,
+        "partial": partial,
         "created_utc": started.isoformat(timespec="seconds"),
         "elapsed_s": elapsed_s,
         "options": {
@@ -333,16 +408,28 @@ def warnings(cells: list[dict[str, Any]]) -> list[str]:
 
 
 # -- tuning -------------------------------------------------------------------
+class UnsavedReport(Exception):
+    """The run measured ``document`` but its result could not be written to ``target`` (the cause is chained)."""
+
+    def __init__(self, document: dict[str, Any], target: Path, problem: str) -> None:
+        super().__init__(f"cannot write {target}: {problem}")
+        self.document, self.target = document, target
+
+
 def tune(
     options: CompareOptions, *, path: Path | None = None, progress: Progress | None = None
 ) -> tuple[Path, dict[str, Any]]:
     """Measure the candidate strategies on this machine and write its selection table.
 
     Returns where the table was written (default: ``selection.tuned_table_path()``)
-    and the table; the next ``xbackend.mul_sum`` calls use it.
+    and the table; the next ``xbackend.mul_sum`` calls use it. When the table
+    cannot be written, ``UnsavedReport`` carries the measured compare report.
     """
     document = run_compare(options, progress=progress)
     table = build_table([document], command="xbackend tune (on this machine)")
     target = path or tuned_table_path()
-    write_table(table, target)
+    try:
+        write_table(table, target)
+    except OSError as exc:
+        raise UnsavedReport(document, target, exc.strerror or str(exc)) from exc
     return target, table

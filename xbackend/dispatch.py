@@ -11,6 +11,7 @@ compare`` and the asv suite time exactly what users call.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -24,9 +25,10 @@ from .backends.cupy import CupyAdapter
 from .backends.jax import JaxAdapter, is_tracer
 from .backends.numpy import NumpyAdapter
 from .backends.torch import TorchAdapter, compiling, traceable_mul_sum
+from .core.cache import LRUCache
 from .core.errors import AdapterUnavailable
 from .core.semantics import Plan
-from .registry import STRATEGIES, get_adapter, on_change, register_strategy
+from .registry import STRATEGIES, get_adapter, instantiated, on_change, register_strategy
 
 # JAX arrays spread over several devices go to the strategy that keeps them there.
 SHARDED_JAX_STRATEGY = "jax-sharded"
@@ -107,6 +109,10 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
     default = record.default_strategy
     if not record.selectable:
         return Choice(default, library, device, dtype, shape_class, "default", f"{library} has one strategy")
+    small = record.small_input_strategies.get(device)
+    if shape_class == "latency" and small is not None and _runs(small, device, dtype):
+        reason = "small inputs: served without a per-shape compile, so new shapes stay cheap (docs/shape-churn.md)"
+        return Choice(small, library, device, dtype, shape_class, "rule", reason)
     for source, entry in selection.entries_for((library, device, dtype, shape_class)):
         if _runs(entry["strategy"], device, dtype):
             return Choice(entry["strategy"], library, device, dtype, shape_class, source, _measured(entry))
@@ -151,9 +157,42 @@ def _runs(strategy: str, device: str, dtype: str) -> bool:
 
 
 # -- mul_sum ------------------------------------------------------------------
-# Kernels by input signature: what mul_sum runs without validating or choosing again.
-_KERNELS: dict[tuple[Any, ...], Callable[[Any, Any], Any]] = {}
-_MAX_KERNELS = 4096
+class KernelCache:
+    """``mul_sum``'s kernels by input signature, one LRU per array type.
+
+    Each array type's cache holds at most its library's ``kernel_cache_size``
+    kernels (``Library`` records), the least recently used evicted: a JAX
+    kernel is a compiled executable, so churn over shapes stays bounded.
+    """
+
+    def __init__(self) -> None:
+        self._by_type: dict[type, LRUCache[tuple[Any, ...], Callable[[Any, Any], Any]]] = {}
+
+    def get(self, key: tuple[Any, ...]) -> Callable[[Any, Any], Any] | None:
+        cache = self._by_type.get(key[0])
+        return cache.get(key) if cache is not None else None
+
+    def __getitem__(self, key: tuple[Any, ...]) -> Callable[[Any, Any], Any]:
+        kernel = self.get(key)
+        if kernel is None:
+            raise KeyError(key)
+        return kernel
+
+    def put(self, key: tuple[Any, ...], kernel: Callable[[Any, Any], Any], capacity: int) -> None:
+        cache = self._by_type.get(key[0])
+        if cache is None:
+            cache = self._by_type[key[0]] = LRUCache(capacity)
+        cache.put(key, kernel)
+
+    def __len__(self) -> int:
+        return sum(len(cache) for cache in self._by_type.values())
+
+    def clear(self) -> None:
+        self._by_type.clear()
+
+
+# What mul_sum runs without validating or choosing again.
+_KERNELS = KernelCache()
 
 
 def dispatch_key(a: Any, b: Any) -> tuple[Any, ...] | None:
@@ -176,6 +215,22 @@ def clear_dispatch_cache() -> None:
 
 
 on_change(clear_dispatch_cache)
+
+
+def clear_caches() -> None:
+    """Release every compiled executable xbackend holds, and its frameworks' compilation caches.
+
+    Clears ``mul_sum``'s kernels and loaded tables, each adapter's executables
+    (jax-jit, jax-rows, jax-sharded, torch-compile, which also resets
+    ``torch._dynamo``), and ``jax.clear_caches()`` when JAX is loaded. The next
+    call of each shape compiles again.
+    """
+    clear_dispatch_cache()
+    for adapter in instantiated():
+        adapter.release_compiled()
+    jax = sys.modules.get("jax")
+    if jax is not None:
+        jax.clear_caches()
 
 
 def _kernel_for(a: Any, b: Any) -> Callable[[Any, Any], Any]:
@@ -205,9 +260,7 @@ def mul_sum(a: Any, b: Any) -> Any:
             return traceable_mul_sum(a, b)
         kernel = _kernel_for(a, b)
         if key is not None:
-            if len(_KERNELS) >= _MAX_KERNELS:
-                _KERNELS.clear()
-            _KERNELS[key] = kernel
+            _KERNELS.put(key, kernel, LIBRARIES[library_of(a)].kernel_cache_size)
     return kernel(a, b)
 
 
@@ -227,7 +280,7 @@ class Selected(Adapter):
 
     def __init__(self, device: str) -> None:
         super().__init__(device)
-        self._checked: set[Any] = set()
+        self._checked: LRUCache[Any, bool] = LRUCache(LIBRARIES[self.library].kernel_cache_size)
         self._used: dict[str, Adapter] = {}
 
     def _chosen(self, a: Any, b: Any) -> Adapter:
@@ -241,7 +294,7 @@ class Selected(Adapter):
         if key is None or key not in self._checked:
             self.plan(a, b)
             if key is not None:
-                self._checked.add(key)
+                self._checked.put(key, True)
         return mul_sum(a, b)
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:

@@ -821,6 +821,14 @@ class GridResult:
 Progress = Callable[[int, int, str], None]
 
 
+class GridInterrupted(KeyboardInterrupt):
+    """``measure_grid`` interrupted (Ctrl-C): ``partial`` holds the cells measured so far, of ``total``."""
+
+    def __init__(self, partial: GridResult, total: int) -> None:
+        super().__init__(f"interrupted after {len(partial.cells)} of {total} cells")
+        self.partial, self.total = partial, total
+
+
 def measure_grid(
     cells: Sequence[GridCell],
     *,
@@ -843,11 +851,36 @@ def measure_grid(
         groups.setdefault((tuple(cell.shape), cell.dtype), []).append(index)
     measured: dict[int, CellResult] = {}
     result = GridResult()
-    for (shape, dtype), members in groups.items():
-        first = cells[members[0]]
-        if progress:
-            progress(len(measured), len(cells), f"inputs {first.shape_class} {dtype}")
-        shared = SharedInputs(shape, dtype, seed, budget)
+    try:
+        for (shape, dtype), members in groups.items():
+            _measure_group(cells, members, shape, dtype, seed, budget, measured, result, progress)
+    except KeyboardInterrupt as exc:
+        # Ctrl-C: hand back every cell measured so far (grid order), with its group's floors.
+        done = [(cell, measured[index]) for index, cell in enumerate(cells) if index in measured]
+        raise GridInterrupted(GridResult(done, result.floors), len(cells)) from exc
+    result.cells = [(cell, measured[index]) for index, cell in enumerate(cells)]
+    if progress:
+        progress(len(cells), len(cells), "done")
+    return result
+
+
+def _measure_group(
+    cells: Sequence[GridCell],
+    members: list[int],
+    shape: Shape,
+    dtype: str,
+    seed: int,
+    budget: Budget,
+    measured: dict[int, CellResult],
+    result: GridResult,
+    progress: Progress | None,
+) -> None:
+    """Measure the cells of one (shape, dtype) into ``measured``; its floors join ``result`` even if interrupted."""
+    first = cells[members[0]]
+    if progress:
+        progress(len(measured), len(cells), f"inputs {first.shape_class} {dtype}")
+    shared = SharedInputs(shape, dtype, seed, budget)
+    try:
         for index in members:
             cell = cells[index]
             if progress:
@@ -855,10 +888,6 @@ def measure_grid(
                     len(measured), len(cells), f"{cell.adapter.name} {cell.adapter.device} {cell.shape_class} {dtype}"
                 )
             measured[index] = shared.measure(cell.adapter, cell.shape_class)
+    finally:
         result.floors += [(first.shape_class, dtype, key, floor) for key, floor in shared.floors.items()]
-        best_floor([measured[index] for index in members])
-        del shared
-    result.cells = [(cell, measured[index]) for index, cell in enumerate(cells)]
-    if progress:
-        progress(len(cells), len(cells), "done")
-    return result
+        best_floor([measured[index] for index in members if index in measured])

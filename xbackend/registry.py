@@ -71,6 +71,11 @@ def get_adapter(name: str, device: str | None = None) -> Adapter:
     return _instances[key]
 
 
+def instantiated() -> list[Adapter]:
+    """Every adapter ``get_adapter`` has made so far (what holds compiled executables)."""
+    return list(_instances.values())
+
+
 def register_strategy(cls: type[Adapter], *, replace: bool = False) -> type[Adapter]:
     """Add strategy ``cls`` (an ``Adapter`` subclass) under ``cls.name``; usable as a class decorator.
 

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -216,6 +217,25 @@ def write_json_atomic(path: str | os.PathLike[str], document: Any) -> None:
     write_text_atomic(
         path, json.dumps(document, indent=1, allow_nan=False) + "\n"
     )  # serialised before the disk is touched
+
+
+def partial_path(target: str | os.PathLike[str]) -> Path:
+    """Where a run keeps what it measured when ``target`` cannot be written: ``X.partial.json`` next to ``X.json``."""
+    target = Path(target)
+    stem = target.name[: -len(".json")] if target.name.endswith(".json") else target.name
+    return target.with_name(f"{stem}.partial.json")
+
+
+def keep_partial(target: str | os.PathLike[str], document: Any) -> Path | None:
+    """Write ``document`` to ``partial_path(target)``, else to the temporary folder; where it went, or None."""
+    candidates = [partial_path(target), Path(tempfile.gettempdir()) / partial_path(target).name]
+    for candidate in candidates:
+        try:
+            write_json_atomic(candidate, document)
+        except (OSError, ValueError):
+            continue
+        return candidate
+    return None
 
 
 # -- the plot -----------------------------------------------------------------

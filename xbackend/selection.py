@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import SELECTABLE_LIBRARIES
-from .core.dtypes import numpy_dtype
+from .core.dtypes import check_supported, numpy_dtype
 from .core.files import write_text_atomic
 from .core.probes import cpu_count, cpu_model
 from .core.shapes import classify
@@ -158,7 +158,10 @@ def build_table(documents: Iterable[dict[str, Any]], command: str) -> dict[str, 
         sources.append(
             {key: document.get(key) for key in ("created_utc", "machine", "frameworks", "threads", "options")}
         )
-        for cell in document.get("cells", []):
+        cells = document.get("cells", [])
+        if not isinstance(cells, list) or not all(isinstance(cell, dict) for cell in cells):
+            raise ValueError("its 'cells' is not a list of cells (objects)")
+        for cell in cells:
             _group_cell(groups, cell)
     return {
         "schema": SCHEMA,
@@ -174,11 +177,25 @@ def _group_cell(groups: dict[TableKey, list[dict[str, Any]]], cell: dict[str, An
     cls = STRATEGIES.get(cell.get("adapter", ""))
     if cls is None or not cls.selectable or cls.framework not in SELECTABLE_LIBRARIES or not _correct(cell):
         return
-    try:
-        shape_class = shape_class_of(cell["shape"], cell["dtype"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"a cell of {cell.get('adapter')!r} has a bad shape or dtype: {exc}") from None
+    shape_class = _checked_class(cell)
     groups.setdefault((cls.framework, cell["device"], cell["dtype"], shape_class), []).append(cell)
+
+
+def _checked_class(cell: dict[str, Any]) -> str:
+    """The shape class of a report cell; ``ValueError`` naming the cell's adapter and field when one is malformed."""
+    where = f"a cell of {cell.get('adapter')!r}"
+    shape, dtype, median = cell.get("shape"), cell.get("dtype"), cell.get("median_s")
+    if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise ValueError(f"{where} has shape {shape!r}; a shape is a list of non-negative integers")
+    if not isinstance(cell.get("device"), str):
+        raise ValueError(f"{where} has no device name")
+    if not isinstance(median, (int, float)) or isinstance(median, bool):
+        raise ValueError(f"{where} has median_s {median!r}; a number of seconds is needed")
+    try:
+        check_supported(dtype, where=where)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+    return shape_class_of(shape, dtype)
 
 
 def _correct(cell: dict[str, Any]) -> bool:

@@ -14,7 +14,7 @@ import importlib.util
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -225,6 +225,9 @@ class Adapter(abc.ABC):
     def release_memory(self) -> None:
         """Return cached device memory to the system between measurements (allocator pools)."""
 
+    def release_compiled(self) -> None:
+        """Forget every compiled executable this adapter caches (``xbackend.clear_caches``); nothing by default."""
+
 
 def _describe(x: Any) -> str:
     cls = type(x)
@@ -293,7 +296,12 @@ class Library:
     device names to the hardware ("cpu" or "gpu"); ``floor_strategy`` names
     the strategy whose ``floor_dot`` reads bytes on that hardware (None: the
     library offers no floor kernel); ``distributions`` are the packages whose
-    versions describe it.
+    versions describe it. ``kernel_cache_size`` caps the kernels ``mul_sum``
+    caches per array type of the library (least recently used evicted): a
+    kernel may hold a compiled executable, so a library that compiles per shape
+    keeps it as small as its own executable cache. ``small_input_strategies``
+    names, per device, a strategy that serves latency-class inputs without a
+    per-shape compile (the selection table is not consulted for those).
     """
 
     name: str
@@ -306,6 +314,10 @@ class Library:
     selectable: bool = True
     floor_strategy: str | None = None
     distributions: tuple[str, ...] = ()
+    kernel_cache_size: int = 1024
+    # Per device: the strategy that serves latency-class inputs whatever the table says,
+    # where the chosen one would compile per shape and this one needs no compile.
+    small_input_strategies: dict[str, str] = field(default_factory=dict)
 
     def owns_type(self, cls: type) -> bool:
         """Whether ``cls`` is this library's array type (never imports the library)."""

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.cache import LRUCache
 from ..core.dtypes import numpy_dtype, numpy_dtype_name
 from ..core.errors import UnsupportedDtypeError
 from ..core.probes import HostTimer, MemoryUse, Timer, cpu_count, gpu_l2_cache_bytes
@@ -24,6 +25,10 @@ from ..core.semantics import Plan
 from .base import Adapter, Library
 from .numpy import numpy_mul_sum
 
+# Compiled executables kept per JAX adapter (least recently used evicted). A small
+# executable costs 1-2 MiB of host memory (jax-rows unrolls up to 64 rows), so 64
+# keep a shape-churning caller within ~150 MiB (docs/shape-churn.md).
+EXECUTABLE_CACHE_SIZE = 64
 _NEEDS_X64 = frozenset({"float64", "int64", "complex128"})
 _X64_HINT = (
     "JAX has 64-bit types disabled and would silently use 32 bits; enable them with "
@@ -267,17 +272,21 @@ class JaxJit(JaxAdapter):
 
     def __init__(self, device: str) -> None:
         super().__init__(device)
-        self._executables: dict[tuple[Any, ...], Callable[[Any, Any], Any]] = {}
+        self._executables: LRUCache[tuple[Any, ...], Callable[[Any, Any], Any]] = LRUCache(EXECUTABLE_CACHE_SIZE)
 
     def _executable(self, a: Any, b: Any, plan: Plan) -> tuple[Callable[[Any, Any], Any], float | None]:
         key = (a.shape, a.dtype, b.shape, b.dtype, a.sharding, b.sharding)
-        if key in self._executables:
-            return self._executables[key], None
+        cached = self._executables.get(key)
+        if cached is not None:
+            return cached, None
         start = time.perf_counter()
         executable = self._jitted(plan).lower(a, b).compile()
         seconds = time.perf_counter() - start
-        self._executables[key] = executable
+        self._executables.put(key, executable)
         return executable, seconds
+
+    def release_compiled(self) -> None:
+        self._executables.clear()
 
     def _jitted(self, plan: Plan) -> Any:
         return self.jax.jit(self._kernel_for(plan))
@@ -430,4 +439,8 @@ LIBRARY = Library(
     array_types=(("jax", "Array"), ("jax.core", "Tracer")),
     floor_strategy="jax-jit",
     distributions=("jax", "jaxlib"),
+    # mul_sum's kernels of JAX arrays are compiled executables: no more than the adapters keep.
+    kernel_cache_size=EXECUTABLE_CACHE_SIZE,
+    # Latency-class inputs on the CPU need no per-shape compile: jax-numpy sums a zero-copy view.
+    small_input_strategies={"cpu": "jax-numpy"},
 )

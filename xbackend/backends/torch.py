@@ -20,11 +20,16 @@ from typing import Any
 import numpy as np
 
 from ..core import dtypes as _dtypes
+from ..core.cache import LRUCache
 from ..core.dtypes import numpy_dtype
 from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan, plan_mul_sum
 from .base import Adapter, Library
 from .numpy import numpy_mul_sum
+
+# torch-compile executables kept per adapter (least recently used evicted); only
+# inputs of 1 MiB and more compile, so churn over small shapes adds none.
+COMPILED_CACHE_SIZE = 32
 
 
 def _torch() -> Any:
@@ -365,7 +370,8 @@ class TorchCompile(TorchAdapter):
 
     def __init__(self, device: str) -> None:
         super().__init__(device)
-        self._compiled: dict[tuple[Any, ...], Callable[..., Any]] = {}
+        self._compiled: LRUCache[tuple[Any, ...], Callable[..., Any]] = LRUCache(COMPILED_CACHE_SIZE)
+        self._compilations = 0
 
     def unsupported_dtypes(self) -> frozenset[str]:
         return frozenset(_dtypes.COMPLEX_FLOATS)
@@ -378,14 +384,15 @@ class TorchCompile(TorchAdapter):
 
     def _executable(self, a: Any, b: Any) -> tuple[Callable[..., Any], float | None]:
         key = self._signature(a, b)
-        if key in self._compiled:
-            return self._compiled[key], None
+        cached = self._compiled.get(key)
+        if cached is not None:
+            return cached, None
         import time
         import types
 
         plan = self.plan(a, b)
         kernel = types.FunctionType(
-            _compiled_kernel.__code__.replace(), _compiled_kernel.__globals__, f"mul_sum_{len(self._compiled)}"
+            _compiled_kernel.__code__.replace(), _compiled_kernel.__globals__, f"mul_sum_{self._compilations}"
         )
         compiled = self.torch.compile(kernel, dynamic=False, fullgraph=True)
         out_dtype, acc_dtype = self.torch_dtype(plan.out_dtype), self.torch_dtype(plan.acc_dtype)
@@ -393,8 +400,16 @@ class TorchCompile(TorchAdapter):
         compiled(a, b, out_dtype, acc_dtype)  # compiles: dynamo traces on the first call
         self.synchronize()
         seconds = time.perf_counter() - start
-        self._compiled[key] = executable = lambda x, y: compiled(x, y, out_dtype, acc_dtype)
+        self._compilations += 1
+        executable = lambda x, y: compiled(x, y, out_dtype, acc_dtype)  # noqa: E731
+        self._compiled.put(key, executable)
         return executable, seconds
+
+    def release_compiled(self) -> None:
+        self._compiled.clear()
+        if self._compilations:
+            self.torch._dynamo.reset()  # dynamo's own caches hold the compiled code too
+            self._compilations = 0
 
     def _compiles(self, plan: Plan, a: Any) -> bool:
         return 2 * int(np.prod(plan.full_shape)) * a.element_size() >= self.COMPILE_MIN_BYTES
