@@ -258,6 +258,14 @@ class Selected(Adapter):
     def extra_memory(self, a: Any, b: Any) -> Any:
         return self._chosen(a, b).extra_memory(a, b)
 
+    def fix_cpu_threads(self, threads: int) -> None:
+        # Whichever strategy the table picks must run on the same threads.
+        super().fix_cpu_threads(threads)
+        for name, cls in STRATEGIES.items():
+            if cls.selectable and cls.framework == self.library and self.device in cls.devices:
+                if cls.unavailable_reason(self.device) is None:
+                    get_adapter(name, self.device).fix_cpu_threads(threads)
+
     def unsupported_dtypes(self) -> frozenset[str]:
         return get_adapter(LIBRARIES[self.library].default_strategy, self.device).unsupported_dtypes()
 

@@ -215,6 +215,11 @@ class Adapter(abc.ABC):
         """The hardware behind this adapter's device, for the report."""
         return cpu_model() if self.device == "cpu" else self.device
 
+    # Whether ``fix_cpu_threads`` bounds every thread this adapter's calls and
+    # floor kernels use (XLA:CPU has its own pool that ignores it): the thread
+    # scaling of ``xbackend compare --scaling`` counts only such floors.
+    honours_cpu_threads: ClassVar[bool] = False
+
     def fix_cpu_threads(self, threads: int) -> None:
         """Pin the framework's CPU thread pools to ``threads`` for the rest of the process."""
 

@@ -93,17 +93,24 @@ class NumpyAdapter(Adapter):
     def host_view(self, x: np.ndarray) -> np.ndarray:
         return x
 
+    honours_cpu_threads = True
+    # Set by fix_cpu_threads: the threads of the floor's chunk dots and of numpy-threads.
+    threads: int | None = None
+
     def floor_kernels(self) -> dict[str, Callable[[Any, Any], Any]]:
-        threads = cpu_count()
-        return {
-            f"np.dot ({_blas_description()})": lambda x, y: np.dot(x.ravel(), y.ravel()),
+        threads = self.threads or cpu_count()
+        kernels = {
             # BLAS is one implementation; np.einsum's own SIMD loop on every core is another.
             f"np.einsum dot in {threads} row chunks on {threads} threads": functools.partial(
                 _threaded_einsum_dot, threads=threads
             ),
         }
+        if threads < cpu_count() and _threadpoolctl() is None:
+            return kernels  # BLAS cannot be pinned to fewer threads: np.dot would not honour the count
+        return {f"np.dot ({_blas_description()})": lambda x, y: np.dot(x.ravel(), y.ravel())} | kernels
 
     def fix_cpu_threads(self, threads: int) -> None:
+        self.threads = threads
         threadpoolctl = _threadpoolctl()
         if threadpoolctl is not None:
             threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
@@ -275,14 +282,6 @@ class NumpyThreadsAdapter(NumpyAdapter):
         "np.einsum over row blocks (column blocks where K is long) on a persistent thread pool of every allowed "
         "core, partial sums added (T x K extra); float16/bfloat16 upcast to float32 by row blocks"
     )
-
-    def __init__(self, device: str) -> None:
-        super().__init__(device)
-        self.threads: int | None = None  # None: default_threads() at each call
-
-    def fix_cpu_threads(self, threads: int) -> None:
-        super().fix_cpu_threads(threads)
-        self.threads = threads
 
     def thread_report(self) -> dict[str, Any]:
         threads = self.threads or default_threads()

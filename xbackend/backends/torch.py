@@ -159,6 +159,8 @@ class TorchAdapter(Adapter):
             return super().device_description()
         return self.torch.cuda.get_device_name(self.torch.cuda.current_device())
 
+    honours_cpu_threads = True
+
     def fix_cpu_threads(self, threads: int) -> None:
         self.torch.set_num_threads(threads)
 
