@@ -35,6 +35,9 @@ class Adapter(abc.ABC):
     # Whether ``xbackend.mul_sum`` may pick this strategy from the selection table
     # (not: multi-device and scale-out strategies, and the ``-auto`` adapters themselves).
     selectable: ClassVar[bool] = True
+    # Whether a new input signature's first call compiles for seconds (torch-compile):
+    # mul_sum's first-call trial leaves such strategies out unless asked (XBACKEND_AUTOTUNE=compile).
+    compiles_for_seconds: ClassVar[bool] = False
 
     def __init__(self, device: str) -> None:
         self.device = device

@@ -361,6 +361,8 @@ class TorchCompile(TorchAdapter):
     complex code generation (it would fall back to eager with a warning).
     """
 
+    compiles_for_seconds = True
+
     name = "torch-compile"
     formulation = "torch.compile(torch.sum(a * b, dim=0, dtype=<acc>), dynamic=False) per input signature (inductor); eager below 1 MiB"
     COMPILE_MIN_BYTES = 1 << 20
