@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 # JAX must be told before it is imported: the suite checks float64, int64 and
 # complex128 on JAX too. The x64-off refusal is tested in a subprocess.
@@ -10,6 +11,10 @@ os.environ.setdefault("JAX_DEFAULT_MATMUL_PRECISION", "highest")
 # On a GPU, JAX would take 75% of the memory when its backend starts, starving
 # torch and CuPy in the same test process.
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+# mul_sum's first-call trial writes this machine's wisdom file under the cache
+# folder: the suite keeps it out of the developer's ~/.cache (test files that
+# test tables and trials point it at their own tmp folders).
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="xbackend-tests-cache-")
 
 # pytester runs the plugin and the property suite in scratch directories
 # (tests/test_plugin.py, tests/test_faults.py).

@@ -184,6 +184,7 @@ def _compare(args: argparse.Namespace) -> int:
             seed=args.seed,
             threads=args.threads,
             samples=args.samples,
+            scaling=args.scaling,
         )
         compare.validate(options)  # refuse a bad selection, dtype or size before any work
     outputs = [_output_path(path, option) for path, option in ((args.json, "--json"), (args.plot, "--plot")) if path]
@@ -272,6 +273,14 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--samples", action="store_true", help="keep every cell's raw per-call times (samples_s) in the report"
+    )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help=(
+            "also measure thread scaling: the selected -auto CPU adapters (else every selected CPU adapter) and the "
+            "floor at 1, 2, 4, ... all CPU threads on the square shape: GB/s and fraction of floor per count"
+        ),
     )
     parser.set_defaults(run=_compare)
 

@@ -52,7 +52,10 @@ from .measure import (
     Progress,
     Shape,
     bytes_moved,
+    host_inputs,
+    measure_at_threads,
     measure_grid,
+    thread_counts,
 )
 from .registry import STRATEGIES, get_adapter
 from .selection import build_table, tuned_table_path, write_table
@@ -76,6 +79,10 @@ class CompareOptions:
     # Raw per-call times (``samples_s``) are kept in each CellResult but left out of
     # the report unless asked for: they are most of a JSON file's size.
     samples: bool = False
+    # Thread scaling (``--scaling``): the ``-auto`` CPU adapters and the floor at
+    # 1, 2, 4, ... every CPU thread, on this shape class.
+    scaling: bool = False
+    scaling_shape: str = "square"
 
     def effective_budget(self) -> Budget:
         return self.budget or (QUICK_BUDGET if self.quick else DEFAULT_BUDGET)
@@ -230,7 +237,37 @@ def run_compare(options: CompareOptions, progress: Progress | None = None) -> di
             options, adapters, skipped, stop.partial, threads, started, time.perf_counter() - clock, partial=True
         )
         raise CompareInterrupted(document) from stop
-    return _assemble(options, adapters, skipped, result, threads, started, time.perf_counter() - clock)
+    scaling = run_scaling(options, adapters, threads, progress) if options.scaling else None
+    document = _assemble(options, adapters, skipped, result, threads, started, time.perf_counter() - clock)
+    if scaling is not None:
+        document["scaling"] = scaling
+    return document
+
+
+def scaling_adapters(adapters: Sequence[Adapter]) -> list[Adapter]:
+    """Whose thread scaling ``--scaling`` measures: the selected ``-auto`` CPU adapters, else every selected CPU one."""
+    cpu = [adapter for adapter in adapters if adapter.device == "cpu"]
+    auto = [adapter for adapter in cpu if adapter.name.endswith("-auto")]
+    return auto or cpu
+
+
+def run_scaling(
+    options: CompareOptions, adapters: Sequence[Adapter], threads: int, progress: Progress | None = None
+) -> dict[str, Any]:
+    """GB/s and fraction of the floor per thread count (``measure.measure_at_threads``), for the report."""
+    shapes = options.effective_shapes()
+    shape_class = options.scaling_shape if options.scaling_shape in shapes else next(iter(shapes))
+    shape, dtype = shapes[shape_class], options.dtypes[0]
+    inputs = host_inputs(shape, dtype, options.seed)
+    chosen, counts = scaling_adapters(adapters), thread_counts(threads)
+    points = []
+    for adapter in chosen:
+        for count in counts:
+            if progress:
+                progress(len(points), len(chosen) * len(counts), f"scaling {adapter.name} at {count} threads")
+            point = measure_at_threads(adapter, shape, dtype, count, budget=options.effective_budget(), inputs=inputs)
+            points.append(asdict(point))
+    return {"shape_class": shape_class, "shape": list(shape), "dtype": dtype, "threads": counts, "points": points}
 
 
 def _floor_record(shape_class: str, dtype: str, key: str, floor: Floor | None) -> dict[str, Any]:
@@ -308,6 +345,7 @@ def _assemble(
             "budget": asdict(options.effective_budget()),
             "seed": options.seed,
             "adapters": [f"{a.name}@{a.device}" for a in adapters],
+            "scaling": options.scaling,
         },
         "machine": _machine(),
         "devices": _describe_devices(adapters),

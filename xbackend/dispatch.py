@@ -11,9 +11,13 @@ compare`` and the asv suite time exactly what users call.
 
 from __future__ import annotations
 
+import datetime
+import math
+import os
 import sys
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -26,8 +30,10 @@ from .backends.jax import JaxAdapter, is_tracer
 from .backends.numpy import NumpyAdapter
 from .backends.torch import TorchAdapter, compiling, traceable_mul_sum
 from .core.cache import LRUCache
+from .core.dtypes import numpy_dtype
 from .core.errors import AdapterUnavailable
 from .core.semantics import Plan
+from .core.timing import Budget, time_mul_sum
 from .registry import STRATEGIES, get_adapter, instantiated, on_change, register_strategy
 
 # JAX arrays spread over several devices go to the strategy that keeps them there.
@@ -113,7 +119,16 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
     if shape_class == "latency" and small is not None and _runs(small, device, dtype):
         reason = "small inputs: served without a per-shape compile, so new shapes stay cheap (docs/shape-churn.md)"
         return Choice(small, library, device, dtype, shape_class, "rule", reason)
-    for source, entry in selection.entries_for((library, device, dtype, shape_class)):
+    key = (library, device, dtype, shape_class)
+    found = list(selection.entries_for(key))
+    for source, entry in found:  # a table tuned on this machine (xbackend tune) wins over trials
+        if source.startswith("tuned") and _runs(entry["strategy"], device, dtype):
+            return Choice(entry["strategy"], library, device, dtype, shape_class, source, _measured(entry))
+    trial = _trial_result(key)
+    if trial is not None:
+        source, entry = trial
+        return Choice(entry["strategy"], library, device, dtype, shape_class, source, _trial_figures(entry))
+    for source, entry in found:
         if _runs(entry["strategy"], device, dtype):
             return Choice(entry["strategy"], library, device, dtype, shape_class, source, _measured(entry))
     fallback = selection.FALLBACK_DTYPE
@@ -143,6 +158,156 @@ def _measured(entry: dict[str, Any]) -> str:
     )
     text = f"fastest measured: {figure} at {'x'.join(map(str, entry['shape']))}"
     return text + (f" (others: {others})" if others else "")
+
+
+# -- the first-call trial (FFTW-wisdom style) -----------------------------------
+# On a machine without a tuned table, the first mul_sum of a (library, device,
+# dtype, shape class) whose inputs are large enough times the library's few
+# candidate strategies on those very inputs, in interleaved rounds, through the
+# same timing code as ``xbackend compare`` (core.timing), and keeps the fastest
+# whose result agrees with the shipped choice's. The result is persisted per
+# machine and library versions (``selection.wisdom_path``) and used from then on.
+# Timing lives in core (layer 0), so dispatch needs no hook into measure.
+AUTOTUNE_VARIABLE = "XBACKEND_AUTOTUNE"  # "0": off (the shipped choice); "compile": torch-compile may compete
+TRIAL_MIN_BYTES = 8 * 2**20  # both inputs together; smaller calls cost less than a trial could save
+TRIAL_ROUNDS = 2
+TRIAL_LIMIT_S = 0.8  # the whole trial, first calls included; a trial that cannot fit is not run
+# An alternative the shipped table measured below this fraction of its winner is not tried.
+TRIAL_PRUNE = 0.25
+# How far a candidate's result may stray from the shipped choice's, relative to its largest magnitude.
+_AGREEMENT = {"float16": 2e-2, "bfloat16": 5e-2, "float32": 1e-3, "complex64": 1e-3}
+_TRIALS: dict[selection.TableKey, dict[str, Any]] = {}
+
+
+def autotune_mode() -> str:
+    """``"off"`` (XBACKEND_AUTOTUNE=0), ``"compile"`` (torch-compile competes too) or ``"on"`` (the default)."""
+    value = os.environ.get(AUTOTUNE_VARIABLE, "").strip().lower()
+    return "off" if value in ("0", "off", "false", "no") else "compile" if value == "compile" else "on"
+
+
+def _trial_result(key: selection.TableKey) -> tuple[str, dict[str, Any]] | None:
+    if autotune_mode() == "off":
+        return None
+    for source, entry in (("trial in this process", _TRIALS.get(key)), (None, selection.wisdom().get(key))):
+        if entry is not None and _runs(entry["strategy"], key[1], key[2]):
+            return source or f"trial on this machine, from {selection.wisdom_path()}", entry
+    return None
+
+
+def _trial_figures(entry: dict[str, Any]) -> str:
+    timings = ", ".join(f"{name} {seconds * 1e3:.3g} ms" for name, seconds in entry["median_s"].items())
+    shape = "x".join(map(str, entry["shape"]))
+    return f"fastest in a {entry['trial_s']:.2g} s trial at {shape} (median per call: {timings})"
+
+
+def trial_candidates(choice: Choice) -> list[str]:
+    """The strategies a trial times for ``choice``'s key: the prior first, pruned by the shipped figures."""
+    cls_of = STRATEGIES
+    compile_ok = autotune_mode() == "compile"
+    shipped = next((entry for source, entry in selection.entries_for(_key(choice)) if source.startswith("shipped")), {})
+    best = shipped.get("fraction_of_floor")
+    weak = {
+        name
+        for name, value in shipped.get("alternatives", {}).items()
+        if best is not None and value is not None and value < TRIAL_PRUNE * best
+    }
+    names = [choice.strategy] + [
+        name
+        for name, cls in cls_of.items()
+        if name != choice.strategy and cls.selectable and cls.framework == choice.library and name not in weak
+    ]
+    return [
+        name
+        for name in names
+        if _runs(name, choice.device, choice.dtype) and (compile_ok or not cls_of[name].compiles_for_seconds)
+    ]
+
+
+def _key(choice: Choice) -> selection.TableKey:
+    return (choice.library, choice.device, choice.dtype, choice.shape_class)
+
+
+def _wants_trial(choice: Choice, plan: Plan, a: Any) -> bool:
+    if autotune_mode() == "off" or choice.source.startswith(("tuned", "trial", "rule")):
+        return False
+    if not LIBRARIES[choice.library].selectable or is_tracer(a):
+        return False
+    return 2 * math.prod(plan.full_shape) * numpy_dtype(plan.out_dtype).itemsize >= TRIAL_MIN_BYTES
+
+
+def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
+    """Time ``trial_candidates(choice)`` on ``a``, ``b``; record and return the fastest that agrees with the prior.
+
+    Bounded by ``TRIAL_LIMIT_S``: the candidates' first calls are timed first,
+    and where the rounds could not fit in what is left, the prior stays (and
+    nothing is recorded, so a later, smaller call may try again).
+    """
+    names = trial_candidates(choice)
+    if len(names) < 2:
+        return choice
+    start = time.perf_counter()
+    adapters = {name: get_adapter(name, choice.device) for name in names}
+    reference, first = None, {}
+    for name, adapter in adapters.items():
+        try:
+            call_start = time.perf_counter()
+            out = adapter.mul_sum(a, b)
+            adapter.synchronize(out)
+            first[name] = time.perf_counter() - call_start
+            host = adapter.to_numpy(out)
+        except Exception:  # a candidate that fails here is simply not chosen
+            continue
+        if reference is None:
+            reference = host
+        elif not _agrees(host, reference, choice.dtype):
+            del first[name]
+    left = TRIAL_LIMIT_S - (time.perf_counter() - start)
+    # Each round costs each candidate at least two calls (time_mul_sum's first call and one sample).
+    if len(first) < 2 or sum(first.values()) * TRIAL_ROUNDS * 2 > left:
+        why = (
+            "fewer than two candidates ran" if len(first) < 2 else f"one call of each takes {sum(first.values()):.2g} s"
+        )
+        return replace(choice, reason=f"{choice.reason}; no trial: {why}")
+    share = left / (TRIAL_ROUNDS * len(first) * 2)
+    budget = Budget(warmup_s=0.0, measure_s=share, min_repeats=1, max_repeats=50)
+    samples: dict[str, list[float]] = {name: [] for name in first}
+    for _ in range(TRIAL_ROUNDS):
+        for name in first:
+            timing = time_mul_sum(adapters[name], a, b, budget=budget)
+            samples[name] += timing.samples_s
+    medians = {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
+    winner = min(medians, key=lambda name: medians[name])
+    entry = {
+        "library": choice.library,
+        "device": choice.device,
+        "dtype": choice.dtype,
+        "shape_class": choice.shape_class,
+        "strategy": winner,
+        "shape": [int(n) for n in getattr(a, "shape", ())],
+        "median_s": dict(sorted(medians.items(), key=lambda item: item[1])),
+        "prior": choice.strategy,
+        "trial_s": time.perf_counter() - start,
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    _TRIALS[_key(choice)] = entry
+    try:
+        selection.record_wisdom(entry)
+    except OSError:  # a read-only cache: the choice holds for this process only
+        pass
+    return replace(choice, strategy=winner, source="trial in this process", reason=_trial_figures(entry))
+
+
+def _agrees(got: Any, reference: Any, dtype: str) -> bool:
+    """A guard against a broken strategy (correctness itself is the test suite's): same shape, close values."""
+    if got.shape != reference.shape or got.dtype != reference.dtype:
+        return False
+    if reference.dtype.kind in "iub":
+        return bool(np.array_equal(got, reference))
+    ref = reference.astype(np.complex128 if reference.dtype.kind == "c" else np.float64)
+    diff = np.abs(got.astype(ref.dtype) - ref)
+    scale = np.nanmax(np.abs(ref)) if ref.size else 0.0
+    tolerance = _AGREEMENT.get(dtype, 1e-9) * (scale if np.isfinite(scale) else 0.0)
+    return bool(np.all((diff <= tolerance) | (np.isnan(ref) & np.isnan(got.astype(ref.dtype)))))
 
 
 def _runs(strategy: str, device: str, dtype: str) -> bool:
@@ -211,6 +376,7 @@ def dispatch_key(a: Any, b: Any) -> tuple[Any, ...] | None:
 def clear_dispatch_cache() -> None:
     """Forget ``mul_sum``'s cached kernels and loaded tables: the next call chooses afresh."""
     _KERNELS.clear()
+    _TRIALS.clear()
     selection.forget_loaded()
 
 
@@ -234,8 +400,11 @@ def clear_caches() -> None:
 
 
 def _kernel_for(a: Any, b: Any) -> Callable[[Any, Any], Any]:
-    _, device, _ = resolve_inputs(a, b)  # validates against the library's default strategy
-    adapter = get_adapter(choose(a, b).strategy, device)
+    _, device, plan = resolve_inputs(a, b)  # validates against the library's default strategy
+    choice = choose(a, b)
+    if _wants_trial(choice, plan, a):
+        choice = run_trial(choice, a, b)
+    adapter = get_adapter(choice.strategy, device)
     return adapter.kernel(a, b, adapter.plan(a, b))
 
 
@@ -310,6 +479,14 @@ class Selected(Adapter):
 
     def extra_memory(self, a: Any, b: Any) -> Any:
         return self._chosen(a, b).extra_memory(a, b)
+
+    def fix_cpu_threads(self, threads: int) -> None:
+        # Whichever strategy the table picks must run on the same threads.
+        super().fix_cpu_threads(threads)
+        for name, cls in STRATEGIES.items():
+            if cls.selectable and cls.framework == self.library and self.device in cls.devices:
+                if cls.unavailable_reason(self.device) is None:
+                    get_adapter(name, self.device).fix_cpu_threads(threads)
 
     def unsupported_dtypes(self) -> frozenset[str]:
         return get_adapter(LIBRARIES[self.library].default_strategy, self.device).unsupported_dtypes()

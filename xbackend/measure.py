@@ -34,6 +34,8 @@ Public API (kept stable for the asv suite)::
                                         the one grid runner: xbackend compare, xbackend tune and asv
     synchronized_call(adapter, shape, dtype) -> call
                                         one synchronized mul_sum per call on rotated inputs (asv's timer)
+    measure_at_threads(adapter, shape, dtype, threads, ...) -> ThreadPoint
+                                        a CPU cell's GB/s and the floor's, both pinned to ``threads``
     measure_cell(adapter, shape, dtype, *, ...) -> CellResult
                                         every figure of one (adapter, device, shape, dtype) cell;
                                         a failure is recorded in ``CellResult.error``, never raised
@@ -88,7 +90,6 @@ import functools
 import gc
 import itertools
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -102,6 +103,15 @@ from .core.dtypes import numpy_dtype
 from .core.errors import AdapterUnavailable, UnsupportedDtypeError
 from .core.probes import cpu_count
 from .core.shapes import LATENCY_BYTES, QUICK_SHAPE_CLASSES, SHAPE_CLASSES, Shape
+from .core.timing import (
+    DEFAULT_BUDGET,
+    QUICK_BUDGET,
+    Budget,
+    Timing,
+    _device_copies,
+    _sample,
+    time_mul_sum,
+)
 from .registry import STRATEGIES, get_adapter
 from .testing import Reference, Verdict, check_against, reference, to_host
 
@@ -133,6 +143,10 @@ __all__ = [
     "measure_floor",
     "measure_grid",
     "synchronized_call",
+    "ThreadPoint",
+    "measure_at_threads",
+    "pin_cpu_threads",
+    "thread_counts",
     "time_mul_sum",
 ]
 
@@ -141,31 +155,9 @@ DEFAULT_DTYPES: tuple[str, ...] = ("float32",)
 NOISE_WARNING = 0.10
 ERROR_CHECK_PRODUCTS = 2_000_000
 MAX_ERROR_COLUMNS = 256
-_SLOW_CALL_SAMPLES = 3
-_SLOW_CALL_BUDGETS = 5
 _FLOOR_DTYPES = ("float32", "float64")
 # Whose library dot is the floor on each hardware, in order of preference.
 FLOOR_PREFERENCE = tuple(record.floor_strategy for record in LIBRARIES.values() if record.floor_strategy)
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How long a cell is measured."""
-
-    warmup_s: float = 0.5
-    measure_s: float = 1.5
-    min_repeats: int = 10
-    max_repeats: int = 10_000
-
-    def __post_init__(self) -> None:
-        if self.warmup_s < 0 or self.measure_s <= 0 or not 1 <= self.min_repeats <= self.max_repeats:
-            raise ValueError(
-                f"invalid budget {self}: need warmup_s >= 0, measure_s > 0, 1 <= min_repeats <= max_repeats"
-            )
-
-
-DEFAULT_BUDGET = Budget()
-QUICK_BUDGET = Budget(warmup_s=0.1, measure_s=0.3, min_repeats=5, max_repeats=2_000)
 
 
 # -- inputs -------------------------------------------------------------------
@@ -242,106 +234,6 @@ def cache_state(adapter: Adapter, shape: Shape, dtype: str) -> CacheState:
         copies,
         f"rotated over {copies} input sets ({_mib(copies * size)} >= 2x last-level cache {_mib(cache)})",
     )
-
-
-def _device_copies(adapter: Adapter, x: Any, y: Any, copies: int) -> list[tuple[Any, Any]]:
-    if copies < 1:
-        raise ValueError(f"copies must be at least 1, got {copies}")
-    host_x, host_y = (adapter.to_numpy(x), adapter.to_numpy(y)) if copies > 1 else (None, None)
-    return [(x, y)] + [(adapter.asarray(host_x), adapter.asarray(host_y)) for _ in range(copies - 1)]
-
-
-# -- timing -------------------------------------------------------------------
-@dataclass(frozen=True)
-class Timing:
-    """Per-call seconds of the timed calls, with the one-off costs kept apart."""
-
-    samples_s: tuple[float, ...]
-    first_call_s: float
-    compile_s: float | None
-    warmup_calls: int
-    timer: str
-    copies: int = 1
-    # Calls per sample: a sample times a batch of back-to-back calls on an
-    # asynchronous device (see ``batch_size``), one call elsewhere.
-    calls_per_sample: int = 1
-
-    @functools.cached_property
-    def _quantiles(self) -> tuple[float, float, float]:
-        p20, median, p80 = np.percentile(self.samples_s, [20, 50, 80])
-        return float(p20), float(median), float(p80)
-
-    @property
-    def median_s(self) -> float:
-        return self._quantiles[1]
-
-    @property
-    def p20_s(self) -> float:
-        return self._quantiles[0]
-
-    @property
-    def p80_s(self) -> float:
-        return self._quantiles[2]
-
-    @property
-    def noise(self) -> float:
-        """(p80 - p20) / median: the spread of the middle 60% relative to the median."""
-        return (self.p80_s - self.p20_s) / self.median_s if self.median_s > 0 else math.inf
-
-    @property
-    def repeats(self) -> int:
-        return len(self.samples_s)
-
-
-def _sample(
-    timer: Any, calls: Sequence[Callable[[], Any]], budget: Budget, first_call_s: float, compile_s: float | None
-) -> Timing:
-    """Warm up until ``budget.warmup_s`` has passed since the first call began, then sample, cycling through ``calls``."""
-    warmup_calls, start = 0, time.perf_counter() - first_call_s
-    while time.perf_counter() - start < budget.warmup_s:
-        timer.time(calls[warmup_calls % len(calls)])
-        warmup_calls += 1
-    batch = batch_size(timer, calls)
-    turns = itertools.cycle(calls)
-
-    def run_batch() -> list[Any]:
-        return [next(turns)() for _ in range(batch)]
-
-    samples: list[float] = []
-    start = time.perf_counter()
-    while len(samples) < budget.max_repeats:
-        samples.append(timer.time(run_batch) / batch)
-        elapsed = time.perf_counter() - start
-        if elapsed >= budget.measure_s and len(samples) >= budget.min_repeats:
-            break
-        if elapsed >= _SLOW_CALL_BUDGETS * budget.measure_s and len(samples) >= _SLOW_CALL_SAMPLES:
-            break
-    return Timing(tuple(samples), first_call_s, compile_s, warmup_calls, timer.method, len(calls), batch)
-
-
-# A sample on an asynchronous device spans at least this long: a single call of a
-# few tens of microseconds would otherwise time its own launch and the empty
-# queue's start-up (10-30 us on an H200) more than its memory traffic.
-BATCH_TARGET_S = 1e-3
-MAX_BATCH = 100
-
-
-def batch_size(timer: Any, calls: Sequence[Callable[[], Any]]) -> int:
-    """Calls per sample: enough back-to-back calls to span ``BATCH_TARGET_S`` on an asynchronous device, else 1."""
-    if not getattr(timer, "asynchronous", False):
-        return 1
-    single = min(timer.time(calls[i % len(calls)]) for i in range(3))
-    return max(1, min(MAX_BATCH, math.ceil(BATCH_TARGET_S / max(single, 1e-7))))
-
-
-def time_mul_sum(adapter: Adapter, x: Any, y: Any, *, budget: Budget = DEFAULT_BUDGET, copies: int = 1) -> Timing:
-    """Time ``adapter.mul_sum`` on native ``x``, ``y`` (rotated over ``copies`` device copies)."""
-    pairs = _device_copies(adapter, x, y, copies)
-    compile_s = adapter.prepare(x, y)
-    timer = adapter.timer()
-    first_call_s = timer.time(lambda: adapter.mul_sum(x, y))
-    calls = [functools.partial(adapter.mul_sum, u, v) for u, v in pairs]
-    return _sample(timer, calls, budget, first_call_s, compile_s)
 
 
 def synchronized_call(adapter: Adapter, shape: Shape, dtype: str, seed: int = 0) -> Callable[[], None]:
@@ -422,7 +314,7 @@ FLOOR_ROUNDS = 3
 
 
 def measure_floor(
-    adapter_or_device: Adapter | str,
+    adapter_or_device: Adapter | str | Sequence[Adapter],
     a: np.ndarray,
     b: np.ndarray,
     *,
@@ -433,15 +325,17 @@ def measure_floor(
     """The fastest streaming read of the bytes of host inputs ``a`` and ``b`` on the given device's hardware.
 
     Every floor kernel of every library available there is a candidate (a
-    given adapter: only its own). With ``memory_of`` (the adapter under test)
+    given adapter, or list of adapters: only theirs). With ``memory_of`` (the adapter under test)
     host kernels read buffers allocated by that adapter's framework wherever
     they can view them in place (``host_view``): the same kind of pages the
     cell reads, so the fraction measures the strategy, not the allocator.
     """
     if isinstance(adapter_or_device, str):
         adapters = floor_adapters(adapter_or_device)
-    else:
+    elif isinstance(adapter_or_device, Adapter):
         adapters = [adapter_or_device]
+    else:
+        adapters = list(adapter_or_device)
     fa, fb = floor_inputs(a, b)
     candidates = []
     for floor in adapters:
@@ -842,10 +736,7 @@ def measure_grid(
     CPU adapters are pinned to ``threads`` (default: every CPU) first, so every
     caller measures with the same thread pools.
     """
-    threads = threads or cpu_count()
-    for adapter in {id(cell.adapter): cell.adapter for cell in cells}.values():
-        if adapter.device == "cpu":
-            adapter.fix_cpu_threads(threads)
+    pin_cpu_threads([cell.adapter for cell in cells], threads or cpu_count())
     groups: dict[tuple[Shape, str], list[int]] = {}
     for index, cell in enumerate(cells):
         groups.setdefault((tuple(cell.shape), cell.dtype), []).append(index)
@@ -891,3 +782,88 @@ def _measure_group(
     finally:
         result.floors += [(first.shape_class, dtype, key, floor) for key, floor in shared.floors.items()]
         best_floor([measured[index] for index in members if index in measured])
+
+
+# -- thread scaling -------------------------------------------------------------
+@dataclass(frozen=True)
+class ThreadPoint:
+    """One cell's GB/s and the CPU floor's at a fixed thread count (``xbackend compare --scaling``).
+
+    The floor counts only kernels of libraries whose thread pools obey the
+    count (``honours_cpu_threads``; XLA:CPU's does not); where the cell beats
+    them, it is the floor, as in ``best_floor``. ``honours_threads`` says
+    whether the cell's own framework obeys the count.
+    """
+
+    adapter: str
+    threads: int
+    honours_threads: bool
+    gbps: float | None = None
+    median_s: float | None = None
+    noise: float | None = None
+    floor_gbps: float | None = None
+    floor_method: str | None = None
+    fraction_of_floor: float | None = None
+    error: str | None = None
+
+
+def thread_counts(limit: int | None = None) -> list[int]:
+    """1, 2, 4, ... up to ``limit`` (default: every CPU), ``limit`` itself included."""
+    limit = limit or cpu_count()
+    counts = [1 << i for i in range(limit.bit_length()) if 1 << i < limit]
+    return counts + [limit]
+
+
+def pin_cpu_threads(adapters: Sequence[Adapter], threads: int) -> None:
+    """``fix_cpu_threads(threads)`` on each CPU adapter: every caller pins through here."""
+    for adapter in {id(adapter): adapter for adapter in adapters}.values():
+        if adapter.device == "cpu":
+            adapter.fix_cpu_threads(threads)
+
+
+def measure_at_threads(
+    adapter: Adapter,
+    shape: Shape,
+    dtype: str,
+    threads: int,
+    *,
+    budget: Budget = QUICK_BUDGET,
+    inputs: tuple[np.ndarray, np.ndarray] | None = None,
+    seed: int = 0,
+) -> ThreadPoint:
+    """GB/s of CPU ``adapter`` on ``shape`` and of the floor, both pinned to ``threads``; every CPU again after.
+
+    Never raises for a failure of the adapter: the point records it.
+    """
+    if adapter.device != "cpu":
+        raise ValueError(f"thread scaling is for CPU adapters; {adapter.name} runs on {adapter.device}")
+    point = ThreadPoint(adapter.name, threads, adapter.honours_cpu_threads)
+    floors = [floor for floor in floor_adapters("cpu") if floor.honours_cpu_threads]
+    a, b = inputs if inputs is not None else host_inputs(shape, dtype, seed)
+    copies = cache_state(adapter, shape, dtype).copies
+    try:
+        pin_cpu_threads([adapter, *floors], threads)
+        x, y = adapter.asarray(a), adapter.asarray(b)
+        timing = time_mul_sum(adapter, x, y, budget=budget, copies=copies)
+        del x, y
+        floor = measure_floor(floors, a, b, budget=budget, copies=copies, memory_of=adapter)
+    except Exception as exc:  # the scaling table goes on
+        return ThreadPoint(adapter.name, threads, point.honours_threads, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        pin_cpu_threads([adapter, *floors], cpu_count())
+        gc.collect()
+    gbps = bytes_moved(shape, dtype) / timing.median_s / 1e9
+    floor_gbps, method = floor.gbps, floor.method
+    if gbps > floor_gbps:
+        floor_gbps, method = gbps, f"{adapter.name} itself (faster than every kernel, best {floor.gbps:.4g} GB/s)"
+    return ThreadPoint(
+        adapter.name,
+        threads,
+        point.honours_threads,
+        gbps,
+        timing.median_s,
+        timing.noise,
+        floor_gbps,
+        method,
+        gbps / floor_gbps,
+    )

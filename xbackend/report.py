@@ -122,14 +122,16 @@ def _shorten(text: str | None, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _align(rows: Sequence[tuple[str, ...]]) -> list[str]:
-    full = [row for row in rows if len(row) == len(_HEADER)]
-    widths = [max(len(row[i]) for row in full) for i in range(len(_HEADER))]
+def _align(rows: Sequence[tuple[str, ...]], columns: int | None = None) -> list[str]:
+    """Rows of ``columns`` cells (default: the cell table's) padded to one width; longer rows keep a free tail."""
+    columns = columns or len(_HEADER)
+    full = [row for row in rows if len(row) == columns]
+    widths = [max(len(row[i]) for row in full) for i in range(columns)]
     lines = []
     for row in rows:
-        cells = row if len(row) == len(_HEADER) else row[:-1]
+        cells = row if len(row) == columns else row[:-1]
         line = "  ".join(cell.ljust(width) for cell, width in zip(cells, widths))
-        if len(row) != len(_HEADER):
+        if len(row) != columns:
             line += "  " + row[-1]
         lines.append(line.rstrip())
     return lines
@@ -163,6 +165,7 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append("latency cells report time only. ! = noise (p80-p20)/median above 10%.")
     lines.append("")
     lines += _floor_lines(report)
+    lines += _scaling_lines(report)
     lines.append("")
     lines.append("verdicts:")
     lines += [f"  {verdict['text']}" for verdict in report["verdicts"]]
@@ -179,6 +182,34 @@ def format_table(report: dict[str, Any]) -> str:
         )
     lines += [f"  {_shorten(note, 200)}" for note in others]
     return "\n".join(lines)
+
+
+def _scaling_lines(report: dict[str, Any]) -> list[str]:
+    scaling = report.get("scaling")
+    if not scaling:
+        return []
+    shape = "x".join(map(str, scaling["shape"]))
+    lines = [
+        "",
+        f"thread scaling ({scaling['shape_class']} {shape} {scaling['dtype']}; floor pinned to the same count):",
+    ]
+    rows = [("adapter", "threads", "GB/s", "floor GB/s", "frac", "floor")]
+    for point in scaling["points"]:
+        if point["error"]:
+            rows.append((point["adapter"], str(point["threads"]), "failed", "", "", _shorten(point["error"], 60)))
+            continue
+        name = point["adapter"] + ("" if point["honours_threads"] else " (ignores the count)")
+        rows.append(
+            (
+                name,
+                str(point["threads"]),
+                _number(point["gbps"], ".3g"),
+                _number(point["floor_gbps"], ".3g"),
+                _number(point["fraction_of_floor"], ".2f"),
+                _shorten(point["floor_method"], 60),
+            )
+        )
+    return lines + ["  " + line for line in _align(rows, columns=len(rows[0]))]
 
 
 def _floor_lines(report: dict[str, Any]) -> list[str]:

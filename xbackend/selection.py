@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -27,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .backends import SELECTABLE_LIBRARIES
+from .backends import LIBRARIES, SELECTABLE_LIBRARIES
 from .core.dtypes import check_supported, numpy_dtype
 from .core.files import write_text_atomic
 from .core.probes import cpu_count, cpu_model
@@ -58,6 +59,81 @@ def tuned_table_path() -> Path:
     """Where ``xbackend tune`` caches this machine's table (``XDG_CACHE_HOME`` respected)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "xbackend" / f"selection-{machine_id()}.json"
+
+
+# -- wisdom: what mul_sum's first-call trials found on this machine ------------
+WISDOM_SCHEMA = "xbackend.wisdom/1"
+
+
+def wisdom_path() -> Path:
+    """Where ``mul_sum``'s trials persist their choices: next to the tuned table, one file per machine."""
+    return tuned_table_path().with_name(f"wisdom-{machine_id()}.json")
+
+
+@functools.cache
+def library_versions() -> dict[str, str | None]:
+    """Every selectable library's distributions and their versions: a trial is valid for these only."""
+    versions: dict[str, str | None] = {}
+    for name in SELECTABLE_LIBRARIES:
+        for distribution in LIBRARIES[name].distributions:
+            try:
+                versions[distribution] = importlib.metadata.version(distribution)
+            except importlib.metadata.PackageNotFoundError:
+                versions[distribution] = None
+    return versions
+
+
+def wisdom() -> dict[TableKey, dict[str, Any]]:
+    """This machine's trial results by key; a corrupt or foreign file warns once and counts as empty."""
+    path = wisdom_path()
+    return _load_wisdom(str(path), _stamp(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_wisdom(path: str, stamp: tuple[float, int] | None) -> dict[TableKey, dict[str, Any]]:
+    if stamp is None:
+        return {}
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(document, dict) or document.get("schema") != WISDOM_SCHEMA:
+            raise ValueError(
+                f"not a wisdom file (schema {document.get('schema') if isinstance(document, dict) else None!r})"
+            )
+        entries = document.get("entries")
+        if not isinstance(entries, list):
+            raise ValueError("its 'entries' is not a list")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        _warn_wisdom(path, f"cannot be used ({type(exc).__name__}: {exc})")
+        return {}
+    if document.get("machine") != machine_id() or document.get("versions") != library_versions():
+        _warn_wisdom(path, "was written on another machine or for other library versions")
+        return {}
+    return {_key(entry): entry for entry in entries if isinstance(entry, dict) and _valid(entry)}
+
+
+def _warn_wisdom(path: str, problem: str) -> None:
+    warnings.warn(
+        f"xbackend: the wisdom file {path} {problem}; it is ignored and replaced by the next trial "
+        "(delete it to silence this)",
+        RuntimeWarning,
+        stacklevel=5,
+    )
+
+
+def record_wisdom(entry: dict[str, Any]) -> Path:
+    """Add one trial's result to this machine's wisdom file (replacing its key's entry), atomically."""
+    path = wisdom_path()
+    entries = {key: value for key, value in wisdom().items() if key != _key(entry)}
+    entries[_key(entry)] = entry
+    document = {
+        "schema": WISDOM_SCHEMA,
+        "machine": machine_id(),
+        "versions": library_versions(),
+        "entries": [entries[key] for key in sorted(entries)],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, json.dumps(document, indent=1) + "\n")
+    return path
 
 
 # -- reading ------------------------------------------------------------------
@@ -137,8 +213,9 @@ def _key(entry: dict[str, Any]) -> TableKey:
 
 
 def forget_loaded() -> None:
-    """Read every table afresh at the next lookup."""
+    """Read every table and the wisdom file afresh at the next lookup."""
     _load.cache_clear()
+    _load_wisdom.cache_clear()
 
 
 # -- building -----------------------------------------------------------------

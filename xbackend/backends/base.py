@@ -35,6 +35,9 @@ class Adapter(abc.ABC):
     # Whether ``xbackend.mul_sum`` may pick this strategy from the selection table
     # (not: multi-device and scale-out strategies, and the ``-auto`` adapters themselves).
     selectable: ClassVar[bool] = True
+    # Whether a new input signature's first call compiles for seconds (torch-compile):
+    # mul_sum's first-call trial leaves such strategies out unless asked (XBACKEND_AUTOTUNE=compile).
+    compiles_for_seconds: ClassVar[bool] = False
 
     def __init__(self, device: str) -> None:
         self.device = device
@@ -214,6 +217,11 @@ class Adapter(abc.ABC):
     def device_description(self) -> str:
         """The hardware behind this adapter's device, for the report."""
         return cpu_model() if self.device == "cpu" else self.device
+
+    # Whether ``fix_cpu_threads`` bounds every thread this adapter's calls and
+    # floor kernels use (XLA:CPU has its own pool that ignores it): the thread
+    # scaling of ``xbackend compare --scaling`` counts only such floors.
+    honours_cpu_threads: ClassVar[bool] = False
 
     def fix_cpu_threads(self, threads: int) -> None:
         """Pin the framework's CPU thread pools to ``threads`` for the rest of the process."""

@@ -164,6 +164,8 @@ class TorchAdapter(Adapter):
             return super().device_description()
         return self.torch.cuda.get_device_name(self.torch.cuda.current_device())
 
+    honours_cpu_threads = True
+
     def fix_cpu_threads(self, threads: int) -> None:
         self.torch.set_num_threads(threads)
 
@@ -363,6 +365,8 @@ class TorchCompile(TorchAdapter):
     cost more than such a sum. Complex dtypes are refused: inductor has no
     complex code generation (it would fall back to eager with a warning).
     """
+
+    compiles_for_seconds = True
 
     name = "torch-compile"
     formulation = "torch.compile(torch.sum(a * b, dim=0, dtype=<acc>), dynamic=False) per input signature (inductor); eager below 1 MiB"

@@ -1,0 +1,162 @@
+"""mul_sum's first-call trial: picks the faster of planted strategies, persists per machine, can be turned off."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import xbackend
+from xbackend import dispatch, selection
+from xbackend.backends.numpy import NumpyAdapter
+from xbackend.testing import assert_mul_sum_close
+
+BIG = (1024, 2048)  # 8 MiB per float32 input: 16 MiB together, above TRIAL_MIN_BYTES
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """A private per-machine cache (no table or wisdom of the developer's machine), autotune on."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv(dispatch.AUTOTUNE_VARIABLE, raising=False)
+    xbackend.clear_dispatch_cache()
+    yield
+    xbackend.clear_dispatch_cache()
+
+
+def inputs(shape=BIG, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(shape, dtype=np.float32)
+    return a, a * 0.5 + rng.standard_normal(shape, dtype=np.float32)
+
+
+class Slow(NumpyAdapter):
+    name = "numpy-planted-slow"
+
+    def _compute(self, a, b, plan):
+        time.sleep(0.03)
+        return super()._compute(a, b, plan)
+
+
+class Fast(NumpyAdapter):
+    name = "numpy-planted-fast"
+
+
+@pytest.mark.parametrize(
+    "order", [("numpy-planted-slow", "numpy-planted-fast"), ("numpy-planted-fast", "numpy-planted-slow")]
+)
+def test_the_trial_picks_the_faster_planted_strategy(monkeypatch, order):
+    monkeypatch.setattr(dispatch, "trial_candidates", lambda choice: list(order))
+    with xbackend.registered(Slow), xbackend.registered(Fast):
+        a, b = inputs()
+        out = xbackend.mul_sum(a, b)
+        choice = xbackend.choose(a, b)
+        assert choice.strategy == "numpy-planted-fast"
+        assert choice.source.startswith("trial")
+        wisdom = json.loads(selection.wisdom_path().read_text())
+        (entry,) = wisdom["entries"]
+        assert entry["strategy"] == "numpy-planted-fast"
+        assert entry["median_s"]["numpy-planted-slow"] > entry["median_s"]["numpy-planted-fast"] + 0.02
+        assert "numpy-planted-slow" in choice.reason and "trial" in choice.reason
+        # A fresh process (caches cleared) reads the choice from the wisdom file, without a new trial.
+        xbackend.clear_dispatch_cache()
+        monkeypatch.setattr(dispatch, "run_trial", _no_trial)
+        again = xbackend.choose(a, b)
+        assert again.strategy == "numpy-planted-fast" and str(selection.wisdom_path()) in again.source
+    assert_mul_sum_close(out, a, b)
+
+
+def _no_trial(*args, **kwargs):
+    raise AssertionError("no trial was expected here")
+
+
+def test_autotune_off_reproduces_the_shipped_choice(monkeypatch):
+    monkeypatch.setenv(dispatch.AUTOTUNE_VARIABLE, "0")
+    monkeypatch.setattr(dispatch, "run_trial", _no_trial)
+    a, b = inputs()
+    shipped = next(entry for source, entry in selection.entries_for(("numpy", "cpu", "float32", "square")))
+    assert_mul_sum_close(xbackend.mul_sum(a, b), a, b)
+    choice = xbackend.choose(a, b)
+    assert choice.strategy == shipped["strategy"] and choice.source.startswith("shipped")
+    assert not selection.wisdom_path().exists()
+
+
+def test_small_inputs_are_never_trialled(monkeypatch):
+    monkeypatch.setattr(dispatch, "run_trial", _no_trial)
+    for shape in [(3, 4), (1000, 100), (512, 2047)]:  # the last: just under 8 MiB together
+        a, b = inputs(shape)
+        assert_mul_sum_close(xbackend.mul_sum(a, b), a, b)
+    assert not selection.wisdom_path().exists()
+
+
+def _write(path, document):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(document if isinstance(document, str) else json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        "{ not json",
+        {"schema": "something else", "entries": []},
+        {"schema": selection.WISDOM_SCHEMA, "machine": "another-machine", "versions": {}, "entries": []},
+    ],
+    ids=["corrupt", "wrong-schema", "foreign"],
+)
+def test_a_corrupt_or_foreign_wisdom_file_is_ignored_with_one_warning(monkeypatch, document):
+    if isinstance(document, dict) and document.get("machine") == "another-machine":
+        # Foreign, yet naming a strategy that would be used if the file were trusted.
+        document["entries"] = [
+            {
+                "library": "numpy",
+                "device": "cpu",
+                "dtype": "float32",
+                "shape_class": "square",
+                "strategy": "numpy-threads",
+            }
+        ]
+    _write(selection.wisdom_path(), document)
+    monkeypatch.setattr(dispatch, "run_trial", lambda choice, a, b: choice)
+    a, b = inputs()
+    with pytest.warns(RuntimeWarning, match="wisdom file .* (cannot be used|another machine)"):
+        choice = xbackend.choose(a, b)
+    assert choice.source.startswith("shipped")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once: the second lookup is silent
+        assert_mul_sum_close(xbackend.mul_sum(a, b), a, b)
+
+
+def test_torch_compile_competes_only_on_request(monkeypatch):
+    pytest.importorskip("torch")
+    choice = dispatch.choose_for("torch", "cpu", (4096, 4096), "float32")
+    assert "torch-compile" not in dispatch.trial_candidates(choice)
+    monkeypatch.setenv(dispatch.AUTOTUNE_VARIABLE, "compile")
+    assert "torch-compile" in dispatch.trial_candidates(choice)
+
+
+def test_candidates_start_with_the_prior_and_drop_what_the_table_measured_far_behind():
+    pytest.importorskip("torch")
+    choice = dispatch.choose_for("torch", "cpu", (4096, 4096), "float32")
+    (shipped,) = [e for s, e in selection.entries_for(dispatch._key(choice)) if s.startswith("shipped")]
+    names = dispatch.trial_candidates(choice)
+    assert names[0] == choice.strategy
+    for name, fraction in shipped["alternatives"].items():
+        if fraction < dispatch.TRIAL_PRUNE * shipped["fraction_of_floor"]:
+            assert name not in names
+
+
+def test_the_trial_costs_under_a_second_for_a_64_mib_input(capsys):
+    a, b = inputs((4096, 2048))  # 32 MiB each: 64 MiB read per call
+    start = time.perf_counter()
+    out = xbackend.mul_sum(a, b)
+    first_call_s = time.perf_counter() - start
+    assert_mul_sum_close(out, a, b)
+    choice = xbackend.choose(a, b)
+    assert choice.source.startswith("trial"), choice
+    (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
+    assert entry["trial_s"] < 1.0 and first_call_s < 1.5
+    with capsys.disabled():
+        print(f"\n  autotune trial, numpy float32 4096x2048 (64 MiB): {entry['trial_s']:.3f} s; {choice.reason}")

@@ -1,0 +1,82 @@
+"""numpy-threads: every block layout (rows, columns, one thread) against the exact oracle, and its thread count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xbackend.backends import numpy as numpy_backend
+from xbackend.core.semantics import plan_mul_sum
+from xbackend.measure import host_inputs
+from xbackend.registry import get_adapter
+from xbackend.testing import assert_mul_sum_close
+
+
+def _adapter(threads: int):
+    adapter = get_adapter("numpy-threads")
+    adapter.fix_cpu_threads(threads)
+    return adapter
+
+
+def _layout(shape: tuple[int, ...], dtype: str, threads: int) -> str:
+    plan = plan_mul_sum(shape, dtype, shape, dtype)
+    used = min(threads, int(np.prod(shape)) // numpy_backend._MIN_ELEMENTS_PER_THREAD)
+    if used <= 1:
+        return "one"
+    return "columns" if numpy_backend._column_blocks(plan, used) else "rows"
+
+
+# Each case names the layout it must take, so a change of the rule cannot leave a path untested.
+# Layout by thread count (2, 3).
+CASES = [
+    ((200_000, 8), ("rows", "rows")),
+    ((1_000_000, 1), ("rows", "rows")),
+    ((8, 100_000), ("columns", "columns")),
+    ((16, 2, 20_000), ("columns", "rows")),  # axis 1 shorter than the thread count: row blocks
+    # Several trailing axes, split along axis 1. (N stays >= 16: sums of 3 float16
+    # products land in float16's subnormals, where the oracle's output-rounding
+    # term, relative only, is below half a subnormal ulp: an oracle gap, not ours.)
+    ((40, 4, 5_000), ("columns", "columns")),
+    ((5, 7), ("one", "one")),
+]
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64", "int32", "complex64"])
+@pytest.mark.parametrize(("shape", "layouts"), CASES)
+def test_every_layout_is_exact_within_the_bound(shape, layouts, dtype, threads):
+    assert _layout(shape, dtype, threads) == layouts[threads - 2]
+    a, b = host_inputs(shape, dtype, seed=len(shape) + threads)
+    out = _adapter(threads).mul_sum(a, b)
+    assert_mul_sum_close(out, a, b)
+
+
+def test_broadcast_inputs_make_no_copy_per_thread():
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((300_000, 1), dtype=np.float32)
+    b = rng.standard_normal((1, 4), dtype=np.float32)
+    out = _adapter(2).mul_sum(a, b)
+    assert out.shape == (4,)
+    assert_mul_sum_close(out, a, b)
+
+
+def test_integers_wrap_like_numpy():
+    a = np.full((400_000, 2), 2**40, dtype=np.int64)
+    b = np.full((400_000, 2), 2**30, dtype=np.int64)
+    expected = np.einsum("ij,ij->j", a, b)  # wraps modulo 2**64
+    np.testing.assert_array_equal(_adapter(2).mul_sum(a, b), expected)
+
+
+def test_thread_count_respects_omp_num_threads(monkeypatch):
+    monkeypatch.setattr(numpy_backend, "cpu_count", lambda: 8)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert numpy_backend.default_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert numpy_backend.default_threads() == 8
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert numpy_backend.default_threads() == 8
+
+
+def test_fixed_threads_are_reported():
+    adapter = _adapter(3)
+    assert adapter.thread_report()["numpy-threads"].startswith("3 threads")
