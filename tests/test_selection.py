@@ -132,16 +132,36 @@ def test_mul_sum_runs_the_tabled_strategy_and_says_why(monkeypatch):
     assert ran == [(256, 256)] * 2
 
 
-def test_float32_entry_serves_other_dtypes_it_supports_else_the_default(monkeypatch):
+def test_float32_entry_serves_other_dtypes_it_supports_else_an_alternative(monkeypatch):
     torch = pytest.importorskip("torch")
     monkeypatch.setattr(_selection, "SHIPPED_TABLE", _selection.SHIPPED_TABLE.with_name("absent.json"))
+    monkeypatch.setenv("XBACKEND_AUTOTUNE", "compile")  # torch-compile may run on first calls
     write_tuned(cell("torch-compile", (4096, 4096), 0.008, 0.9), cell("torch-eager", (4096, 4096), 0.03, 0.2))
     float64 = xbackend.choose(torch.ones(256, 256, dtype=torch.float64), torch.ones(256, 256, dtype=torch.float64))
     assert float64.strategy == "torch-compile" and "no float64 measurement" in float64.reason
+    # torch-compile refuses complex: the entry's measured alternative runs instead.
     complex64 = xbackend.choose(
         torch.ones(256, 256, dtype=torch.complex64), torch.ones(256, 256, dtype=torch.complex64)
     )
-    assert (complex64.strategy, complex64.source) == ("torch-eager", "default")
+    assert complex64.strategy == "torch-eager" and complex64.source.startswith("tuned")
+
+
+def test_a_strategy_that_compiles_for_seconds_is_not_chosen_without_opt_in(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(_selection, "SHIPPED_TABLE", _selection.SHIPPED_TABLE.with_name("absent.json"))
+    monkeypatch.setenv("XBACKEND_AUTOTUNE", "0")
+    write_tuned(
+        cell("torch-compile", (4096, 4096), 0.008, 0.9),
+        cell("torch-numpy", (4096, 4096), 0.01, 0.7),
+        cell("torch-eager", (4096, 4096), 0.03, 0.2),
+    )
+    x = torch.ones(256, 256)
+    choice = xbackend.choose(x, x)
+    assert choice.strategy == "torch-numpy"  # the fastest of the others
+    assert "compiles for seconds" in choice.reason and "XBACKEND_AUTOTUNE=compile" in choice.reason
+    monkeypatch.setenv("XBACKEND_AUTOTUNE", "compile")
+    xbackend.clear_dispatch_cache()
+    assert xbackend.choose(x, x).strategy == "torch-compile"
 
 
 def test_without_tables_each_library_runs_its_default(monkeypatch):

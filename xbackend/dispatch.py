@@ -122,20 +122,23 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
     key = (library, device, dtype, shape_class)
     found = list(selection.entries_for(key))
     for source, entry in found:  # a table tuned on this machine (xbackend tune) wins over trials
-        if source.startswith("tuned") and _runs(entry["strategy"], device, dtype):
-            return Choice(entry["strategy"], library, device, dtype, shape_class, source, _measured(entry))
+        strategy = _table_strategy(entry, device, dtype) if source.startswith("tuned") else None
+        if strategy is not None:
+            return Choice(strategy, library, device, dtype, shape_class, source, _measured(entry, strategy))
     trial = _trial_result(key)
     if trial is not None:
         source, entry = trial
         return Choice(entry["strategy"], library, device, dtype, shape_class, source, _trial_figures(entry))
     for source, entry in found:
-        if _runs(entry["strategy"], device, dtype):
-            return Choice(entry["strategy"], library, device, dtype, shape_class, source, _measured(entry))
+        strategy = _table_strategy(entry, device, dtype)
+        if strategy is not None:
+            return Choice(strategy, library, device, dtype, shape_class, source, _measured(entry, strategy))
     fallback = selection.FALLBACK_DTYPE
     for source, entry in selection.entries_for((library, device, fallback, shape_class)):
-        if _runs(entry["strategy"], device, dtype):
-            reason = f"no {dtype} measurement; {fallback} {_measured(entry)}"
-            return Choice(entry["strategy"], library, device, dtype, shape_class, source, reason)
+        strategy = _table_strategy(entry, device, dtype)
+        if strategy is not None:
+            reason = f"no {dtype} measurement; {fallback} {_measured(entry, strategy)}"
+            return Choice(strategy, library, device, dtype, shape_class, source, reason)
     return Choice(
         default,
         library,
@@ -147,7 +150,7 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
     )
 
 
-def _measured(entry: dict[str, Any]) -> str:
+def _measured(entry: dict[str, Any], strategy: str | None = None) -> str:
     bandwidth = entry.get("fraction_of_floor") is not None
     figure = (
         f"{entry['fraction_of_floor']:.2f} of the floor" if bandwidth else f"{entry['median_s'] * 1e6:.3g} us per call"
@@ -157,7 +160,29 @@ def _measured(entry: dict[str, Any]) -> str:
         for name, value in entry.get("alternatives", {}).items()
     )
     text = f"fastest measured: {figure} at {'x'.join(map(str, entry['shape']))}"
-    return text + (f" (others: {others})" if others else "")
+    text += f" (others: {others})" if others else ""
+    if strategy is not None and strategy != entry["strategy"]:
+        text = (
+            f"{entry['strategy']} {text}; its first call of each input signature compiles for seconds, "
+            f"so {strategy}, the fastest of the others, runs (XBACKEND_AUTOTUNE=compile allows it)"
+        )
+    return text
+
+
+def _table_strategy(entry: dict[str, Any], device: str, dtype: str) -> str | None:
+    """The strategy a table entry stands for here: its winner, or the fastest runnable alternative.
+
+    A winner whose first call of every new input signature compiles for seconds
+    (torch-compile) is passed over unless the user opted in
+    (``XBACKEND_AUTOTUNE=compile``): a first call must not stall for seconds.
+    """
+    ranked = [entry["strategy"], *entry.get("alternatives", {})]
+    compile_ok = autotune_mode() == "compile"
+    for name in ranked:
+        cls = STRATEGIES.get(name)
+        if cls is not None and _runs(name, device, dtype) and (compile_ok or not cls.compiles_for_seconds):
+            return name
+    return None
 
 
 # -- the first-call trial (FFTW-wisdom style) -----------------------------------
