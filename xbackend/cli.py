@@ -61,6 +61,17 @@ def _threads(text: str) -> int:
     return threads
 
 
+def _seed(text: str) -> int:
+    """``--seed``: a non-negative integer (NumPy's generators take no negative seed)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed: use an integer >= 0")
+    return seed
+
+
 def _output_path(text: str, option: str, *, create_folder: bool = False) -> Path:
     """``text`` as a file ``option`` can write: not a folder, in an existing folder where a file can be created.
 
@@ -163,7 +174,7 @@ def _add_check(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--adapters", metavar="NAME[@DEVICE],...", default=None, help="default: all")
     parser.add_argument("--dtypes", default=",".join(SWEEP_DTYPES), help="comma-separated (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs (default: 0)")
     parser.set_defaults(run=_check)
 
 
@@ -264,7 +275,7 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threads", type=_threads, default=None, help="CPU threads for BLAS and torch (default: all CPUs)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default: 0)")
+    parser.add_argument("--seed", type=_seed, default=0, help="seed of the random inputs (default: 0)")
     parser.add_argument(
         "--json", metavar="PATH", default=None, help="write every figure, machine and versions (atomically)"
     )
