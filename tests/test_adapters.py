@@ -47,6 +47,7 @@ def test_every_strategy_device_pair_is_listed():
     pairs = {(i.name, i.device) for i in INFOS}
     assert pairs == {
         ("numpy", "cpu"),
+        ("numpy-threads", "cpu"),
         ("torch-eager", "cpu"),
         ("torch-eager", "cuda"),
         ("torch-einsum", "cpu"),
@@ -95,7 +96,7 @@ def test_gpu_adapters_say_why_they_are_unavailable():
 
 
 def test_get_adapter_rejects_unknown_names_and_devices():
-    with pytest.raises(ValueError, match="unknown adapter 'torch-magic'; known: numpy, torch-eager"):
+    with pytest.raises(ValueError, match="unknown adapter 'torch-magic'; known: numpy, numpy-threads, torch-eager"):
         xbackend.get_adapter("torch-magic")
     with pytest.raises(ValueError, match="adapter 'numpy' runs on cpu, not 'cuda'"):
         xbackend.get_adapter("numpy", device="cuda")
