@@ -283,3 +283,33 @@ def test_budget_refuses_nonsense():
         Budget(min_repeats=5, max_repeats=2)
     with pytest.raises(ValueError, match="measure_s"):
         Budget(measure_s=0)
+
+
+class RecordsSynchronize(NumpyAdapter):
+    """Records what the timer hands to ``synchronize``: a lazy library (dask) computes it there."""
+
+    name = "test-records-synchronize"
+
+    def __init__(self, device):
+        super().__init__(device)
+        self.seen = []
+
+    def synchronize(self, *arrays):
+        self.seen += [type(x) for x in arrays]
+
+
+def test_a_host_timed_call_hands_its_own_result_to_synchronize():
+    adapter = RecordsSynchronize("cpu")
+    a, b = measure.host_inputs((64, 8), "float32")
+    measure.time_mul_sum(adapter, a, b, budget=TINY)
+    assert adapter.seen and set(adapter.seen) == {np.ndarray}
+
+
+def test_dask_cells_are_timed_with_their_compute():
+    pytest.importorskip("dask")
+    dask, numpy = xbackend.get_adapter("dask", "cpu"), xbackend.get_adapter("numpy", "cpu")
+    a, b = measure.host_inputs((2048, 2048), "float32")  # 32 MiB
+    lazy = measure.time_mul_sum(dask, dask.asarray(a), dask.asarray(b), budget=TINY)
+    eager = measure.time_mul_sum(numpy, a, b, budget=TINY)
+    # The same einsum per chunk, computed: not faster than one einsum over everything by much.
+    assert lazy.median_s > 0.3 * eager.median_s

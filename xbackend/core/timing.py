@@ -103,7 +103,11 @@ def _sample(
     batch = batch_size(timer, calls)
     turns = itertools.cycle(calls)
 
-    def run_batch() -> list[Any]:
+    def run_batch() -> Any:
+        # One call hands its own result to the timer's synchronize (a lazy dask
+        # array is computed there); a batch, only on asynchronous devices, a list.
+        if batch == 1:
+            return next(turns)()
         return [next(turns)() for _ in range(batch)]
 
     samples: list[float] = []
