@@ -1,6 +1,8 @@
 import os
 import tempfile
 
+import pytest
+
 # JAX must be told before it is imported: the suite checks float64, int64 and
 # complex128 on JAX too. The x64-off refusal is tested in a subprocess.
 os.environ.setdefault("JAX_ENABLE_X64", "1")
@@ -19,3 +21,14 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="xbackend-tests-cache-")
 # pytester runs the plugin and the property suite in scratch directories
 # (tests/test_plugin.py, tests/test_faults.py).
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    """A private per-machine cache, and no table of the developer's machine leaking in."""
+    import xbackend
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    xbackend.clear_dispatch_cache()
+    yield
+    xbackend.clear_dispatch_cache()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import xbackend
 from xbackend import compare, measure, report
 from xbackend.cli import main
 
@@ -18,12 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 QUICK = ["--quick", "--adapters", "numpy,numpy-auto", "--shapes", "3x4,5x6"]
 
 
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    xbackend.clear_dispatch_cache()
-    yield
-    xbackend.clear_dispatch_cache()
+# Each test gets a private per-machine cache (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("own_cache")
 
 
 @pytest.fixture
