@@ -367,14 +367,14 @@ def test_negative_and_conjugate_bits(strategy, shape_class):
 
 @pytest.mark.parametrize("name", ["torch-compile", MUL_SUM])
 def test_negative_bit_where_inductor_compiles(name, monkeypatch):
-    """W1 as reported: 300000 x 1 float32 goes to torch-compile, whose inductor kernel ignored the bit."""
-    # mul_sum picks torch-compile from the table only with the opt-in (its first call compiles for seconds).
+    """W1 as reported: 300000 x 1 float32 with the negative bit, through torch-compile and through mul_sum.
+
+    With the opt-in, mul_sum may run torch-compile from the table (whether it does
+    depends on the table's measured winner); either way the sign must be right.
+    """
     monkeypatch.setenv("XBACKEND_AUTOTUNE", "compile")
     clear_dispatch_cache()
     try:
-        _, x, y = _negated_views(COMPILED_COLUMN, "cpu")
-        if name == MUL_SUM:
-            assert xbackend.choose(x, y).strategy == "torch-compile"
         check_negative_and_conjugate_bits(_torch_call(name, "cpu"), COMPILED_COLUMN, "cpu", complex_too=False)
     finally:
         clear_dispatch_cache()  # later tests of this signature run without the opt-in
