@@ -13,6 +13,7 @@ import pytest
 import xbackend
 from xbackend import report
 from xbackend import selection as _selection
+from xbackend.testing import assert_mul_sum_close
 
 torch = pytest.importorskip("torch")
 
@@ -74,7 +75,6 @@ def test_a_damaged_tuned_table_warns_once_and_mul_sum_uses_the_shipped_choice(da
     path.parent.mkdir(parents=True)
     DAMAGE[damage](path)
     xbackend.clear_dispatch_cache()
-    reference = np.einsum("ij,ij->j", a.astype(np.float64), b.astype(np.float64))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(2):
@@ -90,8 +90,8 @@ def test_a_damaged_tuned_table_warns_once_and_mul_sum_uses_the_shipped_choice(da
     assert str(path) in message and "xbackend tune" in message and "delete it" in message
     assert issubclass(ours[0].category, RuntimeWarning)
     assert chosen == expected
-    np.testing.assert_allclose(out_np, reference, rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(out_torch.numpy(), reference, rtol=1e-5, atol=1e-4)
+    assert_mul_sum_close(out_np, a, b)
+    assert_mul_sum_close(out_torch, a, b)
 
 
 def test_a_repaired_tuned_table_is_read_again():
@@ -177,9 +177,7 @@ def test_jax_executables_are_capped_and_evicted_least_recently_used(monkeypatch)
     assert adapter.prepare(*device[40]) is None  # kept
     assert adapter.prepare(*device[41]) is not None  # the least recently used was evicted: compiled again
     a, b = arrays[42]
-    np.testing.assert_allclose(
-        np.asarray(adapter.mul_sum(*device[42])), np.einsum("ij,ij->j", a.astype(float), b), rtol=1e-5, atol=1e-4
-    )
+    assert_mul_sum_close(adapter.mul_sum(*device[42]), a, b)
 
 
 def test_mul_sum_kernels_are_capped_per_library(monkeypatch):
@@ -190,7 +188,7 @@ def test_mul_sum_kernels_are_capped_per_library(monkeypatch):
     xbackend.clear_dispatch_cache()
     for n in range(1, 9):
         a, b = seeded((n, 3), seed=n)
-        np.testing.assert_allclose(xbackend.mul_sum(a, b), np.einsum("ij,ij->j", a.astype(float), b), rtol=1e-5)
+        assert_mul_sum_close(xbackend.mul_sum(a, b), a, b)
     assert len(dispatch._KERNELS) == 5
     first, last = seeded((1, 3)), seeded((8, 3))
     assert dispatch._KERNELS.get(dispatch.dispatch_key(*first)) is None  # the oldest went
@@ -206,8 +204,7 @@ def test_small_jax_inputs_need_no_per_shape_compile():
         x, y = jax.device_put(a), jax.device_put(b)
         choice = xbackend.choose(x, y)
         assert choice.strategy == "jax-numpy" and choice.source == "rule"
-        out = np.asarray(xbackend.mul_sum(x, y))
-        np.testing.assert_allclose(out, np.einsum("ij,ij->j", a.astype(float), b), rtol=1e-5, atol=1e-6)
+        assert_mul_sum_close(xbackend.mul_sum(x, y), a, b)
     assert [len(cache) for cache in compiled] == before  # nothing compiled for the new shapes
 
 
@@ -227,4 +224,4 @@ def test_clear_caches_releases_every_compiled_executable():
     assert len(jit._executables) >= 1 and len(compile_adapter._compiled) == 1 and len(dispatch._KERNELS) >= 2
     xbackend.clear_caches()
     assert len(jit._executables) == 0 and len(compile_adapter._compiled) == 0 and len(dispatch._KERNELS) == 0
-    np.testing.assert_allclose(np.asarray(xbackend.mul_sum(x, y)), np.einsum("ij,ij->j", a.astype(float), b), rtol=1e-4)
+    assert_mul_sum_close(xbackend.mul_sum(x, y), a, b)
