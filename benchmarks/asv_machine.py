@@ -1,7 +1,7 @@
 """Record this machine for asv, GPU included: ``python benchmarks/asv_machine.py [NAME]``.
 
 Without NAME the name is derived from the hardware (``hardware_name``): CPU
-model, core count, memory and GPU, so that results measured on different
+model name, family and model number, core count, memory and GPU, so that results measured on different
 hardware never share a name. This project's VMs change CPU between sessions
 (an AMD EPYC one day, an Intel Xeon with 2-3x another single-thread memory
 bandwidth the next): one name for both would show false regressions.
@@ -24,6 +24,7 @@ import importlib.metadata
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 from asv.machine import Machine, MachineCollection
 
@@ -45,6 +46,22 @@ def gpu_info() -> dict[str, str]:
     return {"gpu": name, "gpu_driver": driver, "cuda": cuda.group(1) if cuda else "unknown"}
 
 
+def cpu_id(cpuinfo: str | None = None) -> str:
+    """``<family>.<model>`` of the CPU from ``/proc/cpuinfo``, or "unknown".
+
+    VMs often report a generic model name ("Intel(R) Xeon(R) Processor") for
+    CPU generations with different memory systems; family and model tell them apart.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "unknown"
+    family = re.search(r"^cpu family\s*:\s*(\d+)", cpuinfo, re.M)
+    model = re.search(r"^model\s*:\s*(\d+)", cpuinfo, re.M)
+    return f"{family.group(1)}.{model.group(1)}" if family and model else "unknown"
+
+
 FRAMEWORK_DISTRIBUTIONS = ("numpy", "torch", "jax", "jaxlib", "cupy-cuda13x", "cupy-cuda12x", "cupy")
 
 
@@ -61,7 +78,7 @@ def framework_versions() -> dict[str, str]:
 
 # The fields of a machine entry that describe its hardware: results whose
 # fields differ were not measured on the same machine (benchmarks/curate.py).
-HARDWARE_FIELDS = ("arch", "cpu", "num_cpu", "ram", "gpu")
+HARDWARE_FIELDS = ("arch", "cpu", "cpu_id", "num_cpu", "ram", "gpu")
 
 
 def _slug(text: str) -> str:
@@ -70,9 +87,13 @@ def _slug(text: str) -> str:
 
 
 def hardware_name(entry: dict[str, str]) -> str:
-    """``cpu-<model>-<cores>c-<GiB>g``, with ``-<gpu model>`` on a GPU machine: a name per hardware."""
+    """``cpu-<model>[-f<family>m<model id>]-<cores>c-<GiB>g``, with ``-<gpu model>`` on a GPU machine."""
     memory_gib = round(int(entry["ram"]) / 2**30) if str(entry.get("ram", "")).isdigit() else 0
-    name = f"cpu-{_slug(entry.get('cpu') or 'unknown')}-{entry.get('num_cpu', '0')}c-{memory_gib}g"
+    model = _slug(entry.get("cpu") or "unknown")
+    family_model = entry.get("cpu_id", "unknown")
+    if family_model not in ("", "unknown"):
+        model += "-f{}m{}".format(*family_model.split("."))
+    name = f"cpu-{model}-{entry.get('num_cpu', '0')}c-{memory_gib}g"
     gpu = entry.get("gpu", "none")
     return name if gpu in ("none", "", None) else f"{name}-{_slug(gpu)}"
 
@@ -87,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--frameworks", action="store_true", help="record the installed framework versions")
     args = parser.parse_args(argv)
-    entry = {**Machine.get_defaults(), **gpu_info()}
+    entry = {**Machine.get_defaults(), "cpu_id": cpu_id(), **gpu_info()}
     entry["machine"] = args.name or hardware_name(entry)
     if args.frameworks:
         entry.update(framework_versions())

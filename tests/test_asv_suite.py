@@ -135,8 +135,20 @@ def test_machine_names_come_from_the_hardware():
     assert names(xeon) == "cpu-intel-xeon-2c-24g"
     assert names(epyc) == "cpu-amd-epyc-7b13-64-core-2c-24g"
     assert names({**xeon, "num_cpu": "16", "gpu": "NVIDIA H200"}) == "cpu-intel-xeon-16c-24g-nvidia-h200"
-    # Different hardware never shares a name.
-    assert len({names(xeon), names(epyc), names({**xeon, "ram": str(128 * 2**30)})}) == 3
+    # Different hardware never shares a name, also behind a VM's generic model name.
+    sapphire, ice = {**xeon, "cpu_id": "6.143"}, {**xeon, "cpu_id": "6.106"}
+    assert names(sapphire) == "cpu-intel-xeon-f6m143-2c-24g"
+    variants = [xeon, epyc, {**xeon, "ram": str(128 * 2**30)}, sapphire, ice]
+    assert len({names(entry) for entry in variants}) == len(variants)
+
+
+def test_cpu_id_reads_family_and_model():
+    cpu_id = _machine_module().cpu_id
+    cpuinfo = (
+        "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 207\nmodel name\t: Intel(R) Xeon(R)\n"
+    )
+    assert cpu_id(cpuinfo) == "6.207"
+    assert cpu_id("processor : 0\nBogoMIPS : 50.00\n") == "unknown"
 
 
 def test_curate_refuses_results_of_other_hardware_under_a_curated_name(tmp_path: Path):

@@ -81,6 +81,32 @@ SMOKE_DTYPES = ("float32",)
 HALF_FALLBACK = {"bfloat16": "float16"}
 
 
+# The history grid: the cells recorded for every commit of main (a few minutes a
+# commit on 2 cores). It is a selection of the full grid, not a grid of its own,
+# so its results sit beside full-grid runs under the same benchmark versions: the
+# mission's five adapters and what users call (``xbackend.mul_sum``, per library),
+# on every shape class, in float32.
+HISTORY_ADAPTERS = ("numpy", "torch-eager", "torch-einsum", "jax-jit", "cupy")
+HISTORY_ADAPTERS += ("numpy-auto", "torch-auto", "jax-auto", "cupy-auto")
+HISTORY_DTYPES = ("float32",)
+
+
+def cells_regex(
+    adapters: tuple[str, ...], devices: tuple[str, ...], shapes: tuple[str, ...], dtypes: tuple[str, ...]
+) -> str:
+    """A regex matching these cells' parameter part as asv's ``-b`` sees it: ``('numpy', 'cpu', 'square', 'float32')``."""
+
+    def one_of(values: tuple[str, ...]) -> str:
+        return "'(?:" + "|".join(re.escape(value) for value in values) + ")'"
+
+    return r"\(" + ", ".join(one_of(values) for values in (adapters, devices, shapes, dtypes)) + r"\)"
+
+
+def history_regex() -> str:
+    """The parameter regex of the history grid (for asv's ``-b`` and ``XBACKEND_ASV_MEASURE_ONLY`` alike)."""
+    return cells_regex(HISTORY_ADAPTERS, DEVICES, FULL_SHAPE_CLASSES, HISTORY_DTYPES)
+
+
 def grid_name() -> str:
     grid = os.environ.get(GRID_VARIABLE, "full") or "full"
     if grid not in ("full", "smoke"):
@@ -192,11 +218,11 @@ def measured(cell: tuple[str, str, str, str]) -> bool:
 
     asv's ``-b REGEX`` selects parameter sets but cannot reach ``setup_cache``;
     give this variable the same parameter regex (it is matched against
-    ``'numpy', 'cpu', 'latency', 'float32'`` as ``-b`` is) so the shared
+    ``('numpy', 'cpu', 'latency', 'float32')`` as ``-b`` sees it) so the shared
     measurement skips the cells the run does not select, e.g. ``"'cuda'"``.
     """
     pattern = os.environ.get(MEASURE_ONLY_VARIABLE, "")
-    return not pattern or re.search(pattern, ", ".join(map(repr, cell))) is not None
+    return not pattern or re.search(pattern, "(" + ", ".join(map(repr, cell)) + ")") is not None
 
 
 BUDGET_VARIABLE = "XBACKEND_ASV_BUDGET"
