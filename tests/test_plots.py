@@ -9,6 +9,7 @@ committed report. Pixels are not tested: every PNG was looked at before it was c
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +217,16 @@ def test_cli_compare_plot_with_scaling_writes_the_scaling_picture_too(tmp_path, 
     assert code == 0
     assert heat.read_bytes()[:8] == PNG_MAGIC
     assert (tmp_path / "r-scaling.png").read_bytes()[:8] == PNG_MAGIC
+
+
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+\.png)\)")
+
+
+def test_every_png_in_docs_is_shown_and_every_shown_png_exists():
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    shown = {(page.parent / target).resolve() for page in pages for target in IMAGE.findall(page.read_text())}
+    committed = {path.resolve() for path in (REPO / "docs").rglob("*.png")}
+    assert shown, "no picture in the docs"
+    assert not shown - committed, f"missing pictures: {sorted(map(str, shown - committed))}"
+    assert not committed - shown, f"stale pictures nothing shows: {sorted(map(str, committed - shown))}"
+    assert all(path.stat().st_size < 200_000 for path in committed)

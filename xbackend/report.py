@@ -464,7 +464,7 @@ def _draw_cell(
     ran = cell is not None and cell["status"] == "ok"
     if ran and not np.isnan(value):
         face = cmap(norm(min(value, 1.0)))
-        text = f"{value:.2f}"
+        text = f"{value:.2f}" if value >= 0.005 else "<0.01"  # not a misleading 0.00
     elif ran and cell["cache_kind"] == "latency":
         face, text = "white", format_seconds(cell["median_s"])
     else:
