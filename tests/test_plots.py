@@ -162,6 +162,17 @@ def test_scaling_series_follows_the_points_with_nan_for_a_failed_one():
         report.scaling_series({k: v for k, v in _synthetic().items() if k != "scaling"})
 
 
+def test_scaling_markdown_view_lists_every_point():
+    lines = report.MARKDOWN_VIEWS["scaling"](_synthetic())
+    rows = [line for line in lines if line.startswith("| `")]
+    assert rows[0] == "| `numpy-auto` | 1 | 8 | 10 | 0.80 | np.dot |"
+    assert rows[1] == "| `numpy-auto` | 2 | 15 | 19 | 0.79 | np.dot |"
+    assert rows[3].startswith("| `jax-auto` (ignores the count) | 2 | failed |") and "planted" in rows[3]
+    assert len(rows) == 4
+    with pytest.raises(ValueError, match="no thread-scaling section"):
+        report.MARKDOWN_VIEWS["scaling"]({"cells": []})
+
+
 def test_the_writers_make_pngs_from_a_synthetic_report(tmp_path):
     pytest.importorskip("matplotlib")
     report.write_plot(tmp_path / "heat.png", _synthetic())

@@ -1,4 +1,4 @@
-"""Rendering an ``xbackend compare`` report: the terminal table, the JSON file, the PNG plot, the progress line,
+"""Rendering an ``xbackend compare`` report: the terminal table, the JSON file, the PNG pictures, the progress line,
 and the Markdown tables of the docs (``render_markdown_tables``, kept in sync by ``xbackend docs``).
 
 The report is the dict ``xbackend.compare.run_compare`` returns. The JSON file
