@@ -199,6 +199,8 @@ def _compare(args: argparse.Namespace) -> int:
         )
         compare.validate(options)  # refuse a bad selection, dtype or size before any work
     outputs = [_output_path(path, option) for path, option in ((args.json, "--json"), (args.plot, "--plot")) if path]
+    if args.plot and args.scaling:
+        _output_path(str(report.scaling_plot_path(args.plot)), "--plot (its -scaling.png)")
     try:
         document = compare.run_compare(options, progress=report.ProgressLine())
     except compare.CompareInterrupted as stop:
@@ -212,9 +214,11 @@ def _compare(args: argparse.Namespace) -> int:
 def _write_compare_outputs(args: argparse.Namespace, document: dict[str, Any]) -> int:
     from . import report
 
+    scaling_plot = report.scaling_plot_path(args.plot) if args.plot and "scaling" in document else None
     for path, option, write in (
         (args.json, "--json", report.write_json_atomic),
         (args.plot, "--plot", report.write_plot),
+        (scaling_plot, "--plot", report.write_scaling_plot),
     ):
         if not path:
             continue
@@ -280,7 +284,13 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
         "--json", metavar="PATH", default=None, help="write every figure, machine and versions (atomically)"
     )
     parser.add_argument(
-        "--plot", metavar="PATH", default=None, help="write a PNG of GB/s per adapter and shape (needs matplotlib)"
+        "--plot",
+        metavar="PATH",
+        default=None,
+        help=(
+            "write a PNG heatmap of the fraction of the floor per strategy and shape class, and with --scaling "
+            "PATH's -scaling.png of GB/s per thread count (needs matplotlib; `xbackend plot` redraws them from a JSON)"
+        ),
     )
     parser.add_argument(
         "--samples", action="store_true", help="keep every cell's raw per-call times (samples_s) in the report"
@@ -503,6 +513,49 @@ def _add_docs(commands: argparse._SubParsersAction) -> None:
 
 
 SUBCOMMANDS.append(_add_docs)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from . import report
+
+    if not (args.heatmap or args.scaling):
+        raise UsageError("nothing to draw: give --heatmap PATH, --scaling PATH or both")
+    with _usage():
+        document = report.read_report(Path(args.report))
+        if args.scaling:
+            report.scaling_series(document)  # a report without the section is refused before anything is drawn
+    outputs = [
+        (_output_path(path, option), write)
+        for path, option, write in (
+            (args.heatmap, "--heatmap", report.write_plot),
+            (args.scaling, "--scaling", report.write_scaling_plot),
+        )
+        if path
+    ]  # every path checked before anything is drawn
+    for path, write in outputs:
+        write(path, document)
+        print(f"wrote {path}")
+    return 0
+
+
+def _add_plot(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "plot",
+        help="draw the pictures of an xbackend compare --json report (the PNGs in docs/)",
+        description=(
+            "--heatmap: the fraction of the floor per strategy (rows) and shape class (columns), one panel per "
+            "library and device, the -auto adapter (what xbackend.mul_sum runs) outlined. --scaling: GB/s and "
+            "fraction of the floor per CPU thread count, from a report made with xbackend compare --scaling. "
+            "Needs matplotlib."
+        ),
+    )
+    parser.add_argument("report", metavar="REPORT.json")
+    parser.add_argument("--heatmap", metavar="PATH", default=None, help="write the heatmap PNG here")
+    parser.add_argument("--scaling", metavar="PATH", default=None, help="write the thread-scaling PNG here")
+    parser.set_defaults(run=_plot)
+
+
+SUBCOMMANDS.append(_add_plot)
 
 
 def build_parser() -> argparse.ArgumentParser:

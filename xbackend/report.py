@@ -1,10 +1,11 @@
-"""Rendering an ``xbackend compare`` report: the terminal table, the JSON file, the PNG plot, the progress line,
+"""Rendering an ``xbackend compare`` report: the terminal table, the JSON file, the PNG pictures, the progress line,
 and the Markdown tables of the docs (``render_markdown_tables``, kept in sync by ``xbackend docs``).
 
 The report is the dict ``xbackend.compare.run_compare`` returns. The JSON file
 is written atomically (temporary file in the same directory, fsync,
 ``os.replace``), so an interrupted run leaves the previous file, never a
-truncated one. matplotlib is imported only by ``write_plot``.
+truncated one. matplotlib is imported only by the plot writers (``write_plot``,
+``write_scaling_plot``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 from .core.files import write_text_atomic
 from .core.shapes import LARGE_SHAPE_CLASSES, SHAPE_CLASSES
@@ -269,92 +273,297 @@ def keep_partial(target: str | os.PathLike[str], document: Any) -> Path | None:
     return None
 
 
-# -- the plot -----------------------------------------------------------------
-def write_plot(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
-    """A PNG of GB/s per adapter and shape class (log scale), one panel per dtype, floors drawn."""
-    import matplotlib
+# -- the pictures ---------------------------------------------------------------
+# A heatmap of the fraction of the floor (strategies down, shape classes across,
+# one panel per library and device, one column of panels per dtype) and, when the
+# report has a scaling section, GB/s against threads. matplotlib is imported by
+# the writers only; the data they draw comes from the pure functions below, which
+# the tests check against the report's cells.
+@dataclass(frozen=True)
+class FractionPanel:
+    """Fraction of the floor of each strategy (rows) per bandwidth shape class (columns) of one library and device.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    ``fractions[i, j]`` is NaN where the cell did not run, was unsupported,
+    failed or has no fraction.
+    """
 
-    dtypes = list(dict.fromkeys(cell["dtype"] for cell in report["cells"]))
-    figure, axes = plt.subplots(len(dtypes), 1, figsize=(11, 4.8 * len(dtypes)), squeeze=False)
-    for axis, dtype in zip(axes[:, 0], dtypes):
-        _plot_dtype(axis, report, dtype)
+    library: str
+    device: str
+    dtype: str
+    strategies: list[str]
+    shapes: list[str]
+    fractions: np.ndarray
+
+
+def _bandwidth_shapes(report: dict[str, Any]) -> list[str]:
+    """The shape classes with a floor (latency cells have none), in the report's order."""
+    return list(dict.fromkeys(c["shape_class"] for c in report["cells"] if c["cache_kind"] != "latency"))
+
+
+def _latency_shapes(report: dict[str, Any]) -> list[str]:
+    return list(dict.fromkeys(c["shape_class"] for c in report["cells"] if c["cache_kind"] == "latency"))
+
+
+def panel_keys(report: dict[str, Any]) -> tuple[list[tuple[str, str]], list[str]]:
+    """The (library, device) pairs and the dtypes of the report, in the order the cells come."""
+    groups = list(dict.fromkeys((c["framework"], c["device"]) for c in report["cells"]))
+    return groups, list(dict.fromkeys(c["dtype"] for c in report["cells"]))
+
+
+def fraction_matrix(report: dict[str, Any], library: str, device: str, dtype: str) -> FractionPanel:
+    """The heatmap's data for ``library`` on ``device`` in ``dtype``; ValueError if the report has no such cells.
+
+    The rows are every strategy of that library and device in the report (in
+    any dtype, so that the panels of several dtypes line up), the columns every
+    bandwidth shape class of the report (so that the panels of several libraries line up).
+    """
+    ours = [c for c in report["cells"] if c["framework"] == library and c["device"] == device]
+    if not any(c["dtype"] == dtype for c in ours):
+        raise ValueError(f"the report has no {dtype} cells of {library} on {device}")
+    strategies = list(dict.fromkeys(c["adapter"] for c in ours))
+    shapes = _bandwidth_shapes(report)
+    fractions = np.full((len(strategies), len(shapes)), np.nan)
+    for cell in ours:
+        fraction = cell["fraction_of_floor"]
+        if cell["dtype"] != dtype or cell["shape_class"] not in shapes or cell["status"] != "ok" or fraction is None:
+            continue
+        fractions[strategies.index(cell["adapter"]), shapes.index(cell["shape_class"])] = fraction
+    return FractionPanel(library, device, dtype, strategies, shapes, fractions)
+
+
+def _hardware_line(report: dict[str, Any]) -> str:
     machine = report["machine"]
-    figure.suptitle(f"xbackend compare: sum(a*b, axis=0) on {machine['cpu']} ({machine['cpus']} CPUs)", fontsize=11)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    accelerators = sorted({d["hardware"] for key, d in report["devices"].items() if not key.endswith(":cpu")})
+    return " + ".join([f"{machine['cpu']} ({machine['cpus']} CPUs)", *accelerators])
 
 
-def _plot_dtype(axis: Any, report: dict[str, Any], dtype: str) -> None:
-    cells = [c for c in report["cells"] if c["dtype"] == dtype and c["cache_kind"] != "latency"]
-    shapes = list(
-        dict.fromkeys(c["shape_class"] for c in report["cells"] if c["dtype"] == dtype and c["cache_kind"] != "latency")
+def _shape_label(report: dict[str, Any], shape_class: str) -> str:
+    shape = next(c["shape"] for c in report["cells"] if c["shape_class"] == shape_class)
+    size = "x".join(map(str, shape))
+    return f"{shape_class}\n{size}" + ("\n(time)" if shape_class in _latency_shapes(report) else "")
+
+
+_ROW_INCHES, _COLUMN_INCHES, _PANEL_INCHES = 0.3, 1.0, 0.35
+_PICKED_COLOUR = "red"  # not a viridis colour: the outline stands out on any cell
+
+
+def write_plot(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
+    """The fraction-of-floor heatmap of ``report`` as a PNG (see ``fraction_matrix``)."""
+    plt = _pyplot()
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    groups, dtypes = panel_keys(report)
+    latency = _latency_shapes(report)
+    heights = [len(fraction_matrix(report, lib, dev, _first_dtype(report, lib, dev)).strategies) for lib, dev in groups]
+    columns = len(dtypes) * (len(_bandwidth_shapes(report)) + len(latency))
+    figure = plt.figure(
+        # at least wide and tall enough for the notes and the colour bar of a one-row report
+        figsize=(
+            max(7.5, 2.9 + columns * _COLUMN_INCHES),
+            max(3.6, 1.6 + sum(heights) * _ROW_INCHES + len(groups) * _PANEL_INCHES),
+        ),
+        layout="constrained",
     )
-    series = list(dict.fromkeys(f"{c['adapter']}@{c['device']}" for c in report["cells"] if c["dtype"] == dtype))
-    if not shapes:
-        axis.text(0.5, 0.5, f"{dtype}: no bandwidth cells (latency only)", ha="center", transform=axis.transAxes)
-        return
-    width = 0.8 / max(1, len(series))
-    colours = matplotlib_colours(len(series))
-    for s, name in enumerate(series):
-        for x, shape in enumerate(shapes):
-            cell = next(
-                (c for c in cells if c["shape_class"] == shape and f"{c['adapter']}@{c['device']}" == name), None
+    grid = figure.add_gridspec(len(groups), len(dtypes), height_ratios=heights)
+    norm, cmap = Normalize(0.0, 1.0), plt.get_cmap("viridis")
+    axes = []
+    for row, (library, device) in enumerate(groups):
+        for column, dtype in enumerate(dtypes):
+            axis = figure.add_subplot(grid[row, column])
+            axes.append(axis)
+            if any(
+                c["framework"] == library and c["device"] == device and c["dtype"] == dtype for c in report["cells"]
+            ):
+                panel = fraction_matrix(report, library, device, dtype)
+                _draw_panel(axis, report, panel, latency, cmap, norm, column_labels=row == 0, row_labels=column == 0)
+            else:
+                axis.set_axis_off()
+            title = f"{library} on {device}" + (f", {dtype}" if len(dtypes) > 1 else "")
+            axis.set_title(title, loc="left", fontsize=9, fontweight="bold")
+    bar = figure.colorbar(ScalarMappable(norm, cmap), ax=axes, shrink=min(1.0, 6 / sum(heights) + 0.3), aspect=30)
+    bar.set_label("fraction of the floor", fontsize=8)
+    dtype_text = f"{', '.join(dtypes)}; " if len(dtypes) == 1 else ""
+    figure.suptitle(
+        f"xbackend compare: fraction of the floor, {dtype_text}{_hardware_line(report)}", fontsize=10, x=0.02, ha="left"
+    )
+    figure.supxlabel(_heatmap_notes(report, latency), fontsize=7.5, x=0.01, ha="left")
+    _save(plt, figure, path)
+
+
+def _heatmap_notes(report: dict[str, Any], latency: list[str]) -> str:
+    """The key under the heatmap: only what this picture shows."""
+    notes = ["fraction = GB/s / floor, the fastest streaming read of the same bytes in the same run"]
+    marks = ["* fastest strategy of its library for that shape"]
+    if any(c["adapter"].endswith("-auto") for c in report["cells"]):
+        marks.insert(0, "red outline: the -auto adapter, i.e. what xbackend.mul_sum ran")
+    notes.append(";  ".join(marks))
+    missing = ["hatched grey: not run (unsupported dtype, failed or not selected)"]
+    if latency:
+        missing.append(f"{', '.join(latency)}: time per call (too small for a floor)")
+    notes.append(";  ".join(missing))
+    return "\n".join(notes)
+
+
+def _first_dtype(report: dict[str, Any], library: str, device: str) -> str:
+    return next(c["dtype"] for c in report["cells"] if c["framework"] == library and c["device"] == device)
+
+
+def _draw_panel(
+    axis: Any,
+    report: dict[str, Any],
+    panel: FractionPanel,
+    latency: list[str],
+    cmap: Any,
+    norm: Any,
+    *,
+    column_labels: bool,
+    row_labels: bool,
+) -> None:
+    from matplotlib.patches import Rectangle
+
+    cells = {
+        (c["adapter"], c["shape_class"]): c
+        for c in report["cells"]
+        if c["framework"] == panel.library and c["device"] == panel.device and c["dtype"] == panel.dtype
+    }
+    columns = panel.shapes + latency
+    for i, strategy in enumerate(panel.strategies):
+        for j, shape_class in enumerate(columns):
+            cell = cells.get((strategy, shape_class))
+            value = panel.fractions[i, j] if j < len(panel.shapes) else np.nan
+            _draw_cell(axis, Rectangle, i, j, cell, value, cmap, norm)
+        if strategy.endswith("-auto"):
+            axis.add_patch(
+                Rectangle((-0.47, i - 0.45), len(columns) - 0.06, 0.9, fill=False, lw=2.2, ec=_PICKED_COLOUR, zorder=3)
             )
-            left = x - 0.4 + s * width
-            if cell is None or cell["gbps"] is None:
-                axis.text(
-                    left + width / 2,
-                    0.02,
-                    "failed" if cell else "",
-                    rotation=90,
-                    ha="center",
-                    va="bottom",
-                    transform=axis.get_xaxis_transform(),
-                    fontsize=7,
-                    color="firebrick",
-                )
-                continue
-            axis.bar(left, cell["gbps"], width, align="edge", color=colours[s], label=name if x == 0 else None)
-            label = _number(cell["fraction_of_floor"], ".2g") + (" *" if _contested_win(cell) else "")
-            axis.text(left + width / 2, cell["gbps"], label, ha="center", va="bottom", fontsize=7)
-    _draw_floors(axis, report, dtype, shapes)
-    axis.set_yscale("log")
-    axis.set_xticks(range(len(shapes)))
-    axis.set_xticklabels([f"{s}\n{'x'.join(map(str, report['options']['shapes'].get(s, [])))}" for s in shapes])
-    axis.set_ylabel("GB/s (log)")
-    axis.set_title(
-        f"{dtype}: GB/s per adapter, labelled with the fraction of floor (* fastest of its framework's strategies); "
-        "dashed: floor (library dot, same bytes)",
+    if latency and panel.shapes:  # a gap between the fractions and the times
+        axis.axvline(len(panel.shapes) - 0.5, color="white", lw=4, zorder=2)
+    axis.set_xlim(-0.5, len(columns) - 0.5)
+    axis.set_ylim(len(panel.strategies) - 0.5, -0.5)
+    axis.set_yticks(range(len(panel.strategies)))
+    if row_labels:  # the panels of the other dtypes have the same rows
+        names = [f"{s} (mul_sum)" if s.endswith("-auto") else s for s in panel.strategies]
+        for label, strategy in zip(axis.set_yticklabels(names, fontsize=8), panel.strategies):
+            if strategy.endswith("-auto"):
+                label.set_fontweight("bold")
+    else:
+        axis.set_yticklabels([])
+    axis.xaxis.tick_top()
+    axis.set_xticks(range(len(columns)))
+    axis.set_xticklabels([_shape_label(report, s) for s in columns] if column_labels else [], fontsize=7.5)
+    axis.tick_params(length=0)
+    for side in axis.spines.values():
+        side.set_visible(False)
+
+
+def _draw_cell(
+    axis: Any, rectangle: Any, i: int, j: int, cell: dict[str, Any] | None, value: float, cmap: Any, norm: Any
+) -> None:
+    box = (j - 0.5, i - 0.5)
+    ran = cell is not None and cell["status"] == "ok"
+    if ran and not np.isnan(value):
+        face = cmap(norm(min(value, 1.0)))
+        text = f"{value:.2f}" if value >= 0.005 else "<0.01"  # not a misleading 0.00
+    elif ran and cell["cache_kind"] == "latency":
+        face, text = "white", format_seconds(cell["median_s"])
+    else:
+        axis.add_patch(rectangle(box, 1, 1, facecolor="0.88", hatch="////", edgecolor="0.7", lw=0))
+        if cell is not None and cell["status"] == "failed":
+            axis.text(j, i, "failed", ha="center", va="center", fontsize=7.5, color="darkred")
+        return
+    axis.add_patch(rectangle(box, 1, 1, facecolor=face, edgecolor="white", lw=1))
+    if _contested_win(cell):
+        text += "*"
+    colour = "white" if _luminance(face) < 0.5 else "black"
+    if cell["error_failure"]:
+        text, colour = text + "\nWRONG", "red"
+    axis.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
+
+
+def _luminance(colour: Any) -> float:
+    from matplotlib.colors import to_rgb
+
+    red, green, blue = to_rgb(colour)
+    return 0.299 * red + 0.587 * green + 0.114 * blue
+
+
+def scaling_series(report: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """Per adapter of the scaling section: threads, GB/s, floor GB/s and fraction (NaN where a point failed).
+
+    ValueError if the report has no scaling section (``xbackend compare --scaling``).
+    """
+    scaling = report.get("scaling")
+    if not scaling:
+        raise ValueError("the report has no thread-scaling section: make it with `xbackend compare --scaling`")
+    series: dict[str, dict[str, list[float]]] = {}
+    for point in scaling["points"]:
+        line = series.setdefault(point["adapter"], {"threads": [], "gbps": [], "floor_gbps": [], "fraction": []})
+        line["threads"].append(point["threads"])
+        for key, field in (("gbps", "gbps"), ("floor_gbps", "floor_gbps"), ("fraction", "fraction_of_floor")):
+            line[key].append(np.nan if point["error"] or point[field] is None else point[field])
+    return series
+
+
+def write_scaling_plot(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
+    """GB/s and fraction of the floor against CPU threads (``scaling_series``) as a PNG."""
+    series = scaling_series(report)  # refuses a report without the section before matplotlib starts
+    plt = _pyplot()
+    scaling = report["scaling"]
+    ignoring = {p["adapter"] for p in scaling["points"] if not p["honours_threads"]}
+    figure, (speed, fraction) = plt.subplots(1, 2, figsize=(9, 4.4), layout="constrained")
+    colours = plt.get_cmap("tab10")
+    for k, (adapter, line) in enumerate(series.items()):
+        name = adapter + (" (ignores the count)" if adapter in ignoring else "")
+        speed.plot(line["threads"], line["gbps"], "o-", color=colours(k % 10), label=name)
+        speed.plot(
+            line["threads"], line["floor_gbps"], "s--", color=colours(k % 10), alpha=0.6, label=f"floor for {adapter}"
+        )
+        fraction.plot(line["threads"], line["fraction"], "o-", color=colours(k % 10), label=name)
+    for axis in (speed, fraction):
+        axis.set_xscale("log", base=2)
+        axis.set_xticks(scaling["threads"], [str(t) for t in scaling["threads"]])
+        axis.minorticks_off()
+        axis.set_xlabel("CPU threads")
+        axis.grid(alpha=0.3)
+    speed.set_ylabel("GB/s")
+    speed.set_ylim(bottom=0)
+    # under the panels, where it hides no line
+    figure.legend(
+        *speed.get_legend_handles_labels(), loc="outside lower center", ncol=min(len(series), 3), fontsize=7.5
+    )
+    fraction.set_ylabel("fraction of the floor at that count")
+    fraction.set_ylim(0, max(1.1, np.nanmax([v for line in series.values() for v in line["fraction"]] + [0]) + 0.05))
+    fraction.axhline(1.0, color="black", lw=0.8)
+    shape = "x".join(map(str, scaling["shape"]))
+    figure.suptitle(
+        f"thread scaling, {scaling['shape_class']} {shape} {scaling['dtype']} on {_hardware_line(report)}\n"
+        "solid: the strategy; dashed: the floor pinned to the same thread count",
         fontsize=9,
     )
-    axis.grid(axis="y", which="both", alpha=0.3)
-    axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _save(plt, figure, path)
 
 
-def _draw_floors(axis: Any, report: dict[str, Any], dtype: str, shapes: list[str]) -> None:
-    styles = {"cpu": "black", "gpu": "darkgreen"}
-    labelled: set[str] = set()
-    for floor in report["floors"]:
-        if floor["dtype"] != dtype or floor["gbps"] is None or floor["shape_class"] not in shapes:
-            continue
-        x = shapes.index(floor["shape_class"])
-        hardware = floor["hardware"]
-        label = None if hardware in labelled else f"floor ({hardware})"
-        labelled.add(hardware)
-        axis.hlines(
-            floor["gbps"], x - 0.45, x + 0.45, colors=styles.get(hardware, "grey"), linestyles="dashed", label=label
-        )
+def scaling_plot_path(path: str | os.PathLike[str]) -> Path:
+    """Where ``compare --plot X.png --scaling`` puts the scaling plot: ``X-scaling.png`` next to ``X.png``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}-scaling{path.suffix or '.png'}")
 
 
-def matplotlib_colours(count: int) -> list[Any]:
+def _pyplot() -> Any:
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab10"]
-    return [cmap(i % 10) for i in range(count)]
+    matplotlib.use("Agg")  # files only: never a window, whatever the user's backend
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt: Any, figure: Any, path: str | os.PathLike[str]) -> None:
+    try:
+        figure.savefig(path, dpi=110)
+    finally:
+        plt.close(figure)
 
 
 # -- progress -----------------------------------------------------------------
@@ -394,8 +603,9 @@ def render_markdown_tables(report: dict[str, Any], view: str = "cells", source: 
     """Markdown for one ``view`` of a compare report, naming the machine and, when given, the report's path.
 
     Views: ``cells`` (median, GB/s and fraction of the floor per adapter and
-    shape class), ``fractions`` (fraction of the floor only) and ``selection``
-    (the strategy ``xbackend select`` would choose from this report, per key).
+    shape class), ``fractions`` (fraction of the floor only), ``selection``
+    (the strategy ``xbackend select`` would choose from this report, per key)
+    and ``scaling`` (the thread-scaling section of ``compare --scaling``).
     """
     if view not in MARKDOWN_VIEWS:
         raise ValueError(f"unknown view {view!r}; choose from {', '.join(MARKDOWN_VIEWS)}")
@@ -557,6 +767,28 @@ def _view_selection(report: dict[str, Any]) -> list[str]:
     return _markdown_table(header, rows)
 
 
+def _view_scaling(report: dict[str, Any]) -> list[str]:
+    """The thread-scaling section (``compare --scaling``) as a table; ValueError if the report has none."""
+    scaling_series(report)  # the one check that the section is there
+    scaling = report["scaling"]
+    rows = []
+    for point in scaling["points"]:
+        name = f"`{point['adapter']}`" + ("" if point["honours_threads"] else " (ignores the count)")
+        if point["error"]:
+            rows.append([name, str(point["threads"]), "failed", "", "", _shorten(point["error"], 80)])
+            continue
+        figures = [_number(point[key], ".3g") for key in ("gbps", "floor_gbps")]
+        rows.append(
+            [name, str(point["threads"]), *figures, _number(point["fraction_of_floor"], ".2f"), point["floor_method"]]
+        )
+    shape = "x".join(map(str, scaling["shape"]))
+    return [
+        f"Thread scaling, {scaling['shape_class']} {shape} {scaling['dtype']}; the floor pinned to the same count.",
+        "",
+        *_markdown_table(["adapter", "threads", "GB/s", "floor GB/s", "fraction", "floor kernel"], rows),
+    ]
+
+
 def _selection_key(adapter: str, where: dict[str, Any]) -> tuple[str, str, str, tuple[int, ...]]:
     """A cell's key from a cell or a selection entry (both have device, dtype and shape)."""
     return adapter, where["device"], where["dtype"], tuple(where["shape"])
@@ -566,6 +798,7 @@ MARKDOWN_VIEWS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "cells": _view_cells,
     "fractions": _view_fractions,
     "selection": _view_selection,
+    "scaling": _view_scaling,
 }
 
 
