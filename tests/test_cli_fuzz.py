@@ -33,8 +33,9 @@ OPTIONS = {
         "--seed": NUMBERS,
         "--json": PATHS,
         "--devices": st.sampled_from(["cpu", "cuda", "nosuch", ""]),
+        "--load": NUMBERS,
     },
-    "select": {"--from": PATHS, "--out": PATHS},
+    "select": {"--from": PATHS, "--out": PATHS, "--load": NUMBERS},
     "tune": {"--libraries": st.sampled_from(["numpy", "nosuch", ""]), "--shapes": SHAPES, "--threads": NUMBERS},
     "explain": {
         "--library": st.sampled_from(["numpy", "torch", "jax", "nosuch"]),

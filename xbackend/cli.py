@@ -72,6 +72,31 @@ def _seed(text: str) -> int:
     return seed
 
 
+def _count(text: str) -> int:
+    """An integer >= 0 (``select --load``: the reports may come from a machine with more CPUs than this one)."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count: use an integer >= 0")
+    return count
+
+
+def _load(text: str) -> int:
+    """``--load``: busy background processes, from 0 to the CPUs this process may run on (``compare.check_load``)."""
+    from .compare import check_load
+
+    try:
+        workers = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    try:
+        return check_load(workers)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _output_path(text: str, option: str, *, create_folder: bool = False) -> Path:
     """``text`` as a file ``option`` can write: not a folder, in an existing folder where a file can be created.
 
@@ -196,6 +221,7 @@ def _compare(args: argparse.Namespace) -> int:
             threads=args.threads,
             samples=args.samples,
             scaling=args.scaling,
+            load=args.load,
         )
         compare.validate(options)  # refuse a bad selection, dtype or size before any work
     outputs = [_output_path(path, option) for path, option in ((args.json, "--json"), (args.plot, "--plot")) if path]
@@ -303,6 +329,16 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
             "floor at 1, 2, 4, ... all CPU threads on the square shape: GB/s and fraction of floor per count"
         ),
     )
+    parser.add_argument(
+        "--load",
+        type=_load,
+        default=0,
+        metavar="N",
+        help=(
+            "the loaded scenario: N background processes each keep one CPU busy during the whole measurement "
+            "(0 to the CPU count; default 0, none); the report records it, and xbackend select keeps it apart"
+        ),
+    )
     parser.set_defaults(run=_compare)
 
 
@@ -318,8 +354,11 @@ def _select(args: argparse.Namespace) -> int:
     with _usage():
         documents = [report.read_report(Path(path)) for path in args.sources]
         table = _selection.build_table(
-            _checked_documents(documents, args.sources),
-            command="xbackend select " + " ".join(f"--from {p}" for p in args.sources),
+            _checked_documents(documents, args.sources, args.load),
+            command="xbackend select "
+            + " ".join(f"--from {p}" for p in args.sources)
+            + (f" --load {args.load}" if args.load else ""),
+            load=args.load,
         )
     if args.out:
         out = _output_path(args.out, "--out")
@@ -330,13 +369,13 @@ def _select(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checked_documents(documents: list[dict[str, Any]], paths: Sequence[str]) -> list[dict[str, Any]]:
+def _checked_documents(documents: list[dict[str, Any]], paths: Sequence[str], load: int) -> list[dict[str, Any]]:
     """Each report on its own through ``build_table``, so that an error names the file it is in."""
     from . import selection as _selection
 
     for document, path in zip(documents, paths):
         try:
-            _selection.build_table([document], command="check")
+            _selection.build_table([document], command="check", load=load)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
     return documents
@@ -355,6 +394,16 @@ def _add_select(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--from", dest="sources", metavar="COMPARE.json", action="append", required=True)
     parser.add_argument("--out", metavar="PATH", default=None, help="write the table here (default: print it)")
+    parser.add_argument(
+        "--load",
+        type=_count,
+        default=0,
+        metavar="N",
+        help=(
+            "build a table for the loaded scenario: take only reports measured with xbackend compare --load N "
+            "(default 0: only unloaded reports; a loaded report is refused, so that it cannot decide for the quiet machine)"
+        ),
+    )
     parser.set_defaults(run=_select)
 
 

@@ -12,16 +12,25 @@ quarters of their long axis but still read >= 64 MiB in float32, twice a
 32 MiB LLC, and are rotated where a cache is larger) and cuts the time budget
 per cell: 0.1 s warm-up and 0.3 s of samples (at least 5) instead of 0.5 s
 and 1.5 s (at least 10).
+
+``--load N`` is the loaded scenario: N background processes, each spinning on
+one CPU, run for the whole measurement (grid and scaling), so a report shows
+which strategies degrade gracefully when cores are taken. The floor is
+measured under the same load, so fractions compare strategies on the busy
+machine. The report records it (``options.load``); ``selection.build_table``
+keeps loaded and unloaded reports apart.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import math
 import platform
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +92,8 @@ class CompareOptions:
     # 1, 2, 4, ... every CPU thread, on this shape class.
     scaling: bool = False
     scaling_shape: str = "square"
+    # The loaded scenario (``--load``): this many background processes each keep one CPU busy.
+    load: int = 0
 
     def effective_budget(self) -> Budget:
         return self.budget or (QUICK_BUDGET if self.quick else DEFAULT_BUDGET)
@@ -159,9 +170,10 @@ def select_adapters(options: CompareOptions) -> tuple[list[Adapter], list[dict[s
 def validate(options: CompareOptions) -> None:
     """Refuse, with a ``ValueError`` naming what was wrong, a run that could not work: before any measurement.
 
-    The adapters must exist and be available, each dtype must be computed by at
+    The load must fit the CPUs, the adapters must exist and be available, each dtype must be computed by at
     least one of them, and every shape's inputs must fit in memory.
     """
+    check_load(options.load)
     adapters, _ = select_adapters(options)
     for dtype in options.dtypes:
         refusing = [adapter for adapter in adapters if dtype in adapter.unsupported_dtypes()]
@@ -203,6 +215,80 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.3g} GiB"
 
 
+# -- the loaded scenario -------------------------------------------------------
+def check_load(workers: object) -> int:
+    """``workers`` as a load (``--load``): an integer from 0 to the CPUs this process may run on, else ``ValueError``.
+
+    The limit is ``core.probes.cpu_count()`` (the affinity mask), the count the
+    measurement sizes its thread pools by: more workers than CPUs would only
+    time-slice among themselves.
+    """
+    cpus = cpu_count()
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= cpus:
+        raise ValueError(
+            f"{workers!r} is not a count of busy background processes (the load) from 0 to {cpus}, "
+            f"the CPUs this process may run on"
+        )
+    return workers
+
+
+# One load worker: a separate interpreter (not a thread, which would share this
+# process's GIL and load nothing but the interpreter lock) spinning on
+# pure-Python arithmetic. It writes one byte once running, so the measurement
+# starts only under load, and leaves by itself when its parent changes (this
+# process was killed), so even a SIGKILL leaves nothing spinning.
+_LOAD_WORKER = (
+    "import os, sys\n"
+    "parent = os.getppid()\n"
+    "sys.stdout.write('r')\n"
+    "sys.stdout.flush()\n"
+    "while os.getppid() == parent:\n"
+    "    for _ in range(100_000):\n"
+    "        pass\n"
+)
+
+
+@contextlib.contextmanager
+def background_load(workers: int) -> Iterator[list[int]]:
+    """``workers`` busy processes, running on entry (their pids are yielded) and stopped and reaped on exit.
+
+    Exit covers errors and Ctrl-C too: each worker is terminated (killed if it
+    does not stop within a few seconds) and waited for. ``workers`` 0 starts nothing.
+    """
+    check_load(workers)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for _ in range(workers):
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", _LOAD_WORKER],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,  # Ctrl-C reaches the workers too: no tracebacks
+                )
+            )
+        for process in processes:
+            if process.stdout is None or process.stdout.read(1) != b"r":
+                raise RuntimeError(f"load worker {process.pid} did not start (exit status {process.wait()})")
+        yield [process.pid for process in processes]
+    finally:
+        _stop(processes)
+
+
+def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Terminate every worker, then reap each (killing any that ignores SIGTERM)."""
+    for process in processes:
+        process.terminate()  # a no-op for one already reaped
+    for process in processes:
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
 # -- the run ------------------------------------------------------------------
 class CompareInterrupted(KeyboardInterrupt):
     """``run_compare`` interrupted (Ctrl-C): ``document`` is the report of the cells measured so far (``partial``)."""
@@ -216,7 +302,8 @@ def run_compare(options: CompareOptions, progress: Progress | None = None) -> di
     """Run the grid and return the report (see ``xbackend.report`` for rendering).
 
     Interrupted (Ctrl-C), it raises ``CompareInterrupted`` carrying the report of
-    the cells measured so far, marked ``"partial": true``.
+    the cells measured so far, marked ``"partial": true``. With ``options.load``
+    the background load runs from before the first cell to after the last.
     """
     started, clock = datetime.datetime.now(datetime.UTC), time.perf_counter()
     adapters, skipped = select_adapters(options)
@@ -228,16 +315,17 @@ def run_compare(options: CompareOptions, progress: Progress | None = None) -> di
         for shape_class, shape in shapes.items()
         for adapter in adapters
     ]
-    try:
-        result = measure_grid(
-            grid, budget=options.effective_budget(), seed=options.seed, threads=threads, progress=progress
-        )
-    except GridInterrupted as stop:
-        document = _assemble(
-            options, adapters, skipped, stop.partial, threads, started, time.perf_counter() - clock, partial=True
-        )
-        raise CompareInterrupted(document) from stop
-    scaling = run_scaling(options, adapters, threads, progress) if options.scaling else None
+    with background_load(options.load):
+        try:
+            result = measure_grid(
+                grid, budget=options.effective_budget(), seed=options.seed, threads=threads, progress=progress
+            )
+        except GridInterrupted as stop:
+            document = _assemble(
+                options, adapters, skipped, stop.partial, threads, started, time.perf_counter() - clock, partial=True
+            )
+            raise CompareInterrupted(document) from stop
+        scaling = run_scaling(options, adapters, threads, progress) if options.scaling else None
     document = _assemble(options, adapters, skipped, result, threads, started, time.perf_counter() - clock)
     if scaling is not None:
         document["scaling"] = scaling
@@ -346,6 +434,7 @@ def _assemble(
             "seed": options.seed,
             "adapters": [f"{a.name}@{a.device}" for a in adapters],
             "scaling": options.scaling,
+            "load": options.load,
         },
         "machine": _machine(),
         "devices": _describe_devices(adapters),

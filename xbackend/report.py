@@ -26,7 +26,7 @@ import numpy as np
 from .core.files import write_text_atomic
 from .core.shapes import LARGE_SHAPE_CLASSES, SHAPE_CLASSES
 from .measure import NOISE_WARNING
-from .selection import build_table
+from .selection import build_table, report_load
 
 
 # -- numbers ------------------------------------------------------------------
@@ -236,6 +236,11 @@ def _context_lines(report: dict[str, Any]) -> list[str]:
         if isinstance(info, dict)
     ]
     lines.append(f"threads (fixed at {threads['requested']}): " + "; ".join(parts))
+    if load := report["options"].get("load"):
+        lines.append(
+            f"background load: {load} busy process(es) on {machine['cpus']} CPUs during the whole run (--load {load}); "
+            "the floors were measured under the same load"
+        )
     for skipped in report["skipped"]:
         lines.append(f"skipped {skipped['adapter']} on {skipped['device']}: {_shorten(skipped['reason'], 120)}")
     budget = report["options"]["budget"]
@@ -628,6 +633,9 @@ def _provenance(report: dict[str, Any], source: str | None) -> str:
     )
     where = "Measured" if source is None else f"From `{source}`"
     dtypes = ", ".join(options["dtypes"])
+    if load := options.get("load"):
+        # The first thing a reader of a loaded table must know: it is not the quiet machine.
+        grid += f", under a background load of {load} busy process(es) (`--load {load}`)"
     return f"{where}: `xbackend compare`, {grid}, {dtypes}, on {hardware} ({system}); {versions}; {run}."
 
 
@@ -745,7 +753,7 @@ def _view_selection(report: dict[str, Any]) -> list[str]:
     # Figures are read from the cells themselves: the table's entries are rounded.
     cells = {_selection_key(c["adapter"], c): c for c in report["cells"] if c["status"] == "ok"}
     order = {name: i for i, name in enumerate(report["options"]["shapes"])}
-    entries = build_table([report], command="xbackend docs")["entries"]
+    entries = build_table([report], command="xbackend docs", load=report_load(report))["entries"]
     entries.sort(key=lambda e: (e["library"], e["device"], e["dtype"], order.get(e["shape_class"], len(order))))
     rows = []
     for entry in entries:

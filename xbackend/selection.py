@@ -219,12 +219,19 @@ def forget_loaded() -> None:
 
 
 # -- building -----------------------------------------------------------------
-def build_table(documents: Iterable[dict[str, Any]], command: str) -> dict[str, Any]:
+def build_table(documents: Iterable[dict[str, Any]], command: str, *, load: int = 0) -> dict[str, Any]:
     """A selection table from ``xbackend compare`` reports: per key, the strategy with the lowest median.
 
     Only correct cells count (status ok, error within the bound) of strategies
     that may be selected; ``alternatives`` keeps the others' fractions of the
     floor (or median seconds for latency cells).
+
+    A table is for one scenario: every report must have been measured under
+    ``load`` busy background processes (``xbackend compare --load``; 0, the
+    quiet machine, by default), else ``ValueError``. A loaded report's medians
+    would otherwise lose to a quiet one's and decide nothing, or win a key alone
+    and put a busy machine's choice into the quiet machine's table. The table
+    records its ``load``.
     """
     groups: dict[TableKey, list[dict[str, Any]]] = {}
     sources = []
@@ -232,6 +239,7 @@ def build_table(documents: Iterable[dict[str, Any]], command: str) -> dict[str, 
         if not isinstance(document, dict) or document.get("schema") != "xbackend.compare/1":
             found = document.get("schema") if isinstance(document, dict) else type(document).__name__
             raise ValueError(f"not an xbackend compare report (schema {found!r})")
+        _check_scenario(report_load(document), load)
         sources.append(
             {key: document.get(key) for key in ("created_utc", "machine", "frameworks", "threads", "options")}
         )
@@ -245,9 +253,32 @@ def build_table(documents: Iterable[dict[str, Any]], command: str) -> dict[str, 
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command,
         "rule": "per (library, device, dtype, shape class): the strategy with the lowest median time among correct cells",
+        "load": load,
         "sources": sources,
         "entries": [_entry(key, cells) for key, cells in sorted(groups.items())],
     }
+
+
+def report_load(document: dict[str, Any]) -> int:
+    """The background load a compare report was measured under (``options.load``; absent in older reports: 0)."""
+    options = document.get("options")
+    load = options.get("load", 0) if isinstance(options, dict) else 0
+    if isinstance(load, bool) or not isinstance(load, int) or load < 0:
+        raise ValueError(f"its options.load is {load!r}; a load is a count of background processes (>= 0)")
+    return load
+
+
+def _check_scenario(found: int, load: int) -> None:
+    if found == load:
+        return
+    measured = f"was measured under a background load of {found} busy process(es) (--load {found})"
+    if load == 0:
+        raise ValueError(
+            f"it {measured}; a table for the quiet machine takes only unloaded reports "
+            f"(pass --load {found} to build a table for that loaded scenario)"
+        )
+    raised = measured if found else "was measured without a background load"
+    raise ValueError(f"it {raised}, but this table is for --load {load}; a table takes reports of one load only")
 
 
 def _group_cell(groups: dict[TableKey, list[dict[str, Any]]], cell: dict[str, Any]) -> None:
