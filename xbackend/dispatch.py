@@ -357,10 +357,18 @@ class KernelCache:
 
     def __init__(self) -> None:
         self._by_type: dict[type, LRUCache[tuple[Any, ...], Callable[[Any, Any], Any]]] = {}
+        # The (key, kernel) used last, read and written as one tuple so that a
+        # thread never pairs one call's key with another's kernel. It is always
+        # its type's most recent LRU entry, so a hit on it needs no LRU update:
+        # a loop of same-signature calls skips hashing the key (docs/selection.md).
+        self.last: tuple[tuple[Any, ...] | None, Callable[[Any, Any], Any] | None] = (None, None)
 
     def get(self, key: tuple[Any, ...]) -> Callable[[Any, Any], Any] | None:
         cache = self._by_type.get(key[0])
-        return cache.get(key) if cache is not None else None
+        kernel = cache.get(key) if cache is not None else None
+        if kernel is not None:
+            self.last = (key, kernel)
+        return kernel
 
     def __getitem__(self, key: tuple[Any, ...]) -> Callable[[Any, Any], Any]:
         kernel = self.get(key)
@@ -373,12 +381,14 @@ class KernelCache:
         if cache is None:
             cache = self._by_type[key[0]] = LRUCache(capacity)
         cache.put(key, kernel)
+        self.last = (key, kernel)
 
     def __len__(self) -> int:
         return sum(len(cache) for cache in self._by_type.values())
 
     def clear(self) -> None:
         self._by_type.clear()
+        self.last = (None, None)
 
 
 # What mul_sum runs without validating or choosing again.
@@ -387,11 +397,13 @@ _KERNELS = KernelCache()
 
 def dispatch_key(a: Any, b: Any) -> tuple[Any, ...] | None:
     """The input signature ``mul_sum`` caches its kernel under; None for inputs it does not cache."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        # NumPy arrays live on the CPU and have no layouts: the shortest key keeps tiny calls cheap.
+        return (np.ndarray, np.ndarray, a.shape, b.shape, a.dtype, b.dtype)
     try:
         key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, a.device, b.device)
-        if type(a) is not np.ndarray:  # NumPy has no layouts; skipping the lookup keeps tiny calls cheap
-            # A torch sparse tensor must not reuse a dense tensor's kernel.
-            key += (getattr(a, "layout", None), getattr(b, "layout", None))
+        # A torch sparse tensor must not reuse a dense tensor's kernel.
+        key += (getattr(a, "layout", None), getattr(b, "layout", None))
         hash(key)
     except Exception:  # no .device (dask), unhashable parts, tracers: validated on every call
         return None
@@ -448,7 +460,9 @@ def mul_sum(a: Any, b: Any) -> Any:
     torch.compile and JAX's transforms (docs/transforms.md).
     """
     key = dispatch_key(a, b)
-    kernel = _KERNELS.get(key) if key is not None else None
+    last_key, kernel = _KERNELS.last  # one read: a pair no other thread can tear
+    if key is None or key != last_key:  # tuple equality: no hashing for a loop of one signature
+        kernel = _KERNELS.get(key) if key is not None else None
     if kernel is None:
         if compiling(a):  # dynamo cannot trace the choice; see traceable_mul_sum
             return traceable_mul_sum(a, b)
@@ -493,6 +507,11 @@ class Selected(Adapter):
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
         return self._chosen(a, b)._compute(a, b, plan)
+
+    def dispatch_pair(self, a: Any, b: Any) -> tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any], str]:
+        # xbackend.mul_sum itself (not this adapter's checked wrapper) against the kernel it caches and calls.
+        chosen = self._chosen(a, b)
+        return mul_sum, chosen.kernel(a, b, chosen.plan(a, b)), f"the {chosen.name} kernel mul_sum calls"
 
     def prepare(self, a: Any, b: Any) -> float | None:
         return None if self.plan(a, b).n == 0 else self._chosen(a, b).prepare(a, b)
