@@ -160,3 +160,36 @@ def test_the_trial_costs_under_a_second_for_a_64_mib_input(capsys):
     assert entry["trial_s"] < 1.0 and first_call_s < 1.5
     with capsys.disabled():
         print(f"\n  autotune trial, numpy float32 4096x2048 (64 MiB): {entry['trial_s']:.3f} s; {choice.reason}")
+
+
+class Sluggish(NumpyAdapter):
+    """0.45 s a call whatever the input: a candidate far slower than the prior predicts (no table knows it)."""
+
+    name = "numpy-planted-sluggish-1"
+
+    def _compute(self, a, b, plan):
+        time.sleep(0.45)
+        return super()._compute(a, b, plan)
+
+
+class Sluggish2(Sluggish):
+    name = "numpy-planted-sluggish-2"
+
+
+class Sluggish3(Sluggish):
+    name = "numpy-planted-sluggish-3"
+
+
+def test_slow_candidates_cannot_push_the_trial_past_its_limit(monkeypatch):
+    a, b = inputs()
+    prior = xbackend.choose(a, b)
+    names = [prior.strategy, Sluggish.name, Sluggish2.name, Sluggish3.name]
+    monkeypatch.setattr(dispatch, "trial_candidates", lambda choice: names)
+    with xbackend.registered(Sluggish), xbackend.registered(Sluggish2), xbackend.registered(Sluggish3):
+        start = time.perf_counter()
+        after = dispatch.run_trial(prior, a, b)
+        spent = time.perf_counter() - start
+    # Unbounded, the three first calls alone would take 1.35 s; the second is predicted from the first and not started.
+    assert spent < 1.0, after.reason
+    assert after.strategy == prior.strategy and "no trial" in after.reason and "would pass" in after.reason
+    assert not selection.wisdom_path().exists()

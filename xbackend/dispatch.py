@@ -264,16 +264,24 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
     """Time ``trial_candidates(choice)`` on ``a``, ``b``; record and return the fastest that agrees with the prior.
 
     Bounded by ``TRIAL_LIMIT_S``: the candidates' first calls are timed first,
-    and where the rounds could not fit in what is left, the prior stays (and
-    nothing is recorded, so a later, smaller call may try again).
+    the prior's leading; a candidate is not started where its call, predicted
+    as the slowest seen so far and at least the prior's over ``TRIAL_PRUNE``
+    (the table drops alternatives slower than that), would pass the limit.
+    Where the rounds could not fit in what is left, the prior stays (and
+    nothing is recorded, so a later, smaller call may try again). Only a
+    candidate slower than its prediction can overrun, by its one call.
     """
     names = trial_candidates(choice)
     if len(names) < 2:
         return choice
     start = time.perf_counter()
     adapters = {name: get_adapter(name, choice.device) for name in names}
-    reference, first = None, {}
+    reference, first, stopped = None, {}, ""
     for name, adapter in adapters.items():
+        predicted = _predicted_call_s(first, choice.strategy) if first else 0.0
+        if time.perf_counter() - start + predicted > TRIAL_LIMIT_S:
+            stopped = f"{name}'s first call, predicted {predicted:.2g} s, would pass the {TRIAL_LIMIT_S} s limit"
+            break
         try:
             call_start = time.perf_counter()
             out = adapter.mul_sum(a, b)
@@ -289,10 +297,11 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
     left = TRIAL_LIMIT_S - (time.perf_counter() - start)
     # Each round costs each candidate at least two calls (time_mul_sum's first call and one sample).
     if len(first) < 2 or sum(first.values()) * TRIAL_ROUNDS * 2 > left:
-        why = (
+        why = stopped or (
             "fewer than two candidates ran" if len(first) < 2 else f"one call of each takes {sum(first.values()):.2g} s"
         )
-        return replace(choice, reason=f"{choice.reason}; no trial: {why}")
+        spent = time.perf_counter() - start
+        return replace(choice, reason=f"{choice.reason}; no trial ({spent:.2g} s spent finding out): {why}")
     share = left / (TRIAL_ROUNDS * len(first) * 2)
     budget = Budget(warmup_s=0.0, measure_s=share, min_repeats=1, max_repeats=50)
     samples: dict[str, list[float]] = {name: [] for name in first}
@@ -320,6 +329,11 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
     except OSError:  # a read-only cache: the choice holds for this process only
         pass
     return replace(choice, strategy=winner, source="trial in this process", reason=_trial_figures(entry))
+
+
+def _predicted_call_s(first: dict[str, float], prior: str) -> float:
+    """What the next candidate's first call is expected to cost: the slowest seen, and the prior's / TRIAL_PRUNE."""
+    return max(max(first.values()), first.get(prior, 0.0) / TRIAL_PRUNE)
 
 
 def _agrees(got: Any, reference: Any, dtype: str) -> bool:
