@@ -193,3 +193,13 @@ def test_slow_candidates_cannot_push_the_trial_past_its_limit(monkeypatch):
     assert spent < 1.0, after.reason
     assert after.strategy == prior.strategy and "no trial" in after.reason and "would pass" in after.reason
     assert not selection.wisdom_path().exists()
+
+
+def test_explain_trial_runs_the_first_call_and_prints_its_cost(capsys):
+    from xbackend.cli import main
+
+    assert main(["explain", "--library", "numpy", "--shape", "1024x2048", "--trial"]) == 0
+    out = capsys.readouterr().out
+    (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
+    assert 0 < entry["trial_s"] < 1.0 and entry["shape"] == [1024, 2048]
+    assert f"fastest in a {entry['trial_s']:.2g} s trial" in out and "first mul_sum call" in out

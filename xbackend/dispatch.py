@@ -295,21 +295,26 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
         elif not _agrees(host, reference, choice.dtype):
             del first[name]
     left = TRIAL_LIMIT_S - (time.perf_counter() - start)
-    # Each round costs each candidate at least two calls (time_mul_sum's first call and one sample).
-    if len(first) < 2 or sum(first.values()) * TRIAL_ROUNDS * 2 > left:
+    # Each round costs each candidate time_mul_sum's first call, its samples up to
+    # ``share``, and the one sample that passes it: two calls beyond the share.
+    share = (left - 2 * TRIAL_ROUNDS * sum(first.values())) / (TRIAL_ROUNDS * max(1, len(first)))
+    if len(first) < 2 or share <= 0:
         why = stopped or (
             "fewer than two candidates ran" if len(first) < 2 else f"one call of each takes {sum(first.values()):.2g} s"
         )
         spent = time.perf_counter() - start
         return replace(choice, reason=f"{choice.reason}; no trial ({spent:.2g} s spent finding out): {why}")
-    share = left / (TRIAL_ROUNDS * len(first) * 2)
     budget = Budget(warmup_s=0.0, measure_s=share, min_repeats=1, max_repeats=50)
     samples: dict[str, list[float]] = {name: [] for name in first}
-    for _ in range(TRIAL_ROUNDS):
-        for name in first:
-            timing = time_mul_sum(adapters[name], a, b, budget=budget)
-            samples[name] += timing.samples_s
-    medians = {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
+    for turn in range(TRIAL_ROUNDS * len(first)):
+        name = list(first)[turn % len(first)]
+        if time.perf_counter() - start + share + 2 * first[name] > TRIAL_LIMIT_S:
+            break  # a busy machine slowed the rounds: decide on the rounds done
+        samples[name] += time_mul_sum(adapters[name], a, b, budget=budget).samples_s
+    medians = {name: sorted(values)[len(values) // 2] for name, values in samples.items() if values}
+    if len(medians) < 2:
+        spent = time.perf_counter() - start
+        return replace(choice, reason=f"{choice.reason}; no trial ({spent:.2g} s spent): the rounds did not fit")
     winner = min(medians, key=lambda name: medians[name])
     entry = {
         "library": choice.library,

@@ -39,6 +39,8 @@ Public API (kept stable for the asv suite)::
     measure_dispatch_overhead(adapter, x, y, *, budget=...) -> DispatchOverhead | None
                                         what xbackend.mul_sum adds to the plain call it ends in
                                         (the <library>-auto adapters' latency cells)
+    first_dispatch(library, device, shape, dtype) -> (seconds, Choice)
+                                        one first xbackend.mul_sum, its autotune trial included
     measure_cell(adapter, shape, dtype, *, ...) -> CellResult
                                         every figure of one (adapter, device, shape, dtype) cell;
                                         a failure is recorded in ``CellResult.error``, never raised
@@ -116,6 +118,7 @@ from .core.timing import (
     _sample,
     time_mul_sum,
 )
+from .dispatch import Choice, choose, mul_sum
 from .registry import STRATEGIES, get_adapter
 from .testing import Reference, Verdict, check_against, reference, to_host
 
@@ -139,6 +142,7 @@ __all__ = [
     "check_error",
     "DispatchOverhead",
     "measure_dispatch_overhead",
+    "first_dispatch",
     "error_check",
     "extra_memory",
     "floor_adapter",
@@ -643,6 +647,19 @@ def measure_dispatch_overhead(
     return DispatchOverhead(
         median, p20, p80, float(np.median(times[0])), float(np.median(times[1])), description, len(differences), calls
     )
+
+
+def first_dispatch(library: str, device: str, shape: Shape, dtype: str, seed: int = 0) -> tuple[float, Choice]:
+    """Seconds of one first ``xbackend.mul_sum`` on seeded inputs of ``library`` (a first-call trial included
+    where one is due: its own seconds are in the choice's reason and the wisdom file), and the choice it left.
+
+    ``xbackend explain --trial``: the autotune's one-time cost as a user meets it.
+    """
+    adapter = get_adapter(LIBRARIES[library].default_strategy, device)
+    a, b = host_inputs(shape, dtype, seed)
+    x, y = adapter.asarray(a), adapter.asarray(b)
+    seconds = adapter.timer().time(functools.partial(mul_sum, x, y))
+    return seconds, choose(x, y)
 
 
 def _call_loop(call: Callable[[Any, Any], Any], x: Any, y: Any, calls: int) -> Any:
