@@ -237,3 +237,11 @@ def test_cli_compare_reports_the_dispatch_overhead_of_auto_adapters(tmp_path, ca
     line = next(line for line in out.splitlines() if line.strip().startswith("numpy-auto") and "kernel" in line)
     assert report.format_seconds(cell["dispatch_overhead_s"]) in line and cell["plain_call"] in line
     assert "dispatch overhead" in out
+
+
+def test_no_strategy_beats_the_floor_by_more_than_five_percent(document):
+    # Done-when of issue 10: where a strategy outruns every floor kernel, it is the floor.
+    fractions = [c["fraction_of_floor"] for c in document["cells"] if c["fraction_of_floor"] is not None]
+    assert fractions and max(fractions) <= 1.05
+    fastest = max((c for c in document["cells"] if c["gbps"] is not None), key=lambda c: c["gbps"])
+    assert fastest["gbps"] <= fastest["floor_gbps"] * 1.05
