@@ -160,3 +160,46 @@ def test_the_trial_costs_under_a_second_for_a_64_mib_input(capsys):
     assert entry["trial_s"] < 1.0 and first_call_s < 1.5
     with capsys.disabled():
         print(f"\n  autotune trial, numpy float32 4096x2048 (64 MiB): {entry['trial_s']:.3f} s; {choice.reason}")
+
+
+class Sluggish(NumpyAdapter):
+    """0.45 s a call whatever the input: a candidate far slower than the prior predicts (no table knows it)."""
+
+    name = "numpy-planted-sluggish-1"
+
+    def _compute(self, a, b, plan):
+        time.sleep(0.45)
+        return super()._compute(a, b, plan)
+
+
+class Sluggish2(Sluggish):
+    name = "numpy-planted-sluggish-2"
+
+
+class Sluggish3(Sluggish):
+    name = "numpy-planted-sluggish-3"
+
+
+def test_slow_candidates_cannot_push_the_trial_past_its_limit(monkeypatch):
+    a, b = inputs()
+    prior = xbackend.choose(a, b)
+    names = [prior.strategy, Sluggish.name, Sluggish2.name, Sluggish3.name]
+    monkeypatch.setattr(dispatch, "trial_candidates", lambda choice: names)
+    with xbackend.registered(Sluggish), xbackend.registered(Sluggish2), xbackend.registered(Sluggish3):
+        start = time.perf_counter()
+        after = dispatch.run_trial(prior, a, b)
+        spent = time.perf_counter() - start
+    # Unbounded, the three first calls alone would take 1.35 s; the second is predicted from the first and not started.
+    assert spent < 1.0, after.reason
+    assert after.strategy == prior.strategy and "no trial" in after.reason and "would pass" in after.reason
+    assert not selection.wisdom_path().exists()
+
+
+def test_explain_trial_runs_the_first_call_and_prints_its_cost(capsys):
+    from xbackend.cli import main
+
+    assert main(["explain", "--library", "numpy", "--shape", "1024x2048", "--trial"]) == 0
+    out = capsys.readouterr().out
+    (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
+    assert 0 < entry["trial_s"] < 1.0 and entry["shape"] == [1024, 2048]
+    assert f"fastest in a {entry['trial_s']:.2g} s trial" in out and "first mul_sum call" in out

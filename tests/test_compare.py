@@ -223,3 +223,25 @@ def test_cli_compare_keeps_raw_samples_on_request(tmp_path):
 def test_cli_compare_refuses_bad_options_before_work(argv, message, capsys):
     assert main(["compare", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cli_compare_reports_the_dispatch_overhead_of_auto_adapters(tmp_path, capsys):
+    json_path = tmp_path / "r.json"
+    assert (
+        main(["compare", "--quick", "--adapters", "numpy-auto", "--shapes", "latency", "--json", str(json_path)]) == 0
+    )
+    out = capsys.readouterr().out
+    (cell,) = json.loads(json_path.read_text())["cells"]
+    assert cell["dispatch_overhead_p20_s"] <= cell["dispatch_overhead_s"] <= cell["dispatch_overhead_p80_s"]
+    assert cell["dispatch_call_s"] > 0 and cell["plain_call_s"] > 0
+    line = next(line for line in out.splitlines() if line.strip().startswith("numpy-auto") and "kernel" in line)
+    assert report.format_seconds(cell["dispatch_overhead_s"]) in line and cell["plain_call"] in line
+    assert "dispatch overhead" in out
+
+
+def test_no_strategy_beats_the_floor_by_more_than_five_percent(document):
+    # Done-when of issue 10: where a strategy outruns every floor kernel, it is the floor.
+    fractions = [c["fraction_of_floor"] for c in document["cells"] if c["fraction_of_floor"] is not None]
+    assert fractions and max(fractions) <= 1.05
+    fastest = max((c for c in document["cells"] if c["gbps"] is not None), key=lambda c: c["gbps"])
+    assert fastest["gbps"] <= fastest["floor_gbps"] * 1.05

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -246,7 +248,9 @@ def test_measure_cell_has_every_figure():
     missing = [
         key
         for key in CellResult.keys()
-        if getattr(cell, key) is None and key not in ("error", "error_failure", "compile_s")
+        if getattr(cell, key) is None
+        and key not in ("error", "error_failure", "compile_s")
+        and not key.startswith(("dispatch_", "plain_call"))  # only the latency cells of -auto adapters have these
     ]
     assert missing == []
     assert cell.gbps == pytest.approx(cell.bytes_moved / cell.median_s / 1e9)
@@ -259,6 +263,7 @@ def test_latency_cell_reports_time_only():
     cell = measure.measure_cell(xbackend.get_adapter("numpy", "cpu"), (3, 4), "float32", budget=TINY)
     assert cell.status == "ok" and cell.cache_kind == "latency"
     assert cell.median_s > 0 and cell.gbps is None and cell.fraction_of_floor is None and cell.floor_gbps is None
+    assert cell.dispatch_overhead_s is None and cell.plain_call is None  # a strategy dispatches nothing
     assert cell.error_ratio <= 1 and cell.error_checked == "all 4 output elements"
 
 
@@ -313,3 +318,45 @@ def test_dask_cells_are_timed_with_their_compute():
     eager = measure.time_mul_sum(numpy, a, b, budget=TINY)
     # The same einsum per chunk, computed: not faster than one einsum over everything by much.
     assert lazy.median_s > 0.3 * eager.median_s
+
+
+class PlantedDispatch(NumpyAdapter):
+    """A dispatching adapter whose dispatch costs a known, busy-waited ``DELAY_S`` on top of its plain call."""
+
+    name = "test-planted-dispatch"
+    DELAY_S = 20e-6
+
+    def dispatch_pair(self, a, b):
+        def dispatching(x, y):
+            end = time.perf_counter() + self.DELAY_S
+            while time.perf_counter() < end:
+                pass
+            return plain(x, y)
+
+        plain = self.kernel(a, b, self.plan(a, b))
+        return dispatching, plain, "the planted plain call"
+
+
+def test_dispatch_overhead_recovers_a_planted_delay():
+    a, b = measure.host_inputs((3, 4), "float32")
+    overhead = measure.measure_dispatch_overhead(PlantedDispatch("cpu"), a, b, budget=TINY)
+    # The busy wait cannot end early; a busy machine may stretch it, not shrink it.
+    assert PlantedDispatch.DELAY_S * 0.9 <= overhead.overhead_s <= PlantedDispatch.DELAY_S * 3
+    assert overhead.p20_s <= overhead.overhead_s <= overhead.p80_s
+    assert overhead.dispatch_s > overhead.plain_s > 0 and overhead.plain == "the planted plain call"
+    assert overhead.calls_per_sample > 1 and overhead.rounds >= TINY.min_repeats
+    # A strategy dispatches nothing: no figure.
+    assert measure.measure_dispatch_overhead(NumpyAdapter("cpu"), a, b, budget=TINY) is None
+
+
+def test_the_auto_adapters_latency_cell_reports_the_dispatch_overhead():
+    a, b = measure.host_inputs((3, 4), "float32")
+    cell = measure.measure_cell(xbackend.get_adapter("numpy-auto", "cpu"), (3, 4), "float32", budget=TINY)
+    assert cell.status == "ok", cell.error
+    assert cell.dispatch_overhead_p20_s <= cell.dispatch_overhead_s <= cell.dispatch_overhead_p80_s
+    assert cell.plain_call_s > 0 and cell.dispatch_call_s > 0 and "numpy" in cell.plain_call
+    # The plain call is the very kernel mul_sum caches for these inputs.
+    _, plain, _ = xbackend.get_adapter("numpy-auto", "cpu").dispatch_pair(a, b)
+    np.testing.assert_array_equal(plain(a, b), xbackend.mul_sum(a, b))
+    bandwidth = measure.measure_cell(xbackend.get_adapter("numpy-auto", "cpu"), (512, 128), "float32", budget=TINY)
+    assert bandwidth.dispatch_overhead_s is None  # a bandwidth cell has no overhead figure

@@ -482,6 +482,13 @@ def _explain(args: argparse.Namespace) -> int:
         _dtypes_check(args.dtype)
         choice = choose_for(args.library, args.device, shape, args.dtype)
     _check_runs_here(choice.strategy, args.device, args.dtype)
+    if args.trial:
+        from .measure import first_dispatch
+
+        seconds, choice = first_dispatch(args.library, args.device, shape, args.dtype)
+        print(choice)
+        print(f"first mul_sum call of this signature in this process: {seconds:.3g} s (any trial included)")
+        return 0
     print(choice)
     return 0
 
@@ -514,6 +521,12 @@ def _add_explain(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda (torch, cupy) or gpu (jax); default: cpu")
     parser.add_argument("--shape", required=True, help="a shape class (square, ...) or NxK")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument(
+        "--trial",
+        action="store_true",
+        help="call xbackend.mul_sum once on seeded inputs of that shape first, so that the first-call trial runs "
+        "where one is due (and is recorded in the wisdom file); print the choice and that call's seconds",
+    )
     parser.set_defaults(run=_explain)
 
 

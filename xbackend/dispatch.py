@@ -264,16 +264,24 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
     """Time ``trial_candidates(choice)`` on ``a``, ``b``; record and return the fastest that agrees with the prior.
 
     Bounded by ``TRIAL_LIMIT_S``: the candidates' first calls are timed first,
-    and where the rounds could not fit in what is left, the prior stays (and
-    nothing is recorded, so a later, smaller call may try again).
+    the prior's leading; a candidate is not started where its call, predicted
+    as the slowest seen so far and at least the prior's over ``TRIAL_PRUNE``
+    (the table drops alternatives slower than that), would pass the limit.
+    Where the rounds could not fit in what is left, the prior stays (and
+    nothing is recorded, so a later, smaller call may try again). Only a
+    candidate slower than its prediction can overrun, by its one call.
     """
     names = trial_candidates(choice)
     if len(names) < 2:
         return choice
     start = time.perf_counter()
     adapters = {name: get_adapter(name, choice.device) for name in names}
-    reference, first = None, {}
+    reference, first, stopped = None, {}, ""
     for name, adapter in adapters.items():
+        predicted = _predicted_call_s(first, choice.strategy) if first else 0.0
+        if time.perf_counter() - start + predicted > TRIAL_LIMIT_S:
+            stopped = f"{name}'s first call, predicted {predicted:.2g} s, would pass the {TRIAL_LIMIT_S} s limit"
+            break
         try:
             call_start = time.perf_counter()
             out = adapter.mul_sum(a, b)
@@ -287,20 +295,26 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
         elif not _agrees(host, reference, choice.dtype):
             del first[name]
     left = TRIAL_LIMIT_S - (time.perf_counter() - start)
-    # Each round costs each candidate at least two calls (time_mul_sum's first call and one sample).
-    if len(first) < 2 or sum(first.values()) * TRIAL_ROUNDS * 2 > left:
-        why = (
+    # Each round costs each candidate time_mul_sum's first call, its samples up to
+    # ``share``, and the one sample that passes it: two calls beyond the share.
+    share = (left - 2 * TRIAL_ROUNDS * sum(first.values())) / (TRIAL_ROUNDS * max(1, len(first)))
+    if len(first) < 2 or share <= 0:
+        why = stopped or (
             "fewer than two candidates ran" if len(first) < 2 else f"one call of each takes {sum(first.values()):.2g} s"
         )
-        return replace(choice, reason=f"{choice.reason}; no trial: {why}")
-    share = left / (TRIAL_ROUNDS * len(first) * 2)
+        spent = time.perf_counter() - start
+        return replace(choice, reason=f"{choice.reason}; no trial ({spent:.2g} s spent finding out): {why}")
     budget = Budget(warmup_s=0.0, measure_s=share, min_repeats=1, max_repeats=50)
     samples: dict[str, list[float]] = {name: [] for name in first}
-    for _ in range(TRIAL_ROUNDS):
-        for name in first:
-            timing = time_mul_sum(adapters[name], a, b, budget=budget)
-            samples[name] += timing.samples_s
-    medians = {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
+    for turn in range(TRIAL_ROUNDS * len(first)):
+        name = list(first)[turn % len(first)]
+        if time.perf_counter() - start + share + 2 * first[name] > TRIAL_LIMIT_S:
+            break  # a busy machine slowed the rounds: decide on the rounds done
+        samples[name] += time_mul_sum(adapters[name], a, b, budget=budget).samples_s
+    medians = {name: sorted(values)[len(values) // 2] for name, values in samples.items() if values}
+    if len(medians) < 2:
+        spent = time.perf_counter() - start
+        return replace(choice, reason=f"{choice.reason}; no trial ({spent:.2g} s spent): the rounds did not fit")
     winner = min(medians, key=lambda name: medians[name])
     entry = {
         "library": choice.library,
@@ -320,6 +334,11 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
     except OSError:  # a read-only cache: the choice holds for this process only
         pass
     return replace(choice, strategy=winner, source="trial in this process", reason=_trial_figures(entry))
+
+
+def _predicted_call_s(first: dict[str, float], prior: str) -> float:
+    """What the next candidate's first call is expected to cost: the slowest seen, and the prior's / TRIAL_PRUNE."""
+    return max(max(first.values()), first.get(prior, 0.0) / TRIAL_PRUNE)
 
 
 def _agrees(got: Any, reference: Any, dtype: str) -> bool:
@@ -357,10 +376,18 @@ class KernelCache:
 
     def __init__(self) -> None:
         self._by_type: dict[type, LRUCache[tuple[Any, ...], Callable[[Any, Any], Any]]] = {}
+        # The (key, kernel) used last, read and written as one tuple so that a
+        # thread never pairs one call's key with another's kernel. It is always
+        # its type's most recent LRU entry, so a hit on it needs no LRU update:
+        # a loop of same-signature calls skips hashing the key (docs/selection.md).
+        self.last: tuple[tuple[Any, ...] | None, Callable[[Any, Any], Any] | None] = (None, None)
 
     def get(self, key: tuple[Any, ...]) -> Callable[[Any, Any], Any] | None:
         cache = self._by_type.get(key[0])
-        return cache.get(key) if cache is not None else None
+        kernel = cache.get(key) if cache is not None else None
+        if kernel is not None:
+            self.last = (key, kernel)
+        return kernel
 
     def __getitem__(self, key: tuple[Any, ...]) -> Callable[[Any, Any], Any]:
         kernel = self.get(key)
@@ -373,12 +400,14 @@ class KernelCache:
         if cache is None:
             cache = self._by_type[key[0]] = LRUCache(capacity)
         cache.put(key, kernel)
+        self.last = (key, kernel)
 
     def __len__(self) -> int:
         return sum(len(cache) for cache in self._by_type.values())
 
     def clear(self) -> None:
         self._by_type.clear()
+        self.last = (None, None)
 
 
 # What mul_sum runs without validating or choosing again.
@@ -387,11 +416,13 @@ _KERNELS = KernelCache()
 
 def dispatch_key(a: Any, b: Any) -> tuple[Any, ...] | None:
     """The input signature ``mul_sum`` caches its kernel under; None for inputs it does not cache."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        # NumPy arrays live on the CPU and have no layouts: the shortest key keeps tiny calls cheap.
+        return (np.ndarray, np.ndarray, a.shape, b.shape, a.dtype, b.dtype)
     try:
         key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, a.device, b.device)
-        if type(a) is not np.ndarray:  # NumPy has no layouts; skipping the lookup keeps tiny calls cheap
-            # A torch sparse tensor must not reuse a dense tensor's kernel.
-            key += (getattr(a, "layout", None), getattr(b, "layout", None))
+        # A torch sparse tensor must not reuse a dense tensor's kernel.
+        key += (getattr(a, "layout", None), getattr(b, "layout", None))
         hash(key)
     except Exception:  # no .device (dask), unhashable parts, tracers: validated on every call
         return None
@@ -448,7 +479,9 @@ def mul_sum(a: Any, b: Any) -> Any:
     torch.compile and JAX's transforms (docs/transforms.md).
     """
     key = dispatch_key(a, b)
-    kernel = _KERNELS.get(key) if key is not None else None
+    last_key, kernel = _KERNELS.last  # one read: a pair no other thread can tear
+    if key is None or key != last_key:  # tuple equality: no hashing for a loop of one signature
+        kernel = _KERNELS.get(key) if key is not None else None
     if kernel is None:
         if compiling(a):  # dynamo cannot trace the choice; see traceable_mul_sum
             return traceable_mul_sum(a, b)
@@ -493,6 +526,11 @@ class Selected(Adapter):
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
         return self._chosen(a, b)._compute(a, b, plan)
+
+    def dispatch_pair(self, a: Any, b: Any) -> tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any], str]:
+        # xbackend.mul_sum itself (not this adapter's checked wrapper) against the kernel it caches and calls.
+        chosen = self._chosen(a, b)
+        return mul_sum, chosen.kernel(a, b, chosen.plan(a, b)), f"the {chosen.name} kernel mul_sum calls"
 
     def prepare(self, a: Any, b: Any) -> float | None:
         return None if self.plan(a, b).n == 0 else self._chosen(a, b).prepare(a, b)

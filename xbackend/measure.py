@@ -36,6 +36,11 @@ Public API (kept stable for the asv suite)::
                                         one synchronized mul_sum per call on rotated inputs (asv's timer)
     measure_at_threads(adapter, shape, dtype, threads, ...) -> ThreadPoint
                                         a CPU cell's GB/s and the floor's, both pinned to ``threads``
+    measure_dispatch_overhead(adapter, x, y, *, budget=...) -> DispatchOverhead | None
+                                        what xbackend.mul_sum adds to the plain call it ends in
+                                        (the <library>-auto adapters' latency cells)
+    first_dispatch(library, device, shape, dtype) -> (seconds, Choice)
+                                        one first xbackend.mul_sum, its autotune trial included
     measure_cell(adapter, shape, dtype, *, ...) -> CellResult
                                         every figure of one (adapter, device, shape, dtype) cell;
                                         a failure is recorded in ``CellResult.error``, never raised
@@ -90,6 +95,7 @@ import functools
 import gc
 import itertools
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -112,6 +118,7 @@ from .core.timing import (
     _sample,
     time_mul_sum,
 )
+from .dispatch import Choice, choose, mul_sum
 from .registry import STRATEGIES, get_adapter
 from .testing import Reference, Verdict, check_against, reference, to_host
 
@@ -133,6 +140,9 @@ __all__ = [
     "bytes_moved",
     "cache_state",
     "check_error",
+    "DispatchOverhead",
+    "measure_dispatch_overhead",
+    "first_dispatch",
     "error_check",
     "extra_memory",
     "floor_adapter",
@@ -484,6 +494,13 @@ class CellResult:
     error_ratio: float | None = None
     error_checked: str | None = None
     error_failure: str | None = None
+    # Latency cells of an adapter that dispatches (<library>-auto): measure_dispatch_overhead.
+    dispatch_overhead_s: float | None = None
+    dispatch_overhead_p20_s: float | None = None
+    dispatch_overhead_p80_s: float | None = None
+    dispatch_call_s: float | None = None
+    plain_call_s: float | None = None
+    plain_call: str | None = None
     samples_s: list[float] = field(default_factory=list)
 
     @classmethod
@@ -561,14 +578,104 @@ def _measure_into(
     check = check if check is not None else error_check(a, b, seed)
     verdict = check_error(memory.out, check)
     cell.error_ratio, cell.error_failure, cell.error_checked = verdict.ratio, verdict.failure, check.description
-    del x, y, memory
     if not cache.bandwidth:
+        _fill_overhead(cell, measure_dispatch_overhead(adapter, x, y, budget=budget))
         return
+    del x, y, memory
     cell.gbps = cell.bytes_moved / timing.median_s / 1e9
     if floor is None:
         floor = _floor_or_none(cell, adapter, a, b, budget, cache.copies)
     if floor is not None:
         _fill_floor(cell, floor, timing)
+
+
+# -- dispatch overhead ------------------------------------------------------------
+# One sample is a loop of back-to-back calls spanning about this long, so the
+# clock's own cost (~0.1 us a reading) is spread over thousands of calls.
+OVERHEAD_SAMPLE_S = 5e-3
+MAX_OVERHEAD_CALLS = 100_000
+
+
+@dataclass(frozen=True)
+class DispatchOverhead:
+    """What ``xbackend.mul_sum`` adds to the plain call it ends in, per call, both timed in the same rounds.
+
+    ``overhead_s`` is the median over rounds of (dispatching call - plain call),
+    each a loop of ``calls_per_sample`` calls; p20/p80 are of those differences.
+    """
+
+    overhead_s: float
+    p20_s: float
+    p80_s: float
+    dispatch_s: float
+    plain_s: float
+    plain: str
+    rounds: int
+    calls_per_sample: int
+
+
+def measure_dispatch_overhead(
+    adapter: Adapter, x: Any, y: Any, *, budget: Budget = DEFAULT_BUDGET
+) -> DispatchOverhead | None:
+    """The dispatch overhead of ``adapter`` on native ``x``, ``y`` (None for an adapter that dispatches nothing).
+
+    The dispatching call (``xbackend.mul_sum``) and the plain one (the chosen
+    strategy's kernel) alternate within each round, which of them goes first
+    alternating too, so a slow spell of a busy machine falls on both.
+    """
+    pair = adapter.dispatch_pair(x, y)
+    if pair is None:
+        return None
+    dispatch, plain, description = pair
+    timer = adapter.timer()
+    single = min(timer.time(functools.partial(call, x, y)) for call in (dispatch, plain) for _ in range(3))
+    calls = max(1, min(MAX_OVERHEAD_CALLS, math.ceil(OVERHEAD_SAMPLE_S / max(single, 1e-9))))
+    loops = [functools.partial(_call_loop, call, x, y, calls) for call in (dispatch, plain)]
+    times: tuple[list[float], list[float]] = ([], [])
+    start = time.perf_counter()
+    while time.perf_counter() - start < budget.warmup_s:
+        for loop in loops:
+            timer.time(loop)
+    start = time.perf_counter()
+    while len(times[0]) < budget.max_repeats and (
+        time.perf_counter() - start < budget.measure_s or len(times[0]) < budget.min_repeats
+    ):
+        for index in (0, 1) if len(times[0]) % 2 == 0 else (1, 0):
+            times[index].append(timer.time(loops[index]) / calls)
+    differences = np.subtract(*times)
+    p20, median, p80 = (float(value) for value in np.percentile(differences, [20, 50, 80]))
+    return DispatchOverhead(
+        median, p20, p80, float(np.median(times[0])), float(np.median(times[1])), description, len(differences), calls
+    )
+
+
+def first_dispatch(library: str, device: str, shape: Shape, dtype: str, seed: int = 0) -> tuple[float, Choice]:
+    """Seconds of one first ``xbackend.mul_sum`` on seeded inputs of ``library`` (a first-call trial included
+    where one is due: its own seconds are in the choice's reason and the wisdom file), and the choice it left.
+
+    ``xbackend explain --trial``: the autotune's one-time cost as a user meets it.
+    """
+    adapter = get_adapter(LIBRARIES[library].default_strategy, device)
+    a, b = host_inputs(shape, dtype, seed)
+    x, y = adapter.asarray(a), adapter.asarray(b)
+    seconds = adapter.timer().time(functools.partial(mul_sum, x, y))
+    return seconds, choose(x, y)
+
+
+def _call_loop(call: Callable[[Any, Any], Any], x: Any, y: Any, calls: int) -> Any:
+    # The last result goes to the timer's synchronize: on a device, the queue ends with it.
+    out = None
+    for _ in range(calls):
+        out = call(x, y)
+    return out
+
+
+def _fill_overhead(cell: CellResult, overhead: DispatchOverhead | None) -> None:
+    if overhead is None:
+        return
+    cell.dispatch_overhead_s = overhead.overhead_s
+    cell.dispatch_overhead_p20_s, cell.dispatch_overhead_p80_s = overhead.p20_s, overhead.p80_s
+    cell.dispatch_call_s, cell.plain_call_s, cell.plain_call = overhead.dispatch_s, overhead.plain_s, overhead.plain
 
 
 def _fill_timing(cell: CellResult, timing: Timing) -> None:

@@ -33,6 +33,8 @@ from .selection import build_table, report_load
 def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if seconds < 0:  # a difference of two timings (the dispatch overhead's spread)
+        return "-" + format_seconds(-seconds)
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
         if seconds >= scale:
             return f"{seconds / scale:.3g} {unit}"
@@ -169,6 +171,7 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append("latency cells report time only. ! = noise (p80-p20)/median above 10%.")
     lines.append("")
     lines += _floor_lines(report)
+    lines += _overhead_lines(report)
     lines += _scaling_lines(report)
     lines.append("")
     lines.append("verdicts:")
@@ -211,6 +214,34 @@ def _scaling_lines(report: dict[str, Any]) -> list[str]:
                 _number(point["floor_gbps"], ".3g"),
                 _number(point["fraction_of_floor"], ".2f"),
                 _shorten(point["floor_method"], 60),
+            )
+        )
+    return lines + ["  " + line for line in _align(rows, columns=len(rows[0]))]
+
+
+def _overhead_lines(report: dict[str, Any]) -> list[str]:
+    cells = [c for c in report["cells"] if c.get("dispatch_overhead_s") is not None]
+    if not cells:
+        return []
+    lines = [
+        "dispatch overhead (xbackend.mul_sum minus the plain call it ends in, timed in the same rounds; "
+        "median [p20..p80] per call):"
+    ]
+    rows = [("adapter", "device", "shape", "dtype", "overhead", "[p20..p80]", "mul_sum", "plain call")]
+    for cell in cells:
+        spread = (
+            f"[{format_seconds(cell['dispatch_overhead_p20_s'])}..{format_seconds(cell['dispatch_overhead_p80_s'])}]"
+        )
+        rows.append(
+            (
+                cell["adapter"],
+                cell["device"],
+                "x".join(map(str, cell["shape"])),
+                cell["dtype"],
+                format_seconds(cell["dispatch_overhead_s"]),
+                spread,
+                format_seconds(cell["dispatch_call_s"]),
+                f"{format_seconds(cell['plain_call_s'])}: {cell['plain_call']}",
             )
         )
     return lines + ["  " + line for line in _align(rows, columns=len(rows[0]))]

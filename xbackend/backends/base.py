@@ -171,6 +171,14 @@ class Adapter(abc.ABC):
             return lambda x, y: self._empty(x, y, plan)
         return lambda x, y: self._compute(x, y, plan)
 
+    def dispatch_pair(self, a: Any, b: Any) -> tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any], str] | None:
+        """For an adapter that dispatches (``<library>-auto``): the dispatching call, the plain call it ends in on
+        ``a`` and ``b``, and what that plain call is; None for a strategy, which dispatches nothing.
+
+        ``xbackend.measure`` times the two in the same rounds: the difference is the dispatch overhead.
+        """
+        return None
+
     def prepare(self, a: Any, b: Any) -> float | None:
         """Compile ahead of time for these inputs; seconds spent, or None if nothing compiles."""
         return None
