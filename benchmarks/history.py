@@ -8,7 +8,7 @@ already have results on this machine are skipped (``--skip-existing-commits``),
 so the same command refreshes the history incrementally as commits land.
 
 The history grid (``benchmarks.common.HISTORY_ADAPTERS`` x every shape class x
-float32, on the CPU and, where present, the GPU) is a selection of the full
+float32, on the CPU and, where ``nvidia-smi`` finds one, the GPU) is a selection of the full
 grid, so these results carry the full grid's benchmark versions and sit beside
 full-grid runs on the dashboard. The selection reaches both the benchmarks
 (``-b``) and the shared measurement of the ``track_`` figures
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from benchmarks.common import BUDGET_VARIABLE, MEASURE_ONLY_VARIABLE, history_regex  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    BUDGET_VARIABLE,
+    DEVICES,
+    MEASURE_ONLY_VARIABLE,
+    history_benchmark_regexes,
+    history_regex,
+)
 
 # The first commit of main whose xbackend.measure has ``synchronized_call`` and
 # ``measure_grid``: the suite skips every cell of an older commit (timing it
@@ -34,16 +41,30 @@ from benchmarks.common import BUDGET_VARIABLE, MEASURE_ONLY_VARIABLE, history_re
 FIRST_MEASURABLE = "a3f046d"
 
 
-def asv_run_command(machine: str | None, rounds: int, commits: str, extra: list[str]) -> list[str]:
+# One process per cell and round, sampling for a quarter of a second: a commit's
+# history grid then takes a few minutes on 2 cores, most of it process starts.
+SAMPLING = ["-a", "repeat=(3,25,0.25)", "-a", "warmup_time=0.1"]
+
+
+def machine_devices() -> tuple[str, ...]:
+    """The grid's devices this machine has: the GPU cells only where ``nvidia-smi`` finds one."""
+    return DEVICES if shutil.which("nvidia-smi") else ("cpu",)
+
+
+def asv_run_command(
+    machine: str | None, rounds: int, devices: tuple[str, ...], commits: str, extra: list[str]
+) -> list[str]:
     command = [sys.executable, "-m", "asv", "run", "--skip-existing-commits", "--show-stderr"]
-    command += ["-b", history_regex(), "-a", f"rounds={rounds}"]
+    for regex in history_benchmark_regexes(devices):
+        command += ["-b", regex]
+    command += ["-a", f"rounds={rounds}", *SAMPLING]
     if machine:
         command += ["--machine", machine]
     return command + extra + [commits]
 
 
-def history_environment() -> dict[str, str]:
-    return {**os.environ, MEASURE_ONLY_VARIABLE: history_regex(), BUDGET_VARIABLE: "quick"}
+def history_environment(devices: tuple[str, ...]) -> dict[str, str]:
+    return {**os.environ, MEASURE_ONLY_VARIABLE: history_regex(devices), BUDGET_VARIABLE: "quick"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,13 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         "commits", nargs="?", default=f"{FIRST_MEASURABLE}^..main", help="git range (default: %(default)s)"
     )
     parser.add_argument("--machine", default=None, help="asv machine name (see benchmarks/asv_machine.py)")
-    parser.add_argument("--rounds", type=int, default=2, help="asv rounds per time_ benchmark (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=1, help="asv rounds per time_ benchmark (default: %(default)s)")
     args = parser.parse_args(own)
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: at least 1")
-    command = asv_run_command(args.machine, args.rounds, args.commits, extra)
+    devices = machine_devices()
+    command = asv_run_command(args.machine, args.rounds, devices, args.commits, extra)
     print("$", " ".join(command), flush=True)
-    return subprocess.run(command, cwd=REPO, env=history_environment()).returncode
+    return subprocess.run(command, cwd=REPO, env=history_environment(devices)).returncode
 
 
 if __name__ == "__main__":

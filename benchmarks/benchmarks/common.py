@@ -102,9 +102,28 @@ def cells_regex(
     return r"\(" + ", ".join(one_of(values) for values in (adapters, devices, shapes, dtypes)) + r"\)"
 
 
-def history_regex() -> str:
-    """The parameter regex of the history grid (for asv's ``-b`` and ``XBACKEND_ASV_MEASURE_ONLY`` alike)."""
-    return cells_regex(HISTORY_ADAPTERS, DEVICES, FULL_SHAPE_CLASSES, HISTORY_DTYPES)
+# Figures a history cell cannot have are not asked for: each asked-for cell costs a
+# process start even to be skipped. Latency cells have no GB/s or floor; only the
+# JAX adapters compile ahead of time (measure.py's ``compile_s``).
+BANDWIDTH_SHAPE_CLASSES = tuple(c for c in FULL_SHAPE_CLASSES if c != "latency")
+HISTORY_COMPILING_ADAPTERS = ("jax-jit", "jax-auto")
+
+
+def history_regex(devices: tuple[str, ...] = DEVICES) -> str:
+    """The parameter regex of the history grid on ``devices`` (for ``XBACKEND_ASV_MEASURE_ONLY``)."""
+    return cells_regex(HISTORY_ADAPTERS, devices, FULL_SHAPE_CLASSES, HISTORY_DTYPES)
+
+
+def history_benchmark_regexes(devices: tuple[str, ...] = DEVICES) -> list[str]:
+    """asv ``-b`` regexes selecting the history grid's benchmarks and cells on ``devices``."""
+    every_cell = history_regex(devices)
+    bandwidth = cells_regex(HISTORY_ADAPTERS, devices, BANDWIDTH_SHAPE_CLASSES, HISTORY_DTYPES)
+    compiled = cells_regex(HISTORY_COMPILING_ADAPTERS, devices, FULL_SHAPE_CLASSES, HISTORY_DTYPES)
+    return [
+        r"\.(time_mul_sum|track_seconds|track_extra_memory)" + every_cell,
+        r"\.(track_gbps|track_fraction_of_floor)" + bandwidth,
+        r"\.track_compile_seconds" + compiled,
+    ]
 
 
 def grid_name() -> str:

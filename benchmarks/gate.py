@@ -1,0 +1,159 @@
+"""The regression gate: ``asv continuous`` per group of shape classes, each with the factor its noise allows.
+
+    python benchmarks/gate.py BASE HEAD [--machine NAME] [--adapters A,B] [--classes C,D] [-- ASV OPTIONS]
+
+Exit status: 0 when no cell got slower than its group's factor, 1 when one did
+(the cells are named), 2 when asv itself failed (a build, a benchmark error).
+
+Why groups: on this project's shared 2-vCPU VMs the level of a cell moves from one
+process to the next (CPU placement, frequency, a neighbour's load). A microsecond
+cell (latency, 3 x 4) measures mostly Python and dispatch overhead and has moved by
+1.75x between two builds of the same code: one factor for every cell cries wolf
+there or misses 20% regressions on the bandwidth cells. Each group runs with its
+own factor and enough interleaved rounds (processes) for the process-to-process
+spread to show up in the Mann-Whitney test rather than look like a change.
+
+Only ``TimeMulSum.time_mul_sum`` is gated. asv compares ``track_`` figures by the
+factor alone and takes a larger value as worse, which is wrong for GB/s and the
+fraction of the floor; they stay on the dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from benchmarks.common import DEVICES, FULL_SHAPE_CLASSES, HISTORY_ADAPTERS, cells_regex  # noqa: E402
+
+GATED_BENCHMARK = r"TimeMulSum\.time_mul_sum"
+GATED_DTYPES = ("float32",)
+
+
+@dataclass(frozen=True)
+class GateGroup:
+    """Shape classes gated together: ``asv continuous --factor factor -a rounds=rounds``."""
+
+    name: str
+    shape_classes: tuple[str, ...]
+    factor: float
+    rounds: int
+
+
+GATE_GROUPS = (
+    # Streaming reads of 64-128 MB: a process's level moves by 10-20% on a shared VM.
+    GateGroup("bandwidth", ("square", "tall-skinny", "short-wide", "column"), factor=1.25, rounds=4),
+    # A few microseconds of Python per call: levels move by up to 2x between processes.
+    GateGroup("latency", ("latency",), factor=2.0, rounds=8),
+)
+# asv continuous marks a cell that got slower with "+" and one that started failing
+# with "!" in its table.
+_WORSE_ROW = re.compile(r"^\s*[+!]\s+.*$", re.M)
+
+
+@dataclass(frozen=True)
+class GroupVerdict:
+    group: GateGroup
+    returncode: int
+    regressions: tuple[str, ...]
+    seconds: float
+
+    @property
+    def regressed(self) -> bool:
+        return self.returncode != 0 and bool(self.regressions)
+
+
+def continuous_command(
+    group: GateGroup,
+    base: str,
+    head: str,
+    adapters: tuple[str, ...],
+    classes: tuple[str, ...],
+    machine: str | None,
+    extra: list[str],
+) -> list[str]:
+    cells = cells_regex(adapters, DEVICES, classes, GATED_DTYPES)
+    command = [sys.executable, "-m", "asv", "continuous", "--factor", str(group.factor), "--interleave-rounds"]
+    command += ["-a", f"rounds={group.rounds}", "--split", "--show-stderr", "-b", GATED_BENCHMARK + cells]
+    if machine:
+        command += ["--machine", machine]
+    return command + extra + [base, head]
+
+
+def run_group(command: list[str], group: GateGroup) -> GroupVerdict:
+    print(f"$ {' '.join(command)}", flush=True)
+    started = time.perf_counter()
+    process = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    sys.stdout.write(process.stdout)
+    sys.stderr.write(process.stderr)
+    regressions = tuple(" ".join(row.split()) for row in _WORSE_ROW.findall(process.stdout))
+    return GroupVerdict(group, process.returncode, regressions, seconds)
+
+
+def _names(text: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = sorted(set(names) - set(known))
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"{text!r}: {what} must be a comma-separated subset of {', '.join(known)}")
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("base", help="the commit to compare against, e.g. main")
+    parser.add_argument("head", help="the commit under test, e.g. HEAD")
+    parser.add_argument("--machine", default=None, help="asv machine name (see benchmarks/asv_machine.py)")
+    parser.add_argument(
+        "--adapters",
+        type=lambda text: _names(text, HISTORY_ADAPTERS, "--adapters"),
+        default=HISTORY_ADAPTERS,
+        help="gated adapters (default: the history grid's)",
+    )
+    parser.add_argument(
+        "--classes",
+        type=lambda text: _names(text, FULL_SHAPE_CLASSES, "--classes"),
+        default=FULL_SHAPE_CLASSES,
+        help="gated shape classes (default: all)",
+    )
+    args = parser.parse_args(own)
+    verdicts = []
+    for group in GATE_GROUPS:
+        classes = tuple(c for c in group.shape_classes if c in args.classes)
+        if classes:
+            command = continuous_command(group, args.base, args.head, args.adapters, classes, args.machine, extra)
+            verdicts.append(run_group(command, group))
+    return report(verdicts)
+
+
+def report(verdicts: list[GroupVerdict]) -> int:
+    print("\ngate:")
+    status = 0
+    for verdict in verdicts:
+        group = verdict.group
+        if verdict.regressed:
+            outcome, status = f"SLOWER by more than {group.factor}x", max(status, 1)
+        elif verdict.returncode != 0:
+            outcome, status = f"asv failed (exit {verdict.returncode})", 2
+        else:
+            outcome = f"no cell slower by more than {group.factor}x"
+        print(
+            f"  {group.name} ({', '.join(group.shape_classes)}; {group.rounds} rounds): {outcome} [{verdict.seconds:.0f} s]"
+        )
+        for row in verdict.regressions:
+            print(f"    {row}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
