@@ -53,9 +53,9 @@ GATE_GROUPS = (
     # A few microseconds of Python per call: levels move by up to 2x between processes.
     GateGroup("latency", ("latency",), factor=2.0, rounds=8),
 )
-# asv continuous marks a cell that got slower with "+" and one that started failing
-# with "!" in its table.
-_WORSE_ROW = re.compile(r"^\s*[+!]\s+.*$", re.M)
+# asv continuous prints GitHub-style tables and marks a cell that got slower with
+# "+", one that started failing with "!", in the first column.
+_WORSE_ROW = re.compile(r"^\|\s*[+!]\s*\|.*$", re.M)
 
 
 @dataclass(frozen=True)

@@ -173,3 +173,109 @@ def test_curate_refuses_results_of_other_hardware_under_a_curated_name(tmp_path:
     ):
         curate.check_same_hardware(new, curated)
     curate.check_same_hardware(new, tmp_path / "absent.json")  # nothing curated yet: accepted
+
+
+def _selected(regexes: list[str]) -> set[tuple[str, ...]]:
+    """(benchmark, adapter, device, shape, dtype) of the full grid that asv's ``-b`` with ``regexes`` runs."""
+    import itertools
+    import re
+
+    chosen = set()
+    for benchmark in BENCHMARKS:
+        for cell in itertools.product(*common.grid_params("full")):
+            name = f"{benchmark}({', '.join(map(repr, cell))})"  # as asv names a parameter set
+            if any(re.search(regex, name) for regex in regexes):
+                chosen.add((benchmark.rsplit(".", 1)[1], *cell))
+    return chosen
+
+
+def test_history_selection_is_the_history_grid():
+    chosen = _selected(common.history_benchmark_regexes(("cpu",)))
+    history_cells = {
+        (adapter, "cpu", shape, "float32") for adapter in common.HISTORY_ADAPTERS for shape in common.FULL_SHAPE_CLASSES
+    }
+    assert {c[1:] for c in chosen if c[0] == "time_mul_sum"} == history_cells
+    assert {c[1:] for c in chosen if c[0] == "track_extra_memory"} == history_cells
+    # No GB/s or floor asked of a latency cell, no compile time of a strategy that does not compile.
+    assert {c[1:] for c in chosen if c[0] == "track_gbps"} == {c for c in history_cells if c[2] != "latency"}
+    assert {c[1] for c in chosen if c[0] == "track_compile_seconds"} == set(common.HISTORY_COMPILING_ADAPTERS)
+    # 'numpy' must not select 'numpy-threads' or 'numpy-auto' by prefix.
+    assert not {c for c in chosen if c[1] not in common.HISTORY_ADAPTERS}
+    on_gpu = _selected(common.history_benchmark_regexes(common.DEVICES))
+    assert {c[2] for c in on_gpu} == {"cpu", "cuda"} and len(on_gpu) == 2 * len(chosen)
+
+
+def test_measure_only_matches_cells_as_asv_b_does(monkeypatch):
+    monkeypatch.setenv(common.MEASURE_ONLY_VARIABLE, common.history_regex(("cpu",)))
+    assert common.measured(("numpy", "cpu", "square", "float32"))
+    assert not common.measured(("numpy-threads", "cpu", "square", "float32"))
+    assert not common.measured(("numpy", "cuda", "square", "float32"))
+    assert not common.measured(("numpy", "cpu", "square", "bfloat16"))
+    monkeypatch.setenv(common.MEASURE_ONLY_VARIABLE, "'cuda'")  # a bare parameter regex still works
+    assert common.measured(("torch-eager", "cuda", "column", "float64"))
+    assert not common.measured(("torch-eager", "cpu", "column", "float64"))
+
+
+# What asv continuous 0.6.6 prints with --split when one cell got slower (abridged).
+CONTINUOUS_OUTPUT = """
+Benchmarks that have got worse:
+
+| Change   | Before [1111aaaa]    | After [2222bbbb]    |   Ratio | Benchmark (Parameter)                                                            |
+|----------|----------------------|---------------------|---------|----------------------------------------------------------------------------------|
+| +        | 9.80±0.3ms           | 31.2±0.8ms          |    3.18 | bench_mul_sum.TimeMulSum.time_mul_sum('numpy', 'cpu', 'square', 'float32')      |
+
+Benchmarks that have stayed the same:
+
+| Change   | Before [1111aaaa]    | After [2222bbbb]    |   Ratio | Benchmark (Parameter)                                                            |
+|----------|----------------------|---------------------|---------|----------------------------------------------------------------------------------|
+|          | 31.5±2μs             | 18.1±1μs            |   ~0.57 | bench_mul_sum.TimeMulSum.time_mul_sum('numpy', 'cpu', 'latency', 'float32')     |
+
+SOME BENCHMARKS HAVE CHANGED SIGNIFICANTLY.
+PERFORMANCE DECREASED.
+"""
+
+
+def _gate_module():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import gate
+
+    return gate
+
+
+def test_gate_names_the_slower_cell_and_fails(monkeypatch, capsys):
+    import subprocess
+
+    gate = _gate_module()
+
+    def fake_asv(command, **kwargs):
+        slower = "square" in " ".join(command)
+        return subprocess.CompletedProcess(command, int(slower), CONTINUOUS_OUTPUT if slower else "", "")
+
+    monkeypatch.setattr(gate.subprocess, "run", fake_asv)
+    assert gate.main(["main", "HEAD", "--adapters", "numpy", "--classes", "square,latency"]) == 1
+    summary = capsys.readouterr().out.split("\ngate:", 1)[1]
+    assert "bandwidth (square, tall-skinny, short-wide, column; 4 rounds): SLOWER by more than 1.25x" in summary
+    assert "time_mul_sum('numpy', 'cpu', 'square', 'float32')" in summary
+    assert "'latency'" not in summary  # the unchanged, noisy cell is not named
+
+
+def test_gate_passes_quiet_runs_and_reports_asv_failures(monkeypatch):
+    import subprocess
+
+    gate = _gate_module()
+    outcomes = iter([(0, "BENCHMARKS NOT SIGNIFICANTLY CHANGED."), (1, "asv: build failed")])
+    monkeypatch.setattr(
+        gate.subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(command, *next(outcomes), "")
+    )
+    assert gate.main(["main", "HEAD"]) == 2  # latency group: asv exited 1 with no slower cell
+
+
+def test_gate_commands_use_each_groups_factor_and_rounds():
+    gate = _gate_module()
+    latency = next(group for group in gate.GATE_GROUPS if "latency" in group.shape_classes)
+    command = gate.continuous_command(latency, "main", "HEAD", ("numpy",), ("latency",), "m", [])
+    assert command[command.index("--factor") + 1] == str(latency.factor)
+    assert f"rounds={latency.rounds}" in command and command[-2:] == ["main", "HEAD"]
+    # Every shape class is gated exactly once.
+    gated = [c for group in gate.GATE_GROUPS for c in group.shape_classes]
+    assert sorted(gated) == sorted(common.FULL_SHAPE_CLASSES)
