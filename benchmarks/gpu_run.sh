@@ -12,6 +12,13 @@
 #   PYTHON      the Python with the frameworks (default: python3)
 #   DEADLINE_S  the whole pass's time limit in seconds (default 420)
 #   WORKERS     pytest-xdist workers for the GPU tests when xdist is installed (default 8)
+#   STEPS       which steps run, comma-separated (default tests,compare,host,asv): a
+#               device session of a few minutes can split the pass over two calls
+#
+# The asv step records the history grid's GPU cells of this commit in this Python
+# (benchmarks/history.py --existing): asv is not on the GPU machine, so carry its
+# wheels (.whl/, see .whl/README.txt) and put them on PYTHONPATH; without asv the
+# step is skipped. Its results come back as OUT/asv-results.tgz for curate.py.
 #
 # Then, on the machine that keeps the repository: copy OUT_DIR/compare-*.json to
 # docs/results/, `xbackend select --from ... --out xbackend/selection.json`, and
@@ -29,7 +36,9 @@ export PYTHONUNBUFFERED=1
 # JAX would otherwise take 75% of GPU memory at start, starving torch and CuPy in the same process.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 
+STEPS=",${STEPS:-tests,compare,host,asv},"
 left() { echo $((DEADLINE - (SECONDS - START))); }
+wanted() { [[ "$STEPS" == *",$1,"* ]]; }
 
 step() {  # step NAME LIMIT_S COMMAND...: run within min(LIMIT_S, time left), log to OUT/steps.log
     local name=$1 limit=$2
@@ -81,22 +90,42 @@ PARALLEL=()
 "$PYTHON" -c "import xdist" 2>/dev/null && PARALLEL=(-n "${WORKERS:-8}")
 TIMEOUT_OPT=()
 "$PYTHON" -c "import pytest_timeout" 2>/dev/null && TIMEOUT_OPT=(--timeout=120)
-XBACKEND_EXAMPLES=${XBACKEND_EXAMPLES:-10} step gpu-tests 150 \
-    "$PYTHON" -m pytest -m gpu "${PARALLEL[@]}" "${TIMEOUT_OPT[@]}" -p no:cacheprovider -q -rfE --durations=10 \
-    --junitxml="$OUT/gpu-tests.xml" tests >"$OUT/gpu-tests.log" 2>&1
-tail -n 15 "$OUT/gpu-tests.log"
+if wanted tests; then
+    XBACKEND_EXAMPLES=${XBACKEND_EXAMPLES:-10} step gpu-tests 150 \
+        "$PYTHON" -m pytest -m gpu "${PARALLEL[@]}" "${TIMEOUT_OPT[@]}" -p no:cacheprovider -q -rfE --durations=10 \
+        tests >"$OUT/gpu-tests.log" 2>&1
+    tail -n 15 "$OUT/gpu-tests.log"
+fi
 
 # -- 2. the comparison report on the GPU, one dtype per run (a run killed by its limit keeps the other) --
-for dtype in float32 bfloat16; do
-    step "compare-gpu-$dtype" 130 "$PYTHON" -m xbackend compare --quick --large --devices cuda,gpu --dtypes "$dtype" \
-        --json "$OUT/compare-gpu-$dtype.json" >>"$OUT/compare.log" 2>&1
-done
-grep -E "^(==|  [a-z])|fastest|floor:" "$OUT/compare.log" | tail -n 30
+if wanted compare; then
+    for dtype in float32 bfloat16; do
+        step "compare-gpu-$dtype" 130 "$PYTHON" -m xbackend compare --quick --large --devices cuda,gpu \
+            --dtypes "$dtype" --json "$OUT/compare-gpu-$dtype.json" >>"$OUT/compare.log" 2>&1
+    done
+    grep -E "^(==|  [a-z])|fastest|floor:" "$OUT/compare.log" | tail -n 30
+fi
 
-# -- 3. the same on the host's cores: what mul_sum picks there, against the CPU floor ------
-step compare-host 60 "$PYTHON" -m xbackend compare --quick --devices cpu \
-    --adapters numpy,numpy-auto,torch-eager,torch-auto,jax-jit,jax-auto --json "$OUT/compare-host.json" \
-    >>"$OUT/compare.log" 2>&1
+# -- 3. the same on the host's cores, with thread scaling: what mul_sum picks there ------
+if wanted host; then
+    step compare-host 90 "$PYTHON" -m xbackend compare --quick --devices cpu --scaling \
+        --adapters numpy,numpy-auto,torch-eager,torch-auto,jax-jit,jax-auto --json "$OUT/compare-host.json" \
+        >>"$OUT/compare.log" 2>&1
+fi
+
+# -- 4. the asv history grid's GPU cells of this commit ------------------------------------
+if wanted asv; then
+    if "$PYTHON" -c "import asv, asv_runner" 2>/dev/null; then
+        "$PYTHON" benchmarks/asv_machine.py --frameworks >>"$OUT/machine.txt" 2>&1
+        MACHINE=$(sed -n 's/^machine: //p' "$OUT/machine.txt" | tail -n 1)
+        step asv-history 240 "$PYTHON" benchmarks/history.py --existing --devices cuda --machine "$MACHINE" \
+            >>"$OUT/compare.log" 2>&1
+        tar -czf "$OUT/asv-results.tgz" -C .asv/results . 2>>"$OUT/compare.log"
+        tail -n 5 "$OUT/compare.log"
+    else
+        echo "== asv-history: skipped, asv is not importable (carry .whl/ and set PYTHONPATH)" | tee -a "$OUT/steps.log"
+    fi
+fi
 
 echo "== done in $((SECONDS - START))s (deadline ${DEADLINE}s); outputs in $OUT:"
 ls -l "$OUT"

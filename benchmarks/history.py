@@ -1,6 +1,7 @@
 """Record the performance history: the history grid of a commit range, built and measured by asv.
 
     python benchmarks/history.py [--machine NAME] [--rounds N] [RANGE] [-- ASV RUN OPTIONS]
+    python benchmarks/history.py --existing [--machine NAME]   # this commit, in this Python
 
 RANGE is a git range as ``asv run`` takes it (default: ``FIRST_MEASURABLE..main``,
 every commit of main that has the measurement API the suite calls). Commits that
@@ -51,16 +52,27 @@ def machine_devices() -> tuple[str, ...]:
     return DEVICES if shutil.which("nvidia-smi") else ("cpu",)
 
 
+def _devices(text: str) -> tuple[str, ...]:
+    devices = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not devices or set(devices) - set(DEVICES):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a comma-separated subset of {', '.join(DEVICES)}")
+    return devices
+
+
 def asv_run_command(
-    machine: str | None, rounds: int, devices: tuple[str, ...], commits: str, extra: list[str]
+    machine: str | None, rounds: int, devices: tuple[str, ...], commits: str | None, extra: list[str]
 ) -> list[str]:
-    command = [sys.executable, "-m", "asv", "run", "--skip-existing-commits", "--show-stderr"]
+    """``asv run`` of the history grid: over ``commits``, or (None) in this Python for the checked-out commit."""
+    command = [sys.executable, "-m", "asv", "run", "--show-stderr"]
     for regex in history_benchmark_regexes(devices):
         command += ["-b", regex]
     command += ["-a", f"rounds={rounds}", *SAMPLING]
     if machine:
         command += ["--machine", machine]
-    return command + extra + [commits]
+    if commits is None:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, check=True, capture_output=True, text=True)
+        return command + ["-E", f"existing:{sys.executable}", "--set-commit-hash", head.stdout.strip(), *extra]
+    return command + ["--skip-existing-commits", *extra, commits]
 
 
 def history_environment(devices: tuple[str, ...]) -> dict[str, str]:
@@ -72,16 +84,28 @@ def main(argv: list[str] | None = None) -> int:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "commits", nargs="?", default=f"{FIRST_MEASURABLE}^..main", help="git range (default: %(default)s)"
-    )
+    parser.add_argument("commits", nargs="?", default=None, help=f"git range (default: {FIRST_MEASURABLE}^..main)")
     parser.add_argument("--machine", default=None, help="asv machine name (see benchmarks/asv_machine.py)")
     parser.add_argument("--rounds", type=int, default=1, help="asv rounds per time_ benchmark (default: %(default)s)")
+    parser.add_argument(
+        "--existing",
+        action="store_true",
+        help="measure the checked-out commit in this Python's packages (a machine with no network: the GPU pass)",
+    )
+    parser.add_argument(
+        "--devices",
+        type=_devices,
+        default=None,
+        help=f"comma-separated subset of {','.join(DEVICES)} (default: cuda too where nvidia-smi finds a GPU)",
+    )
     args = parser.parse_args(own)
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: at least 1")
-    devices = machine_devices()
-    command = asv_run_command(args.machine, args.rounds, devices, args.commits, extra)
+    if args.existing and args.commits is not None:
+        parser.error("--existing measures the checked-out commit: give no commit range")
+    devices = args.devices or machine_devices()
+    commits = None if args.existing else (args.commits or f"{FIRST_MEASURABLE}^..main")
+    command = asv_run_command(args.machine, args.rounds, devices, commits, extra)
     print("$", " ".join(command), flush=True)
     return subprocess.run(command, cwd=REPO, env=history_environment(devices)).returncode
 
