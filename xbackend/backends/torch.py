@@ -25,7 +25,7 @@ from ..core.dtypes import numpy_dtype
 from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan, plan_mul_sum
 from .base import Adapter, Library
-from .numpy import numpy_mul_sum
+from .numpy import threaded_mul_sum
 
 # torch-compile executables kept per adapter (least recently used evicted); only
 # inputs of 1 MiB and more compile, so churn over small shapes adds none.
@@ -254,26 +254,34 @@ class TorchEinsum(TorchAdapter):
 
 
 class TorchNumpy(TorchAdapter):
-    """``torch-numpy``: the NumPy strategy on zero-copy NumPy views of CPU tensors.
+    """``torch-numpy``: the numpy-threads strategy on zero-copy NumPy views of CPU tensors.
 
-    Fast because ``np.einsum`` streams both inputs once with no N x K temporary
-    (about 0.9 of the BLAS-dot floor on a 2-core CPU, single-threaded, since
-    memory bandwidth and not arithmetic is the limit), while ``torch.sum(a * b)``
-    writes and re-reads an N x K product and torch's einsum runs a batched
-    matmul of K tiny products. ``Tensor.numpy()`` and ``torch.from_numpy`` share
-    memory, so only the K-element result is new. CPU only. Autograd cannot see
-    a NumPy computation, so inputs that require grad (and torch.func or
+    Fast because ``np.einsum`` streams both inputs once with no N x K temporary,
+    while ``torch.sum(a * b)`` writes and re-reads an N x K product and torch's
+    einsum runs a batched matmul of K tiny products. One thread reads about half
+    of what the memory system gives two on a 2-vCPU VM, so blocks of rows (or
+    columns) run on torch's intra-op thread count (``torch.get_num_threads()``,
+    which follows ``OMP_NUM_THREADS`` and ``torch.set_num_threads``) in a Python
+    thread pool: ``np.einsum`` releases the GIL, and a pool whose threads take
+    blocks from one queue degrades gracefully when another process holds a core,
+    where torch's own OpenMP regions stall at every barrier.
+    ``Tensor.numpy()`` and ``torch.from_numpy`` share memory, so only the
+    K-element result (and T x K partial sums) is new. CPU only. Autograd cannot
+    see a NumPy computation, so inputs that require grad (and torch.func or
     torch.compile) get the eager formulation (``_transformed``).
     """
 
     name = "torch-numpy"
     devices = ("cpu",)
-    formulation = "np.einsum('i...,i...->...') on zero-copy NumPy views of the tensors (the numpy strategy), result wrapped by torch.from_numpy"
+    formulation = (
+        "np.einsum('i...,i...->...') on zero-copy NumPy views of the tensors in row (or column) blocks on "
+        "torch.get_num_threads() threads (the numpy-threads strategy), result wrapped by torch.from_numpy"
+    )
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
         if self._transformed(a, b):
             return self._eager(a, b, plan)
-        out = numpy_mul_sum(self.host_view(a), self.host_view(b), plan)
+        out = threaded_mul_sum(self.host_view(a), self.host_view(b), plan, self.torch.get_num_threads())
         return self._from_numpy(np.require(out, requirements="C"))
 
     def _from_numpy(self, host: np.ndarray) -> Any:
