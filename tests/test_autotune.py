@@ -160,3 +160,29 @@ def test_the_trial_costs_under_a_second_for_a_64_mib_input(capsys):
     assert entry["trial_s"] < 1.0 and first_call_s < 1.5
     with capsys.disabled():
         print(f"\n  autotune trial, numpy float32 4096x2048 (64 MiB): {entry['trial_s']:.3f} s; {choice.reason}")
+
+
+class Stalling(NumpyAdapter):
+    """A prior whose every call takes longer than a trial's whole budget allows for its rounds."""
+
+    name = "numpy-planted-stalling"
+
+    def _compute(self, a, b, plan):
+        time.sleep(0.4)
+        return super()._compute(a, b, plan)
+
+
+def test_a_prior_that_stalls_is_replaced_even_where_no_round_fits(monkeypatch):
+    monkeypatch.setattr(dispatch, "trial_candidates", lambda choice: ["numpy-planted-stalling", "numpy-planted-fast"])
+    with xbackend.registered(Stalling), xbackend.registered(Fast):
+        a, b = inputs()
+        start = time.perf_counter()
+        out = xbackend.mul_sum(a, b)
+        first_call_s = time.perf_counter() - start
+        choice = xbackend.choose(a, b)
+        assert choice.strategy == "numpy-planted-fast" and choice.source.startswith("trial"), choice
+        (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
+        assert entry["median_s"]["numpy-planted-stalling"] >= 0.4 > entry["median_s"]["numpy-planted-fast"]
+        # The stalled prior ran once (its first call), not once per round.
+        assert first_call_s < 0.4 * 2
+    assert_mul_sum_close(out, a, b)

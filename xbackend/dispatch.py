@@ -263,45 +263,31 @@ def _wants_trial(choice: Choice, plan: Plan, a: Any) -> bool:
 def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
     """Time ``trial_candidates(choice)`` on ``a``, ``b``; record and return the fastest that agrees with the prior.
 
-    Bounded by ``TRIAL_LIMIT_S``: the candidates' first calls are timed first,
-    and where the rounds could not fit in what is left, the prior stays (and
-    nothing is recorded, so a later, smaller call may try again).
+    Bounded by ``TRIAL_LIMIT_S``: no call starts once it is spent. Each
+    candidate's first call is timed first; one that took ``TRIAL_SLOW`` times
+    the fastest first call is out (a strategy that stalls on this machine, e.g.
+    many short OpenMP regions while another process holds a core: noise does
+    not make a call 3x slower, and keeping such a prior cost up to 100x). The
+    rest are timed in interleaved rounds, dropping any that falls ``TRIAL_SLOW``
+    times behind. Where no round fits, the first calls decide only against a
+    stalled prior: the prior stays unless it was dropped. A lone survivor wins.
     """
     names = trial_candidates(choice)
     if len(names) < 2:
         return choice
     start = time.perf_counter()
     adapters = {name: get_adapter(name, choice.device) for name in names}
-    reference, first = None, {}
-    for name, adapter in adapters.items():
-        try:
-            call_start = time.perf_counter()
-            out = adapter.mul_sum(a, b)
-            adapter.synchronize(out)
-            first[name] = time.perf_counter() - call_start
-            host = adapter.to_numpy(out)
-        except Exception:  # a candidate that fails here is simply not chosen
-            continue
-        if reference is None:
-            reference = host
-        elif not _agrees(host, reference, choice.dtype):
-            del first[name]
-    left = TRIAL_LIMIT_S - (time.perf_counter() - start)
-    # Each round costs each candidate at least two calls (time_mul_sum's first call and one sample).
-    if len(first) < 2 or sum(first.values()) * TRIAL_ROUNDS * 2 > left:
-        why = (
-            "fewer than two candidates ran" if len(first) < 2 else f"one call of each takes {sum(first.values()):.2g} s"
-        )
-        return replace(choice, reason=f"{choice.reason}; no trial: {why}")
-    share = left / (TRIAL_ROUNDS * len(first) * 2)
-    budget = Budget(warmup_s=0.0, measure_s=share, min_repeats=1, max_repeats=50)
-    samples: dict[str, list[float]] = {name: [] for name in first}
-    for _ in range(TRIAL_ROUNDS):
-        for name in first:
-            timing = time_mul_sum(adapters[name], a, b, budget=budget)
-            samples[name] += timing.samples_s
-    medians = {name: sorted(values)[len(values) // 2] for name, values in samples.items()}
-    winner = min(medians, key=lambda name: medians[name])
+    every_first = _first_calls(adapters, a, b, choice.dtype, start)
+    if not every_first:
+        return replace(choice, reason=f"{choice.reason}; no trial: no candidate ran")
+    first = _not_stalled(every_first)
+    medians = _rounds(adapters, first, a, b, start) if len(first) > 1 else {}
+    if not medians and len(first) > 1 and choice.strategy in first:
+        return replace(choice, reason=f"{choice.reason}; no trial: one call of each takes {sum(first.values()):.2g} s")
+    figures = medians or first  # no round fitted and the prior stalled: the fastest first call of the others
+    winner = min(figures, key=lambda name: figures[name])
+    # Every candidate's figure is kept: a dropped one's first call (or its rounds' median).
+    figures = every_first | figures
     entry = {
         "library": choice.library,
         "device": choice.device,
@@ -309,7 +295,7 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
         "shape_class": choice.shape_class,
         "strategy": winner,
         "shape": [int(n) for n in getattr(a, "shape", ())],
-        "median_s": dict(sorted(medians.items(), key=lambda item: item[1])),
+        "median_s": dict(sorted(figures.items(), key=lambda item: item[1])),
         "prior": choice.strategy,
         "trial_s": time.perf_counter() - start,
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -320,6 +306,60 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
     except OSError:  # a read-only cache: the choice holds for this process only
         pass
     return replace(choice, strategy=winner, source="trial in this process", reason=_trial_figures(entry))
+
+
+# A candidate this many times slower than the fastest (first call or median) is out of the trial.
+TRIAL_SLOW = 3.0
+
+
+def _first_calls(adapters: dict[str, Adapter], a: Any, b: Any, dtype: str, start: float) -> dict[str, float]:
+    """Seconds of each candidate's first call (the prior's first) whose result agrees with the prior's; none after the limit."""
+    reference, first = None, {}
+    for name, adapter in adapters.items():
+        if first and time.perf_counter() - start > TRIAL_LIMIT_S:
+            break
+        try:
+            call_start = time.perf_counter()
+            out = adapter.mul_sum(a, b)
+            adapter.synchronize(out)
+            seconds = time.perf_counter() - call_start
+            host = adapter.to_numpy(out)
+        except Exception:  # a candidate that fails here is simply not chosen
+            continue
+        if reference is None:
+            reference = host
+        elif not _agrees(host, reference, dtype):
+            continue
+        first[name] = seconds
+    return first
+
+
+def _not_stalled(seconds: dict[str, float]) -> dict[str, float]:
+    fastest = min(seconds.values(), default=0.0)
+    return {name: value for name, value in seconds.items() if value <= TRIAL_SLOW * fastest}
+
+
+def _rounds(adapters: dict[str, Adapter], first: dict[str, float], a: Any, b: Any, start: float) -> dict[str, float]:
+    """Median seconds per call of ``first``'s candidates over interleaved rounds; {} if not one round fits."""
+    left = TRIAL_LIMIT_S - (time.perf_counter() - start)
+    # Each round costs each candidate at least two calls (time_mul_sum's first call and one sample).
+    if len(first) < 2 or sum(first.values()) * TRIAL_ROUNDS * 2 > left:
+        return {}
+    share = left / (TRIAL_ROUNDS * len(first) * 2)
+    budget = Budget(warmup_s=0.0, measure_s=share, min_repeats=1, max_repeats=50)
+    samples: dict[str, list[float]] = {name: [] for name in first}
+    for _ in range(TRIAL_ROUNDS):
+        for name in list(samples):
+            if time.perf_counter() - start > TRIAL_LIMIT_S:
+                break
+            samples[name] += time_mul_sum(adapters[name], a, b, budget=budget).samples_s
+        # A candidate the limit cut off before its first sample is out, as is one that stalled.
+        samples = {name: samples[name] for name in _not_stalled(_medians(samples))}
+    return _medians(samples)
+
+
+def _medians(samples: dict[str, list[float]]) -> dict[str, float]:
+    return {name: sorted(values)[len(values) // 2] for name, values in samples.items() if values}
 
 
 def _agrees(got: Any, reference: Any, dtype: str) -> bool:
