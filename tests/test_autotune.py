@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -186,3 +187,43 @@ def test_a_prior_that_stalls_is_replaced_even_where_no_round_fits(monkeypatch):
         # The stalled prior ran once (its first call), not once per round.
         assert first_call_s < 0.4 * 2
     assert_mul_sum_close(out, a, b)
+
+
+class Sleeper(NumpyAdapter):
+    """A planted strategy whose calls take ``seconds`` longer than numpy's (class attribute)."""
+
+    seconds = 0.0
+
+    def _compute(self, a, b, plan):
+        time.sleep(self.seconds)
+        return super()._compute(a, b, plan)
+
+
+class Prior(Sleeper):
+    name = "numpy-planted-prior"
+    seconds = 0.040
+
+
+class SlightlyFaster(Sleeper):
+    name = "numpy-planted-slightly-faster"
+    seconds = 0.039  # 2-3% faster: within the trial's margin
+
+
+class ClearlyFaster(Sleeper):
+    name = "numpy-planted-clearly-faster"
+    seconds = 0.020
+
+
+@pytest.mark.parametrize(("rival", "expected"), [(SlightlyFaster, Prior.name), (ClearlyFaster, ClearlyFaster.name)])
+def test_the_prior_yields_only_to_a_clear_margin(monkeypatch, rival, expected):
+    monkeypatch.setattr(dispatch, "trial_candidates", lambda choice: [Prior.name, rival.name])
+    monkeypatch.setattr(dispatch, "choose_for", lambda *args: replace(_shipped(*args), strategy=Prior.name))
+    with xbackend.registered(Prior), xbackend.registered(rival):
+        a, b = inputs()
+        xbackend.mul_sum(a, b)
+        (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
+        assert entry["prior"] == Prior.name and set(entry["median_s"]) == {Prior.name, rival.name}
+        assert entry["strategy"] == expected, entry
+
+
+_shipped = dispatch.choose_for
