@@ -174,11 +174,6 @@ _MIN_ELEMENTS_PER_THREAD = 1 << 17
 # Column blocks (each thread owns a slice of the output, no partial sums) need
 # row segments this long to stream well; shorter ones go to row blocks.
 _MIN_COLUMN_BLOCK = 4096
-# Each thread's share is cut into this many blocks, taken in turn from the pool's
-# one queue: where another process holds a core, the threads that do run take over
-# its blocks, instead of the whole call waiting for one descheduled thread's half
-# (a block costs one einsum start, ~10 us, against milliseconds of streaming).
-_BLOCKS_PER_THREAD = 4
 
 
 def default_threads() -> int:
@@ -196,24 +191,24 @@ def default_threads() -> int:
 def threaded_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> np.ndarray:
     """The NumPy strategy split over ``threads`` threads (np.einsum releases the GIL); no N x K temporary.
 
-    Row blocks give each block a partial sum (B x K extra memory, then added);
+    Row blocks give each thread a partial sum (T x K extra memory, then added);
     where the kept axis is long (short-wide), column blocks along axis 1 give
-    each block its own slice of the output instead. There are up to
-    ``_BLOCKS_PER_THREAD`` blocks per thread, taken from one queue, so a busy
-    core slows the call by its share rather than stalling it. ``torch-numpy``
-    and ``jax-numpy`` run it on zero-copy views of their arrays.
+    each thread its own slice of the output instead. One block per thread: 4
+    per thread from one queue (meant to let a running thread take over a
+    descheduled one's share) measured no faster and up to 25% slower while
+    other processes kept both cores of a 2-vCPU VM busy; each block's hand-back
+    takes the GIL, which a descheduled thread may hold.
+    ``torch-numpy`` and ``jax-numpy`` run it on zero-copy views of their arrays.
     """
     a, b = broadcast_inputs(a, b, plan)
     total = max(1, math.prod(plan.full_shape))
     threads = max(1, min(threads, total // _MIN_ELEMENTS_PER_THREAD))
-    blocks = max(threads, min(threads * _BLOCKS_PER_THREAD, total // _MIN_ELEMENTS_PER_THREAD))
     if threads == 1:
         out = _block_sum(a, b, plan)
     elif _column_blocks(plan, threads):
-        columns = max(threads, min(blocks, math.prod(plan.full_shape[1:]) // _MIN_COLUMN_BLOCK))
-        out = _by_column_blocks(a, b, plan, threads, columns)
+        out = _by_column_blocks(a, b, plan, threads)
     else:
-        out = _by_row_blocks(a, b, plan, threads, blocks)
+        out = _by_row_blocks(a, b, plan, threads)
     return np.asarray(out).astype(numpy_dtype(plan.out_dtype), copy=False)
 
 
@@ -228,22 +223,22 @@ def _bounds(size: int, parts: int) -> list[tuple[int, int]]:
     return [(int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
 
 
-def _by_row_blocks(a: np.ndarray, b: np.ndarray, plan: Plan, threads: int, blocks: int) -> np.ndarray:
-    """``blocks`` row blocks on ``threads`` threads, one partial sum each (``blocks`` x K extra), added."""
-    bounds = _bounds(plan.n, blocks)
+def _by_row_blocks(a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> np.ndarray:
+    """One row block per thread, one partial sum each (T x K extra), added."""
+    bounds = _bounds(plan.n, threads)
     partials = _pool(threads).map(lambda rows: _block_sum(a[rows[0] : rows[1]], b[rows[0] : rows[1]], plan), bounds)
     return functools.reduce(np.add, partials)
 
 
-def _by_column_blocks(a: np.ndarray, b: np.ndarray, plan: Plan, threads: int, blocks: int) -> np.ndarray:
-    """``blocks`` slices of axis 1 on ``threads`` threads, each summed into its own slice of the output."""
+def _by_column_blocks(a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> np.ndarray:
+    """One slice of axis 1 per thread, each summed into its own slice of the output."""
     out = np.empty(plan.out_shape, dtype=numpy_dtype(plan.acc_dtype))
 
     def fill(columns: tuple[int, int]) -> None:
         lo, hi = columns
         out[lo:hi] = _block_sum(a[:, lo:hi], b[:, lo:hi], plan)
 
-    list(_pool(threads).map(fill, _bounds(plan.full_shape[1], blocks)))
+    list(_pool(threads).map(fill, _bounds(plan.full_shape[1], threads)))
     return out
 
 

@@ -262,9 +262,9 @@ class TorchNumpy(TorchAdapter):
     of what the memory system gives two on a 2-vCPU VM, so blocks of rows (or
     columns) run on torch's intra-op thread count (``torch.get_num_threads()``,
     which follows ``OMP_NUM_THREADS`` and ``torch.set_num_threads``) in a Python
-    thread pool: ``np.einsum`` releases the GIL, and a pool whose threads take
-    blocks from one queue degrades gracefully when another process holds a core,
-    where torch's own OpenMP regions stall at every barrier.
+    thread pool (``np.einsum`` releases the GIL): one block per thread and one
+    hand-off per call, where ``torch-blocked``'s many short OpenMP regions each
+    wait at a barrier for a thread that another process may have descheduled.
     ``Tensor.numpy()`` and ``torch.from_numpy`` share memory, so only the
     K-element result (and T x K partial sums) is new. CPU only. Autograd cannot
     see a NumPy computation, so inputs that require grad (and torch.func or
