@@ -184,8 +184,8 @@ def test_a_prior_that_stalls_is_replaced_even_where_no_round_fits(monkeypatch):
         assert choice.strategy == "numpy-planted-fast" and choice.source.startswith("trial"), choice
         (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
         assert entry["median_s"]["numpy-planted-stalling"] >= 0.4 > entry["median_s"]["numpy-planted-fast"]
-        # The stalled prior ran once (its first call), not once per round.
-        assert first_call_s < 0.4 * 2
+        # The stalled prior ran twice (its first call, then once more to tell a stall from a spike), not in rounds.
+        assert first_call_s < 0.4 * 3
     assert_mul_sum_close(out, a, b)
 
 
