@@ -227,3 +227,27 @@ def test_the_prior_yields_only_to_a_clear_margin(monkeypatch, rival, expected):
 
 
 _shipped = dispatch.choose_for
+
+
+class Quick(Sleeper):
+    name = "numpy-planted-quick"
+    seconds = 0.030
+
+
+class Slowish(Sleeper):
+    name = "numpy-planted-slowish"
+    seconds = 0.080  # under TRIAL_SLOW x Quick: not a stall
+
+
+def test_where_time_is_short_the_slowest_candidate_sits_the_rounds_out(monkeypatch):
+    names = [Prior.name, Slowish.name, Quick.name]
+    monkeypatch.setattr(dispatch, "trial_candidates", lambda choice: names)
+    monkeypatch.setattr(dispatch, "choose_for", lambda *args: replace(_shipped(*args), strategy=Prior.name))
+    # First calls take ~0.16 s, leaving ~0.44 s: rounds of all three need ~0.64 s, of the prior and Quick ~0.3 s.
+    monkeypatch.setattr(dispatch, "TRIAL_LIMIT_S", 0.6)
+    with xbackend.registered(Prior), xbackend.registered(Slowish), xbackend.registered(Quick):
+        a, b = inputs()
+        xbackend.mul_sum(a, b)
+        (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
+        assert entry["strategy"] == Quick.name and set(entry["median_s"]) == set(names), entry
+        assert entry["trial_s"] < dispatch.TRIAL_LIMIT_S + 0.2

@@ -274,9 +274,10 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
     that stalls on this machine, e.g. many short OpenMP regions while another
     process holds a core (keeping such a prior cost up to 100x). The rest are
     timed in interleaved rounds, dropping any that falls ``TRIAL_SLOW`` times
-    behind. Where no round fits, the first calls decide only against a
-    stalled prior: the prior stays unless it was dropped. A lone survivor wins;
-    otherwise the prior yields only to a median ``TRIAL_MARGIN`` lower than its own.
+    behind; where time is short, the slowest first calls sit the rounds out.
+    Where no round fits, the first calls decide only against a stalled prior:
+    the prior stays unless it was dropped. A lone survivor wins; otherwise the
+    prior yields only to a median ``TRIAL_MARGIN`` lower than its own.
     """
     names = trial_candidates(choice)
     if len(names) < 2:
@@ -377,14 +378,21 @@ def _not_stalled(seconds: dict[str, float]) -> dict[str, float]:
 
 
 def _rounds(adapters: dict[str, Adapter], first: dict[str, float], a: Any, b: Any, start: float) -> dict[str, float]:
-    """Median seconds per call of ``first``'s candidates over interleaved rounds; {} if not one round fits."""
+    """Median seconds per call over interleaved rounds of the first of ``first`` (the prior) and the
+    others fastest first, as many as the time left allows; {} where not two fit."""
     left = TRIAL_LIMIT_S - (time.perf_counter() - start)
-    # Each round costs each candidate at least two calls (time_mul_sum's first call and one sample).
-    if len(first) < 2 or sum(first.values()) * TRIAL_ROUNDS * 2 > left:
+    leader, *others = first
+    fit = {leader: first[leader]}
+    for name in sorted(others, key=lambda name: first[name]):
+        # Each round costs each candidate at least two calls (time_mul_sum's first call and one sample).
+        if (sum(fit.values()) + first[name]) * TRIAL_ROUNDS * 2 > left:
+            break
+        fit[name] = first[name]
+    if len(fit) < 2:
         return {}
-    share = left / (TRIAL_ROUNDS * len(first) * 2)
+    share = left / (TRIAL_ROUNDS * len(fit) * 2)
     budget = Budget(warmup_s=0.0, measure_s=share, min_repeats=1, max_repeats=50)
-    samples: dict[str, list[float]] = {name: [] for name in first}
+    samples: dict[str, list[float]] = {name: [] for name in fit}
     for _ in range(TRIAL_ROUNDS):
         for name in list(samples):
             if time.perf_counter() - start > TRIAL_LIMIT_S:
