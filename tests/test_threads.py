@@ -80,3 +80,41 @@ def test_thread_count_respects_omp_num_threads(monkeypatch):
 def test_fixed_threads_are_reported():
     adapter = _adapter(3)
     assert adapter.thread_report()["numpy-threads"].startswith("3 threads")
+
+
+def _pools_used(monkeypatch) -> list[int]:
+    """Thread counts of the pools numpy-threads' blocks run on, recorded from here on."""
+    used: list[int] = []
+    pool = numpy_backend._pool
+    monkeypatch.setattr(numpy_backend, "_pool", lambda threads: used.append(threads) or pool(threads))
+    return used
+
+
+def test_torch_numpy_runs_on_torchs_thread_count(monkeypatch):
+    torch = pytest.importorskip("torch")
+    used = _pools_used(monkeypatch)
+    a, b = host_inputs((300_000, 8), "float32", seed=11)
+    adapter = get_adapter("torch-numpy")
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        out = adapter.mul_sum(torch.from_numpy(a), torch.from_numpy(b))
+    finally:
+        torch.set_num_threads(saved)
+    assert used == [3]
+    assert_mul_sum_close(out.numpy(), a, b)
+
+
+def test_jax_numpy_runs_on_the_fixed_thread_count(monkeypatch):
+    jnp = pytest.importorskip("jax.numpy")
+    used = _pools_used(monkeypatch)
+    a, b = host_inputs((8, 100_000), "float32", seed=12)
+    adapter = get_adapter("jax-numpy")
+    saved = adapter.threads
+    try:
+        adapter.fix_cpu_threads(3)
+        out = adapter.mul_sum(jnp.asarray(a), jnp.asarray(b))
+    finally:
+        adapter.threads = saved
+    assert used == [3]
+    assert_mul_sum_close(np.asarray(out), a, b)

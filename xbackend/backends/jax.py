@@ -23,7 +23,7 @@ from ..core.errors import UnsupportedDtypeError
 from ..core.probes import HostTimer, MemoryUse, Timer, cpu_count, gpu_l2_cache_bytes
 from ..core.semantics import Plan
 from .base import Adapter, Library
-from .numpy import numpy_mul_sum
+from .numpy import default_threads, threaded_mul_sum
 
 # Compiled executables kept per JAX adapter (least recently used evicted). A small
 # executable costs 1-2 MiB of host memory (jax-rows unrolls up to 64 rows), so 64
@@ -401,25 +401,37 @@ class JaxRows(JaxJit):
 
 
 class JaxNumpy(JaxAdapter):
-    """``jax-numpy``: the NumPy strategy on zero-copy NumPy views of CPU JAX arrays.
+    """``jax-numpy``: the numpy-threads strategy on zero-copy NumPy views of CPU JAX arrays.
 
     On the CPU a JAX array's buffer is host memory and ``np.asarray`` views it
-    without a copy, so ``np.einsum``'s single streaming pass (about 0.9 of the
-    BLAS-dot floor on a 2-core CPU) replaces XLA:CPU's reduction, which is slow
-    on short-wide shapes. Only the K-element result is copied back into JAX
-    (``jax.device_put``). CPU only. A tracer has no buffer to view, so inside
-    ``jax.jit``, ``grad`` or ``vmap`` it runs jax-jit's formulation, traced.
+    without a copy, so ``np.einsum``'s single streaming pass, in row (or column)
+    blocks on every allowed core (``default_threads``: the affinity mask capped
+    by ``OMP_NUM_THREADS``; ``fix_cpu_threads`` overrides it), replaces XLA:CPU's
+    reduction, which is slow on short-wide and column shapes. Only the K-element
+    result is copied back into JAX (``jax.device_put``). CPU only. A tracer has
+    no buffer to view, so inside ``jax.jit``, ``grad`` or ``vmap`` it runs
+    jax-jit's formulation, traced.
     """
 
     name = "jax-numpy"
     devices = ("cpu",)
-    formulation = "np.einsum('i...,i...->...') on zero-copy NumPy views of the JAX arrays (the numpy strategy), result device_put back"
+    formulation = (
+        "np.einsum('i...,i...->...') on zero-copy NumPy views of the JAX arrays in row (or column) blocks on "
+        "every allowed core (the numpy-threads strategy), result device_put back"
+    )
+    # Its blocks run on xbackend's own pool, which the count bounds (XLA:CPU's does not run here).
+    honours_cpu_threads = True
+    # Set by fix_cpu_threads; None: default_threads().
+    threads: int | None = None
+
+    def fix_cpu_threads(self, threads: int) -> None:
+        self.threads = threads
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
-
         if is_tracer(a) or is_tracer(b):  # no buffer to view: jax-jit's formulation, traced
             return self._traced(plan)(a, b)
-        out = self.jax.device_put(numpy_mul_sum(self.host_view(a), self.host_view(b), plan), self._device)
+        threads = self.threads or default_threads()
+        out = self.jax.device_put(threaded_mul_sum(self.host_view(a), self.host_view(b), plan, threads), self._device)
         self._last_result = out
         return out
 

@@ -25,7 +25,7 @@ from ..core.dtypes import numpy_dtype
 from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan, plan_mul_sum
 from .base import Adapter, Library
-from .numpy import numpy_mul_sum
+from .numpy import threaded_mul_sum
 
 # torch-compile executables kept per adapter (least recently used evicted); only
 # inputs of 1 MiB and more compile, so churn over small shapes adds none.
@@ -254,26 +254,34 @@ class TorchEinsum(TorchAdapter):
 
 
 class TorchNumpy(TorchAdapter):
-    """``torch-numpy``: the NumPy strategy on zero-copy NumPy views of CPU tensors.
+    """``torch-numpy``: the numpy-threads strategy on zero-copy NumPy views of CPU tensors.
 
-    Fast because ``np.einsum`` streams both inputs once with no N x K temporary
-    (about 0.9 of the BLAS-dot floor on a 2-core CPU, single-threaded, since
-    memory bandwidth and not arithmetic is the limit), while ``torch.sum(a * b)``
-    writes and re-reads an N x K product and torch's einsum runs a batched
-    matmul of K tiny products. ``Tensor.numpy()`` and ``torch.from_numpy`` share
-    memory, so only the K-element result is new. CPU only. Autograd cannot see
-    a NumPy computation, so inputs that require grad (and torch.func or
+    Fast because ``np.einsum`` streams both inputs once with no N x K temporary,
+    while ``torch.sum(a * b)`` writes and re-reads an N x K product and torch's
+    einsum runs a batched matmul of K tiny products. One thread reads about half
+    of what the memory system gives two on a 2-vCPU VM, so blocks of rows (or
+    columns) run on torch's intra-op thread count (``torch.get_num_threads()``,
+    which follows ``OMP_NUM_THREADS`` and ``torch.set_num_threads``) in a Python
+    thread pool (``np.einsum`` releases the GIL): one block per thread and one
+    hand-off per call, where ``torch-blocked``'s many short OpenMP regions each
+    wait at a barrier for a thread that another process may have descheduled.
+    ``Tensor.numpy()`` and ``torch.from_numpy`` share memory, so only the
+    K-element result (and T x K partial sums) is new. CPU only. Autograd cannot
+    see a NumPy computation, so inputs that require grad (and torch.func or
     torch.compile) get the eager formulation (``_transformed``).
     """
 
     name = "torch-numpy"
     devices = ("cpu",)
-    formulation = "np.einsum('i...,i...->...') on zero-copy NumPy views of the tensors (the numpy strategy), result wrapped by torch.from_numpy"
+    formulation = (
+        "np.einsum('i...,i...->...') on zero-copy NumPy views of the tensors in row (or column) blocks on "
+        "torch.get_num_threads() threads (the numpy-threads strategy), result wrapped by torch.from_numpy"
+    )
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
         if self._transformed(a, b):
             return self._eager(a, b, plan)
-        out = numpy_mul_sum(self.host_view(a), self.host_view(b), plan)
+        out = threaded_mul_sum(self.host_view(a), self.host_view(b), plan, self.torch.get_num_threads())
         return self._from_numpy(np.require(out, requirements="C"))
 
     def _from_numpy(self, host: np.ndarray) -> Any:
@@ -287,8 +295,9 @@ class TorchBlocked(TorchAdapter):
 
     ``torch.sum(a * b, 0)`` writes the whole N x K product to memory and reads it
     back: three passes over N x K instead of two reads. Here each block of rows
-    is multiplied into one reused buffer of about ``BLOCK_BYTES`` (L2-sized, so
-    it never leaves the cache) and summed into a K-element accumulator in the
+    is multiplied into one reused buffer of ``_block_bytes()`` (at least
+    ``BLOCK_BYTES``; a sixteenth of the last-level cache on the CPU, a quarter of
+    the L2 on a GPU, so it never leaves the cache) and summed into a K-element accumulator in the
     accumulation dtype. Each block costs two or three ATen calls (a few
     microseconds each), so a block must carry enough rows to amortise them; very
     wide rows (K beyond the block) are split along K as well. Every layout works:
@@ -296,7 +305,7 @@ class TorchBlocked(TorchAdapter):
     """
 
     name = "torch-blocked"
-    formulation = "row blocks of ~BLOCK_BYTES: torch.mul(a[blk], b[blk], out=buf) (buf in the accumulation dtype); acc += buf.sum(0, dtype=<accumulation dtype>)"
+    formulation = "row blocks of ~LLC/16 (CPU) or L2/4 (GPU), at least BLOCK_BYTES: torch.mul(a[blk], b[blk], out=buf) (buf in the accumulation dtype); acc += buf.sum(0, dtype=<accumulation dtype>)"
     BLOCK_BYTES = 1 << 20
 
     def _block_bytes(self) -> int:
@@ -305,7 +314,12 @@ class TorchBlocked(TorchAdapter):
         # in cache with a few launches per call.
         if self.device == "cuda":
             return max(self.BLOCK_BYTES, (self.cache_bytes() or 0) // 4)
-        return self.BLOCK_BYTES
+        # On the CPU each ATen call is an OpenMP parallel region whose barrier
+        # waits a scheduler tick for a thread that another process descheduled:
+        # with 1 MiB blocks a 128 MiB input took 0.6-1.2 s a call on a busy
+        # 2-vCPU VM, with blocks of 1/16 of its 300 MiB last-level cache 64-114 ms.
+        # A sixteenth of the LLC still keeps the product's re-read in cache.
+        return max(self.BLOCK_BYTES, (self.cache_bytes() or 0) // 16)
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
         if self._transformed(a, b):  # out= kernels have no autograd
