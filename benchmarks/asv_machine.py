@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
+import platform
 import re
 import shutil
 import subprocess
@@ -98,16 +100,64 @@ def hardware_name(entry: dict[str, str]) -> str:
     return name if gpu in ("none", "", None) else f"{name}-{_slug(gpu)}"
 
 
+def machine_name(name: str) -> str:
+    """``name`` as an asv machine name: it becomes a folder of the results, so one plain path component."""
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name or name != name.strip():
+        raise argparse.ArgumentTypeError(
+            f"machine name {name!r}: give a non-empty name without slashes or surrounding spaces "
+            "(it becomes a folder of the results)"
+        )
+    return name
+
+
+def recorded_machines(path: Path | None = None) -> dict[str, dict]:
+    """The machines of ``~/.asv-machine.json`` (none when it is missing); ValueError naming a damaged file."""
+    path = Path(MachineCollection.get_machine_file_path()) if path is None else path
+    try:
+        document = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read {path} ({exc}): fix or remove it, then run benchmarks/asv_machine.py") from None
+    if not isinstance(document, dict) or not all(isinstance(v, dict) for k, v in document.items() if k != "version"):
+        raise ValueError(f"{path} is not asv's machine file (an object of machines): fix or remove it")
+    return {name: entry for name, entry in document.items() if name != "version"}
+
+
+def check_recorded(name: str | None) -> None:
+    """ValueError unless asv finds machine ``name`` (None: asv's default) without asking questions.
+
+    An unknown name makes ``asv run``/``continuous`` ask about the machine on the
+    terminal and record whatever is answered under that name: a typo would start
+    a new, empty history.
+    """
+    machines = recorded_machines()
+    known = ", ".join(sorted(machines)) or "none"
+    if name is None:
+        if len(machines) == 1 or platform.node() in machines:
+            return
+        raise ValueError(f"give --machine: asv cannot tell which recorded machine this is (recorded: {known})")
+    if name not in machines:
+        raise ValueError(
+            f"--machine {name!r} is not recorded (recorded: {known}): run python benchmarks/asv_machine.py first"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "name",
         nargs="?",
+        type=machine_name,
         default=None,
         help="machine name: the results folder and the dashboard's label (default: derived from the hardware)",
     )
     parser.add_argument("--frameworks", action="store_true", help="record the installed framework versions")
     args = parser.parse_args(argv)
+    try:
+        recorded_machines()  # a damaged file is named before asv's own reader fails on it
+    except ValueError as exc:
+        parser.error(str(exc))
     entry = {**Machine.get_defaults(), "cpu_id": cpu_id(), **gpu_info()}
     entry["machine"] = args.name or hardware_name(entry)
     if args.frameworks:

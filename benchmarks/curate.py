@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from asv_machine import HARDWARE_FIELDS  # noqa: E402
+from asv_machine import HARDWARE_FIELDS, machine_name  # noqa: E402
 from benchmarks.common import full_grid_params  # noqa: E402  (the suite's package)
 
 
@@ -31,11 +31,28 @@ class CurationError(Exception):
     pass
 
 
+def read_object(path: Path) -> dict:
+    """The JSON object in ``path``; CurationError naming the file when it is unreadable or not an object."""
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CurationError(f"cannot read {path}: {exc}") from None
+    if not isinstance(document, dict):
+        raise CurationError(f"{path} is not a JSON object (found {type(document).__name__})")
+    return document
+
+
 def load_suite(results_dir: Path) -> dict[str, dict]:
     path = results_dir / "benchmarks.json"
     if not path.is_file():
         raise CurationError(f"{path} is missing: run asv (not --dry-run) so that it writes the suite description")
-    return {name: b for name, b in json.loads(path.read_text()).items() if name != "version"}
+    suite = {name: b for name, b in read_object(path).items() if name != "version"}
+    damaged = sorted(
+        name for name, b in suite.items() if not (isinstance(b, dict) and {"params", "version"} <= b.keys())
+    )
+    if damaged:
+        raise CurationError(f"{path} is not asv's suite description: {', '.join(damaged[:3])} lack 'params'/'version'")
+    return suite
 
 
 def check_full_grid(suite: dict[str, dict], source: Path) -> None:
@@ -65,7 +82,7 @@ def check_same_hardware(new: Path, curated: Path) -> None:
     """Refuse results whose hardware differs from the curated results of the same machine name."""
     if not curated.is_file():
         return
-    old, now = json.loads(curated.read_text()), json.loads(new.read_text())
+    old, now = read_object(curated), read_object(new)
     differ = [
         f"{key}: {old.get(key)!r} curated, {now.get(key)!r} new"
         for key in HARDWARE_FIELDS
@@ -81,12 +98,17 @@ def check_same_hardware(new: Path, curated: Path) -> None:
 
 def curate(machine: str, source: Path, dest: Path, replace_suite: bool = False) -> list[Path]:
     """Copy ``source/machine`` and the suite description into ``dest``; the files copied."""
+    if not source.is_dir():
+        raise CurationError(f"--source {source} is not a folder of asv results")
+    if dest.exists() and not dest.is_dir():
+        raise CurationError(f"--dest {dest} is not a folder")
     machine_dir = source / machine
     if not (machine_dir / "machine.json").is_file():
         known = sorted(p.name for p in source.iterdir() if (p / "machine.json").is_file()) if source.is_dir() else []
         raise CurationError(
             f"no results for machine {machine!r} in {source}; machines there: {', '.join(known) or 'none'}"
         )
+    read_object(machine_dir / "machine.json")  # a damaged one is not published
     check_same_hardware(machine_dir / "machine.json", dest / machine / "machine.json")
     suite = load_suite(source)
     check_full_grid(suite, source)
@@ -102,7 +124,7 @@ def curate(machine: str, source: Path, dest: Path, replace_suite: bool = False) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("machine", help="the machine name given to asv (a folder of --source)")
+    parser.add_argument("machine", type=machine_name, help="the machine name given to asv (a folder of --source)")
     parser.add_argument("--source", type=Path, default=REPO / ".asv" / "results")
     parser.add_argument("--dest", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--replace-suite", action="store_true", help="accept a changed suite (older results drop out)")

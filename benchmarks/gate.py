@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from asv_machine import check_recorded, machine_name  # noqa: E402
 from benchmarks.common import DEVICES, FULL_SHAPE_CLASSES, HISTORY_ADAPTERS, cells_regex  # noqa: E402
 
 GATED_BENCHMARK = r"TimeMulSum\.time_mul_sum"
@@ -98,6 +99,17 @@ def run_group(command: list[str], group: GateGroup) -> GroupVerdict:
     return GroupVerdict(group, process.returncode, regressions, seconds)
 
 
+def check_commit(revision: str, what: str) -> None:
+    """ValueError unless git names one commit by ``revision`` (asv would fail only after building the other one)."""
+    found = None
+    if revision.strip() and not revision.startswith("-"):
+        found = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}"], cwd=REPO, capture_output=True
+        )
+    if found is None or found.returncode != 0:
+        raise ValueError(f"{what} {revision!r} is not a commit of this repository")
+
+
 def _names(text: str, known: tuple[str, ...], what: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = sorted(set(names) - set(known))
@@ -113,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("base", help="the commit to compare against, e.g. main")
     parser.add_argument("head", help="the commit under test, e.g. HEAD")
-    parser.add_argument("--machine", default=None, help="asv machine name (see benchmarks/asv_machine.py)")
+    parser.add_argument(
+        "--machine", type=machine_name, default=None, help="asv machine name (see benchmarks/asv_machine.py)"
+    )
     parser.add_argument(
         "--adapters",
         type=lambda text: _names(text, HISTORY_ADAPTERS, "--adapters"),
@@ -127,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         help="gated shape classes (default: all)",
     )
     args = parser.parse_args(own)
+    try:
+        check_commit(args.base, "BASE")
+        check_commit(args.head, "HEAD")
+        check_recorded(args.machine)
+    except ValueError as exc:
+        parser.error(str(exc))
     verdicts = []
     for group in GATE_GROUPS:
         classes = tuple(c for c in group.shape_classes if c in args.classes)

@@ -28,6 +28,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from asv_machine import check_recorded, machine_name  # noqa: E402
+
 NUMPY_BACKEND = Path("xbackend/backends/numpy.py")
 FAST_LINE = 'return np.asarray(np.einsum("i...,i...->...", a, b))'
 SLOW_LINE = "return np.asarray((a * b).sum(0))"
@@ -73,9 +77,17 @@ def run_gate(clone: Path, base: str, head: str, machine: str | None, log: list[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--machine", default=None, help="asv machine name (see benchmarks/asv_machine.py)")
+    parser.add_argument(
+        "--machine", type=machine_name, default=None, help="asv machine name (see benchmarks/asv_machine.py)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results" / "gate-demo.txt")
     args = parser.parse_args(argv)
+    if args.out.is_dir() or not args.out.name:  # found out only after the half-hour demo otherwise
+        parser.error(f"--out {args.out}: name a file, not a folder")
+    try:
+        check_recorded(args.machine)
+    except ValueError as exc:
+        parser.error(str(exc))
     started = time.perf_counter()
     log: list[str] = []
     with tempfile.TemporaryDirectory(prefix="xbackend-gate-demo-") as workdir:

@@ -28,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from asv_machine import check_recorded, machine_name  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     BUDGET_VARIABLE,
     DEVICES,
@@ -59,6 +60,26 @@ def _devices(text: str) -> tuple[str, ...]:
     return devices
 
 
+# asv's own range words, which git does not know.
+ASV_RANGES = ("NEW", "ALL", "EXISTING")
+
+
+def check_range(commits: str) -> None:
+    """ValueError unless git finds commits in ``commits``: asv would otherwise fail deep in its run, or measure nothing."""
+    if commits in ASV_RANGES or commits.startswith("HASHFILE:"):
+        return
+    if not commits.strip() or commits.startswith("-"):
+        raise ValueError(f"commit range {commits!r}: give a git range such as {FIRST_MEASURABLE}^..main")
+    found = subprocess.run(
+        ["git", "rev-list", "--max-count=1", commits, "--"], cwd=REPO, capture_output=True, text=True
+    )
+    if found.returncode != 0:
+        why = (found.stderr.strip().splitlines() or ["git rev-list failed"])[0]
+        raise ValueError(f"commit range {commits!r}: {why}")
+    if not found.stdout.strip():
+        raise ValueError(f"commit range {commits!r} holds no commit")
+
+
 def asv_run_command(
     machine: str | None, rounds: int, devices: tuple[str, ...], commits: str | None, extra: list[str]
 ) -> list[str]:
@@ -85,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("commits", nargs="?", default=None, help=f"git range (default: {FIRST_MEASURABLE}^..main)")
-    parser.add_argument("--machine", default=None, help="asv machine name (see benchmarks/asv_machine.py)")
+    parser.add_argument(
+        "--machine", type=machine_name, default=None, help="asv machine name (see benchmarks/asv_machine.py)"
+    )
     parser.add_argument("--rounds", type=int, default=1, help="asv rounds per time_ benchmark (default: %(default)s)")
     parser.add_argument(
         "--existing",
@@ -104,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.existing and args.commits is not None:
         parser.error("--existing measures the checked-out commit: give no commit range")
     devices = args.devices or machine_devices()
-    commits = None if args.existing else (args.commits or f"{FIRST_MEASURABLE}^..main")
+    commits = None if args.existing else (f"{FIRST_MEASURABLE}^..main" if args.commits is None else args.commits)
+    try:
+        check_recorded(args.machine)
+        if commits is not None:
+            check_range(commits)
+    except ValueError as exc:
+        parser.error(str(exc))
     command = asv_run_command(args.machine, args.rounds, devices, commits, extra)
     print("$", " ".join(command), flush=True)
     return subprocess.run(command, cwd=REPO, env=history_environment(devices)).returncode

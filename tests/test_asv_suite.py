@@ -242,32 +242,42 @@ def _gate_module():
     return gate
 
 
-def test_gate_names_the_slower_cell_and_fails(monkeypatch, capsys):
+def test_gate_names_the_slower_cell_and_fails(monkeypatch, capsys, recorded):
     import subprocess
 
     gate = _gate_module()
+    real_run = subprocess.run
 
     def fake_asv(command, **kwargs):
+        if command[0] == "git":  # the commits are checked before asv starts
+            return real_run(command, **kwargs)
         slower = "square" in " ".join(command)
         return subprocess.CompletedProcess(command, int(slower), CONTINUOUS_OUTPUT if slower else "", "")
 
     monkeypatch.setattr(gate.subprocess, "run", fake_asv)
-    assert gate.main(["main", "HEAD", "--adapters", "numpy", "--classes", "square,latency"]) == 1
+    assert gate.main(["main", "HEAD", "--machine", "m1", "--adapters", "numpy", "--classes", "square,latency"]) == 1
     summary = capsys.readouterr().out.split("\ngate:", 1)[1]
     assert "bandwidth (square, tall-skinny, short-wide, column; 4 rounds): SLOWER by more than 1.25x" in summary
     assert "time_mul_sum('numpy', 'cpu', 'square', 'float32')" in summary
     assert "'latency'" not in summary  # the unchanged, noisy cell is not named
 
 
-def test_gate_passes_quiet_runs_and_reports_asv_failures(monkeypatch):
+def test_gate_passes_quiet_runs_and_reports_asv_failures(monkeypatch, recorded):
     import subprocess
 
     gate = _gate_module()
     outcomes = iter([(0, "BENCHMARKS NOT SIGNIFICANTLY CHANGED."), (1, "asv: build failed")])
+    real_run = subprocess.run
     monkeypatch.setattr(
-        gate.subprocess, "run", lambda command, **kwargs: subprocess.CompletedProcess(command, *next(outcomes), "")
+        gate.subprocess,
+        "run",
+        lambda command, **kwargs: (
+            real_run(command, **kwargs)
+            if command[0] == "git"
+            else subprocess.CompletedProcess(command, *next(outcomes), "")
+        ),
     )
-    assert gate.main(["main", "HEAD"]) == 2  # latency group: asv exited 1 with no slower cell
+    assert gate.main(["main", "HEAD", "--machine", "m1"]) == 2  # latency group: asv exited 1 with no slower cell
 
 
 def test_gate_commands_use_each_groups_factor_and_rounds():
@@ -279,3 +289,128 @@ def test_gate_commands_use_each_groups_factor_and_rounds():
     # Every shape class is gated exactly once.
     gated = [c for group in gate.GATE_GROUPS for c in group.shape_classes]
     assert sorted(gated) == sorted(common.FULL_SHAPE_CLASSES)
+
+
+# -- the tools refuse a user's mistake in one line, before asv starts ----------
+def _tool(name: str):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    return __import__(name)
+
+
+@pytest.fixture
+def recorded(tmp_path, monkeypatch):
+    """A home whose ~/.asv-machine.json records machines 'm1' and 'm2'; asv must never run."""
+    import subprocess
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".asv-machine.json").write_text(json.dumps({"m1": {"machine": "m1"}, "m2": {}, "version": 1}))
+    real_run = subprocess.run
+
+    def only_git(command, **kwargs):
+        assert command[0] == "git", f"asv ran: {command}"
+        return real_run(command, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", only_git)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("tool", "argv", "message"),
+    [
+        ("history", ["--machine", "m1", "--rounds", "0"], "--rounds 0: at least 1"),
+        ("history", ["--machine", "m1", "--rounds", "abc"], "invalid int value: 'abc'"),
+        ("history", ["--machine", "m1", "--devices", "gpu"], "'gpu': give a comma-separated subset of cpu, cuda"),
+        ("history", ["--machine", "m1", "--existing", "main^..main"], "give no commit range"),
+        ("history", ["--machine", "m1", ""], "commit range '': give a git range"),
+        ("history", ["--machine", "m1", "nosuch..main"], "commit range 'nosuch..main': fatal:"),
+        ("history", ["--machine", "m1", "main..main"], "commit range 'main..main' holds no commit"),
+        ("history", ["--machine", "a/b", "main^..main"], "machine name 'a/b'"),
+        ("history", ["--machine", "", "main^..main"], "machine name ''"),
+        ("history", ["--machine", "typo", "main^..main"], "--machine 'typo' is not recorded (recorded: m1, m2)"),
+        ("history", ["main^..main"], "give --machine"),
+        ("gate", ["", "HEAD", "--machine", "m1"], "BASE '' is not a commit"),
+        ("gate", ["main", "nosuch", "--machine", "m1"], "HEAD 'nosuch' is not a commit"),
+        ("gate", ["main", "HEAD", "--machine", "m1", "--adapters", "numpy,bogus"], "subset of numpy"),
+        ("gate", ["main", "HEAD", "--machine", "m1", "--classes", ",,"], "--classes must be"),
+        ("gate", ["main", "HEAD", "--machine", "m/1"], "machine name 'm/1'"),
+        ("gate", ["main", "HEAD", "--machine", "typo"], "'typo' is not recorded"),
+        ("gate_demo", ["--machine", "typo"], "'typo' is not recorded"),
+        ("gate_demo", ["--machine", "m1", "--out", "."], "--out .: name a file, not a folder"),
+        ("asv_machine", ["a/b"], "machine name 'a/b'"),
+        ("asv_machine", [".."], "machine name '..'"),
+    ],
+)
+def test_benchmark_tools_refuse_a_mistake_in_one_line_before_asv(tool, argv, message, recorded, capsys):
+    with pytest.raises(SystemExit) as stop:
+        _tool(tool).main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err.splitlines()[-1], err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("content", "message"), [("{garbled", "cannot read"), ("[1, 2]", "not asv's machine file")])
+def test_a_damaged_machine_file_is_named(content, message, recorded, capsys):
+    (recorded / ".asv-machine.json").write_text(content)
+    for tool, argv in (("asv_machine", ["m1"]), ("history", ["--machine", "m1"]), ("gate", ["main", "HEAD"])):
+        with pytest.raises(SystemExit) as stop:
+            _tool(tool).main(argv)
+        err = capsys.readouterr().err.splitlines()[-1]
+        assert stop.value.code == 2 and str(recorded / ".asv-machine.json") in err and message in err, (tool, err)
+    assert (recorded / ".asv-machine.json").read_text() == content  # not overwritten
+
+
+def test_history_runs_asv_over_a_valid_range_of_a_recorded_machine(recorded, monkeypatch):
+    import subprocess
+
+    history = _tool("history")
+    asked = []
+    real_run = subprocess.run
+
+    def fake(command, **kwargs):
+        if command[0] == "git":
+            return real_run(command, **kwargs)
+        asked.append(command)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(subprocess, "run", fake)
+    assert history.main(["--machine", "m1", "--devices", "cpu", "main^..main"]) == 0
+    assert asked[0][-3:] == ["m1", "--skip-existing-commits", "main^..main"]
+
+
+def _curate_source(tmp_path: Path, benchmarks: str, machine: str = '{"machine": "m1"}') -> Path:
+    source = tmp_path / "results"
+    (source / "m1").mkdir(parents=True)
+    (source / "m1" / "machine.json").write_text(machine)
+    (source / "benchmarks.json").write_text(benchmarks)
+    return source
+
+
+@pytest.mark.parametrize(
+    ("benchmarks", "machine", "message"),
+    [
+        ("{garbled", "{}", "cannot read"),
+        ("[1]", "{}", "is not a JSON object (found list)"),
+        ('{"a": {}}', "{}", "a lack 'params'/'version'"),
+        ("{}", "{bad", "m1/machine.json"),
+    ],
+)
+def test_curate_names_a_damaged_results_file(benchmarks, machine, message, tmp_path, capsys):
+    curate = _tool("curate")
+    source = _curate_source(tmp_path, benchmarks, machine)
+    assert curate.main(["m1", "--source", str(source), "--dest", str(tmp_path / "dest")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("curate: ") and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "dest").exists()
+
+
+def test_curate_refuses_a_missing_source_a_file_dest_and_a_path_as_machine(tmp_path, capsys):
+    curate = _tool("curate")
+    assert curate.main(["m1", "--source", str(tmp_path / "nope")]) == 1
+    assert f"--source {tmp_path / 'nope'} is not a folder" in capsys.readouterr().err
+    source = _curate_source(tmp_path, "{}")
+    (tmp_path / "file").write_text("")
+    assert curate.main(["m1", "--source", str(source), "--dest", str(tmp_path / "file")]) == 1
+    assert "--dest" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        curate.main(["../results/m1", "--source", str(source), "--dest", str(tmp_path / "dest")])
+    assert stop.value.code == 2 and "machine name '../results/m1'" in capsys.readouterr().err

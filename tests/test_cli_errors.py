@@ -167,6 +167,10 @@ def test_check_refuses_bool_before_the_sweep(capsys, monkeypatch):
         (["--library", "numpy", "--shape", "square", "--dtype", "bool"], ["'bool'"]),
         (["--library", "cupy", "--device", "cuda", "--shape", "square"], ["cannot run on cuda here"]),
         (["--library", "nosuch", "--shape", "square"], ["invalid choice: 'nosuch'"]),
+        # --trial allocates the inputs: a shape that cannot fit in memory is refused, not a MemoryError traceback
+        (["--library", "numpy", "--shape", "100000000x100000", "--trial"], ["100000000x100000", "GiB", "smaller"]),
+        (["--library", "numpy", "--shape", "nosuch", "--trial"], ["unknown shape 'nosuch'"]),
+        (["--library", "numpy", "--shape", "", "--trial"], ["no shapes given"]),
     ],
 )
 def test_explain_refuses_what_cannot_run(capsys, argv, needles):

@@ -95,7 +95,13 @@ def test_validate_refuses_a_load_above_the_cpus_before_any_work():
 
 @pytest.mark.parametrize(
     "value, words",
-    [(str(cpu_count() + 1), [f"from 0 to {cpu_count()}", "CPUs"]), ("-1", ["-1 is not"]), ("two", ["'two'"])],
+    [
+        (str(cpu_count() + 1), [f"from 0 to {cpu_count()}", "CPUs"]),
+        ("-1", ["-1 is not"]),
+        ("two", ["'two'"]),
+        ("1.5", ["'1.5'"]),
+        ("", ["''"]),
+    ],
 )
 def test_cli_refuses_a_bad_load_in_one_line(value, words, capsys, tmp_path):
     started = time.perf_counter()

@@ -208,6 +208,8 @@ def test_cli_plot_draws_both_pictures(tmp_path, capsys):
         ([], "nothing to draw"),
         (["--heatmap", "HEAT", "--scaling", "SCALING"], "no thread-scaling section"),
         (["--heatmap", "/proc/nope/x.png"], "/proc/nope does not exist"),
+        (["--heatmap", ""], "--heatmap is empty"),
+        (["--heatmap", "HEAT", "--scaling", "HEAT"], "both name"),
     ],
 )
 def test_cli_plot_refuses_before_drawing(argv, message, tmp_path, capsys):
@@ -241,3 +243,44 @@ def test_every_png_in_docs_is_shown_and_every_shown_png_exists():
     assert not shown - committed, f"missing pictures: {sorted(map(str, shown - committed))}"
     assert not committed - shown, f"stale pictures nothing shows: {sorted(map(str, committed - shown))}"
     assert all(path.stat().st_size < 200_000 for path in committed)
+
+
+def _broken(change) -> dict:
+    document = _synthetic()
+    change(document)
+    return document
+
+
+@pytest.mark.parametrize(
+    ("document", "option", "message"),
+    [
+        (_broken(lambda d: d.update(cells={})), "--heatmap", "no cells to draw"),
+        (_broken(lambda d: d["cells"].__setitem__(2, "cell")), "--heatmap", "cell 2 is not an object"),
+        (
+            _broken(lambda d: d["cells"][1].pop("framework")),
+            "--heatmap",
+            "cell 1 (numpy, column) has no text 'framework'",
+        ),
+        (
+            _broken(lambda d: d["cells"][0].update(shape="64x64")),
+            "--heatmap",
+            "no list of sizes 'shape' (found '64x64')",
+        ),
+        (_broken(lambda d: d["cells"][0].update(fraction_of_floor="high")), "--heatmap", "'fraction_of_floor'"),
+        (_broken(lambda d: d["cells"][0].update(rivals="two")), "--heatmap", "'rivals'"),
+        (_broken(lambda d: d["cells"][2].update(median_s=None)), "--heatmap", "cell 2 (numpy, latency) ran but"),
+        (_broken(lambda d: d.pop("machine")), "--heatmap", "'machine' has no 'cpu'"),
+        (_broken(lambda d: d["scaling"].update(points=[])), "--scaling", "no 'points'"),
+        (_broken(lambda d: d["scaling"].update(threads="1,2")), "--scaling", "'threads' (found '1,2')"),
+        (_broken(lambda d: d["scaling"]["points"][1].pop("adapter")), "--scaling", "scaling point 1 has no text"),
+        (_broken(lambda d: d["scaling"]["points"][0].update(gbps="fast")), "--scaling", "'gbps' (found 'fast')"),
+    ],
+)
+def test_cli_plot_names_what_a_broken_report_lacks(document, option, message, tmp_path, capsys):
+    """A hand-edited or damaged report is one line naming the bad field, exit 2, and no picture (was a traceback)."""
+    source, picture = tmp_path / "r.json", tmp_path / "p.png"
+    report.write_json_atomic(source, document)
+    assert main(["plot", str(source), option, str(picture)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("xbackend plot: ") and err.count("\n") == 1 and message in err, err
+    assert not picture.exists()

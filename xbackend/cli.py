@@ -481,6 +481,10 @@ def _explain(args: argparse.Namespace) -> int:
         (shape,) = shapes.values()
         _dtypes_check(args.dtype)
         choice = choose_for(args.library, args.device, shape, args.dtype)
+        if args.trial:  # the trial allocates the inputs: a shape that cannot fit is refused, not a MemoryError
+            from .compare import check_fits_memory
+
+            check_fits_memory({args.shape: shape}, [args.dtype])
     _check_runs_here(choice.strategy, args.device, args.dtype)
     if args.trial:
         from .measure import first_dispatch
@@ -580,12 +584,21 @@ SUBCOMMANDS.append(_add_docs)
 def _plot(args: argparse.Namespace) -> int:
     from . import report
 
+    for path, option in ((args.heatmap, "--heatmap"), (args.scaling, "--scaling")):
+        if path is not None and not path.strip():
+            raise UsageError(f"{option} is empty: name the PNG file to write")
     if not (args.heatmap or args.scaling):
         raise UsageError("nothing to draw: give --heatmap PATH, --scaling PATH or both")
-    with _usage():
+    if args.heatmap and args.scaling and Path(args.heatmap).resolve() == Path(args.scaling).resolve():
+        raise UsageError(
+            f"--heatmap and --scaling both name {args.scaling}: the second picture would overwrite the first"
+        )
+    with _usage():  # a report the pictures cannot draw is refused before anything is drawn
         document = report.read_report(Path(args.report))
+        if args.heatmap:
+            report.check_heatmap_report(document)
         if args.scaling:
-            report.scaling_series(document)  # a report without the section is refused before anything is drawn
+            report.check_scaling_report(document)
     outputs = [
         (_output_path(path, option), write)
         for path, option, write in (

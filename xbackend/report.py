@@ -331,6 +331,90 @@ class FractionPanel:
     fractions: np.ndarray
 
 
+# -- what the pictures read of a report: checked before anything is drawn ------
+_TEXT, _SHAPE, _NUMBER, _MAYBE_NUMBER = "text", "list of sizes", "number", "number or null"
+_HEATMAP_CELL_FIELDS = {
+    "adapter": _TEXT,
+    "framework": _TEXT,
+    "device": _TEXT,
+    "shape_class": _TEXT,
+    "shape": _SHAPE,
+    "dtype": _TEXT,
+    "status": _TEXT,
+    "cache_kind": _TEXT,
+    "fraction_of_floor": _MAYBE_NUMBER,
+    "median_s": _MAYBE_NUMBER,
+    "rivals": _MAYBE_NUMBER,
+}
+_SCALING_FIELDS = {"shape_class": _TEXT, "shape": _SHAPE, "dtype": _TEXT}
+_SCALING_POINT_FIELDS = {
+    "adapter": _TEXT,
+    "threads": _NUMBER,
+    "gbps": _MAYBE_NUMBER,
+    "floor_gbps": _MAYBE_NUMBER,
+    "fraction_of_floor": _MAYBE_NUMBER,
+}
+
+
+def _is(value: Any, kind: str) -> bool:
+    if kind == _TEXT:
+        return isinstance(value, str)
+    if kind == _SHAPE:
+        return isinstance(value, list) and all(isinstance(n, int) and not isinstance(n, bool) for n in value)
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return is_number or (kind == _MAYBE_NUMBER and value is None)
+
+
+def _check_fields(item: Any, fields: dict[str, str], where: str) -> None:
+    if not isinstance(item, dict):
+        raise ValueError(f"{where} is not an object")
+    for key, kind in fields.items():
+        if not _is(item.get(key), kind):
+            raise ValueError(f"{where} has no {kind} {key!r} (found {item.get(key)!r})")
+
+
+def _check_hardware(report: dict[str, Any]) -> None:
+    """The fields of the pictures' titles (``_hardware_line``)."""
+    machine, devices = report.get("machine"), report.get("devices")
+    if not isinstance(machine, dict) or not isinstance(machine.get("cpu"), str) or "cpus" not in machine:
+        raise ValueError("the report's 'machine' has no 'cpu' and 'cpus'")
+    if not isinstance(devices, dict) or not all(
+        isinstance(d, dict) and isinstance(d.get("hardware"), str) for k, d in devices.items() if not k.endswith(":cpu")
+    ):
+        raise ValueError("the report's 'devices' is not an object of devices, each with its 'hardware'")
+
+
+def check_heatmap_report(report: dict[str, Any]) -> None:
+    """``ValueError`` naming the first thing ``write_plot`` cannot draw (a hand-edited or truncated report)."""
+    cells = report.get("cells")
+    if not isinstance(cells, list) or not cells:
+        raise ValueError("the report has no cells to draw ('cells' is not a non-empty list)")
+    for index, cell in enumerate(cells):
+        name = f"cell {index}" + (
+            f" ({cell.get('adapter')}, {cell.get('shape_class')})" if isinstance(cell, dict) else ""
+        )
+        _check_fields(cell, _HEATMAP_CELL_FIELDS, name)
+        if cell["status"] == "ok" and cell["cache_kind"] == "latency" and cell["median_s"] is None:
+            raise ValueError(f"{name} ran but has no 'median_s'")
+    _check_hardware(report)
+
+
+def check_scaling_report(report: dict[str, Any]) -> None:
+    """``ValueError`` naming the first thing ``write_scaling_plot`` cannot draw."""
+    scaling = report.get("scaling")
+    if not scaling:
+        raise ValueError("the report has no thread-scaling section: make it with `xbackend compare --scaling`")
+    _check_fields(scaling, _SCALING_FIELDS, "the scaling section")
+    threads, points = scaling.get("threads"), scaling.get("points")
+    if not isinstance(threads, list) or not threads or not all(_is(t, _NUMBER) for t in threads):
+        raise ValueError(f"the scaling section has no list of thread counts 'threads' (found {threads!r})")
+    if not isinstance(points, list) or not points:
+        raise ValueError("the scaling section has no 'points' to draw")
+    for index, point in enumerate(points):
+        _check_fields(point, _SCALING_POINT_FIELDS, f"scaling point {index}")
+    _check_hardware(report)
+
+
 def _bandwidth_shapes(report: dict[str, Any]) -> list[str]:
     """The shape classes with a floor (latency cells have none), in the report's order."""
     return list(dict.fromkeys(c["shape_class"] for c in report["cells"] if c["cache_kind"] != "latency"))
@@ -385,6 +469,7 @@ _PICKED_COLOUR = "red"  # not a viridis colour: the outline stands out on any ce
 
 def write_plot(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
     """The fraction-of-floor heatmap of ``report`` as a PNG (see ``fraction_matrix``)."""
+    check_heatmap_report(report)  # before matplotlib starts
     plt = _pyplot()
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -512,7 +597,7 @@ def _draw_cell(
     if _contested_win(cell):
         text += "*"
     colour = "white" if _luminance(face) < 0.5 else "black"
-    if cell["error_failure"]:
+    if cell.get("error_failure"):
         text, colour = text + "\nWRONG", "red"
     axis.text(j, i, text, ha="center", va="center", fontsize=8, color=colour)
 
@@ -529,9 +614,8 @@ def scaling_series(report: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
 
     ValueError if the report has no scaling section (``xbackend compare --scaling``).
     """
-    scaling = report.get("scaling")
-    if not scaling:
-        raise ValueError("the report has no thread-scaling section: make it with `xbackend compare --scaling`")
+    check_scaling_report(report)
+    scaling = report["scaling"]
     series: dict[str, dict[str, list[float]]] = {}
     for point in scaling["points"]:
         line = series.setdefault(point["adapter"], {"threads": [], "gbps": [], "floor_gbps": [], "fraction": []})
