@@ -61,26 +61,24 @@ def _threads(text: str) -> int:
     return threads
 
 
+def _non_negative(text: str, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}: use an integer >= 0")
+    return value
+
+
 def _seed(text: str) -> int:
     """``--seed``: a non-negative integer (NumPy's generators take no negative seed)."""
-    try:
-        seed = int(text)
-    except ValueError:
-        seed = -1
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a seed: use an integer >= 0")
-    return seed
+    return _non_negative(text, "a seed")
 
 
 def _count(text: str) -> int:
     """An integer >= 0 (``select --load``: the reports may come from a machine with more CPUs than this one)."""
-    try:
-        count = int(text)
-    except ValueError:
-        count = -1
-    if count < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a count: use an integer >= 0")
-    return count
+    return _non_negative(text, "a count")
 
 
 def _load(text: str) -> int:
