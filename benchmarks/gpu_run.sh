@@ -115,7 +115,15 @@ fi
 
 # -- 4. the asv history grid's GPU cells of this commit ------------------------------------
 if wanted asv; then
-    if "$PYTHON" -c "import asv, asv_runner" 2>/dev/null; then
+    # asv files results under a commit and reads its date from git: a device machine's
+    # copy of the tree has no .git, so bring the history as a bundle
+    # (git bundle create .gpu/repo.bundle HEAD) and unpack it here.
+    if ! git rev-parse --verify -q HEAD >/dev/null 2>&1 && [ -f .gpu/repo.bundle ]; then
+        git init -q && git fetch -q .gpu/repo.bundle "HEAD:refs/heads/main" && git symbolic-ref HEAD refs/heads/main
+    fi
+    if ! git rev-parse --verify -q HEAD >/dev/null 2>&1; then
+        echo "== asv-history: skipped, no git history here (carry .gpu/repo.bundle)" | tee -a "$OUT/steps.log"
+    elif "$PYTHON" -c "import asv, asv_runner" 2>/dev/null; then
         "$PYTHON" benchmarks/asv_machine.py --frameworks >>"$OUT/machine.txt" 2>&1
         MACHINE=$(sed -n 's/^machine: //p' "$OUT/machine.txt" | tail -n 1)
         step asv-history 240 "$PYTHON" benchmarks/history.py --existing --devices cuda --machine "$MACHINE" \
