@@ -8,16 +8,23 @@ publishes local runs (``.asv/results`` -> ``.asv/html``). asv 0.6.6's
 ``index.html`` loads jQuery, flot and bootstrap from CDNs; this copies the
 vendored files of ``benchmarks/dashboard_assets`` into the site and points the
 page at them. View it with ``python -m http.server -d <html dir>`` or
-``asv preview --config <config>``.
+``asv preview --config <config>``; ``--screenshot VIEW PNG`` draws one page of it
+in headless Chromium (the picture in docs/history.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from asv import util
@@ -86,16 +93,67 @@ def publish(config: Path) -> Path:
     return html_dir
 
 
+@contextlib.contextmanager
+def served(html_dir: Path) -> Iterator[str]:
+    """The site served over HTTP on 127.0.0.1 (its pages fetch JSON, which ``file://`` refuses); yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(html_dir), str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                urllib.request.urlopen(base + "index.json", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def screenshot(html_dir: Path, view: str, png: Path) -> None:
+    """Headless Chromium's picture of the dashboard page ``index.html#<view>`` (a graph and its parameters)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise PublishError("no chromium on PATH (apt-get install -y chromium)")
+    with served(html_dir) as base, tempfile.TemporaryDirectory(prefix="xbackend-chromium-") as profile:
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1400,900"]
+        flags += ["--virtual-time-budget=15000", f"--user-data-dir={profile}", f"--screenshot={png.resolve()}"]
+        subprocess.run([browser, *flags, f"{base}index.html#{view}"], check=True, capture_output=True, timeout=120)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO / "benchmarks" / "asv.publish.json")
+    parser.add_argument(
+        "--screenshot",
+        nargs=2,
+        metavar=("VIEW", "PNG"),
+        help="then draw the page index.html#VIEW (e.g. a benchmark and p-adapter=... parameters) into PNG",
+    )
     args = parser.parse_args(argv)
+    if args.screenshot and not Path(args.screenshot[1]).parent.is_dir():
+        parser.error(f"--screenshot: {Path(args.screenshot[1]).parent} is not a folder")
     try:
         html_dir = publish(args.config.resolve())
-    except (PublishError, subprocess.CalledProcessError) as exc:
+        if args.screenshot:
+            screenshot(html_dir, args.screenshot[0], Path(args.screenshot[1]))
+    except (PublishError, subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         print(f"publish: {exc}", file=sys.stderr)
         return 1
     print(f"dashboard: {html_dir}/index.html")
+    if args.screenshot:
+        print(f"wrote {args.screenshot[1]}")
     return 0
 
 
