@@ -61,14 +61,27 @@ _WORSE_ROW = re.compile(r"^\|\s*[+!]\s*\|.*$", re.M)
 
 @dataclass(frozen=True)
 class GroupVerdict:
+    """One group's ``asv continuous``: its exit status, every row it marked worse, and those of this group's cells.
+
+    asv compares every result the two commits have, those an earlier group
+    recorded included, each by this group's factor: only this group's own rows
+    count for its verdict (the others were judged by their own group).
+    """
+
     group: GateGroup
     returncode: int
+    worse_rows: tuple[str, ...]
     regressions: tuple[str, ...]
     seconds: float
 
     @property
     def regressed(self) -> bool:
-        return self.returncode != 0 and bool(self.regressions)
+        return bool(self.regressions)
+
+    @property
+    def failed(self) -> bool:
+        """asv exited non-zero without marking anything worse: a build or benchmark error."""
+        return self.returncode != 0 and not self.worse_rows
 
 
 def continuous_command(
@@ -80,23 +93,27 @@ def continuous_command(
     machine: str | None,
     extra: list[str],
 ) -> list[str]:
-    cells = cells_regex(adapters, DEVICES, classes, GATED_DTYPES)
     command = [sys.executable, "-m", "asv", "continuous", "--factor", str(group.factor), "--interleave-rounds"]
-    command += ["-a", f"rounds={group.rounds}", "--split", "--show-stderr", "-b", GATED_BENCHMARK + cells]
+    command += ["-a", f"rounds={group.rounds}", "--split", "--show-stderr", "-b", gated_regex(adapters, classes)]
     if machine:
         command += ["--machine", machine]
     return command + extra + [base, head]
 
 
-def run_group(command: list[str], group: GateGroup) -> GroupVerdict:
+def gated_regex(adapters: tuple[str, ...], classes: tuple[str, ...]) -> str:
+    return GATED_BENCHMARK + cells_regex(adapters, DEVICES, classes, GATED_DTYPES)
+
+
+def run_group(command: list[str], group: GateGroup, own_cells: str) -> GroupVerdict:
     print(f"$ {' '.join(command)}", flush=True)
     started = time.perf_counter()
     process = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     sys.stdout.write(process.stdout)
     sys.stderr.write(process.stderr)
-    regressions = tuple(" ".join(row.split()) for row in _WORSE_ROW.findall(process.stdout))
-    return GroupVerdict(group, process.returncode, regressions, seconds)
+    worse = tuple(" ".join(row.split()) for row in _WORSE_ROW.findall(process.stdout))
+    own = tuple(row for row in worse if re.search(own_cells, row))
+    return GroupVerdict(group, process.returncode, worse, own, seconds)
 
 
 def check_commit(revision: str, what: str) -> None:
@@ -152,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         classes = tuple(c for c in group.shape_classes if c in args.classes)
         if classes:
             command = continuous_command(group, args.base, args.head, args.adapters, classes, args.machine, extra)
-            verdicts.append(run_group(command, group))
+            verdicts.append(run_group(command, group, gated_regex(args.adapters, classes)))
     return report(verdicts)
 
 
@@ -163,7 +180,7 @@ def report(verdicts: list[GroupVerdict]) -> int:
         group = verdict.group
         if verdict.regressed:
             outcome, status = f"SLOWER by more than {group.factor}x", max(status, 1)
-        elif verdict.returncode != 0:
+        elif verdict.failed:
             outcome, status = f"asv failed (exit {verdict.returncode})", 2
         else:
             outcome = f"no cell slower by more than {group.factor}x"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -71,8 +72,20 @@ def run_gate(clone: Path, base: str, head: str, machine: str | None, log: list[s
         command, cwd=clone, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
     )
     output = process.stdout + process.stderr
-    log += [output.rstrip(), f"[exit {process.returncode} after {time.perf_counter() - started:.0f} s]", ""]
+    log += [essentials(output), f"[exit {process.returncode} after {time.perf_counter() - started:.0f} s]", ""]
     return process.returncode, output
+
+
+# What a reader of the transcript needs: the commands, asv's comparison tables and
+# verdicts, and the gate's summary; not asv's progress lines or its per-run table of
+# every parameter set (thousands of n/a rows).
+_KEPT = re.compile(
+    r"^(\$ |\||Benchmarks that|All benchmarks|SOME BENCHMARKS|PERFORMANCE|BENCHMARKS NOT|gate:|  \w|    \|)"
+)
+
+
+def essentials(output: str) -> str:
+    return "\n".join(line.rstrip() for line in output.splitlines() if _KEPT.match(line))
 
 
 def main(argv: list[str] | None = None) -> int:

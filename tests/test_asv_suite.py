@@ -251,14 +251,16 @@ def test_gate_names_the_slower_cell_and_fails(monkeypatch, capsys, recorded):
     def fake_asv(command, **kwargs):
         if command[0] == "git":  # the commits are checked before asv starts
             return real_run(command, **kwargs)
-        slower = "square" in " ".join(command)
-        return subprocess.CompletedProcess(command, int(slower), CONTINUOUS_OUTPUT if slower else "", "")
+        # asv continuous compares every result of the two commits: the latency group's run
+        # shows (and exits 1 for) the square cell the bandwidth group recorded.
+        return subprocess.CompletedProcess(command, 1, CONTINUOUS_OUTPUT, "")
 
     monkeypatch.setattr(gate.subprocess, "run", fake_asv)
     assert gate.main(["main", "HEAD", "--machine", "m1", "--adapters", "numpy", "--classes", "square,latency"]) == 1
     summary = capsys.readouterr().out.split("\ngate:", 1)[1]
     assert "bandwidth (square, tall-skinny, short-wide, column; 4 rounds): SLOWER by more than 1.25x" in summary
-    assert "time_mul_sum('numpy', 'cpu', 'square', 'float32')" in summary
+    assert "latency (latency; 8 rounds): no cell slower by more than 2.0x" in summary
+    assert summary.count("time_mul_sum('numpy', 'cpu', 'square', 'float32')") == 1  # in its own group only
     assert "'latency'" not in summary  # the unchanged, noisy cell is not named
 
 
