@@ -12,7 +12,7 @@
 #   PYTHON      the Python with the frameworks (default: python3)
 #   DEADLINE_S  the whole pass's time limit in seconds (default 420)
 #   WORKERS     pytest-xdist workers for the GPU tests when xdist is installed (default 8)
-#   STEPS       which steps run, comma-separated (default tests,compare,host,asv): a
+#   STEPS       which steps run, comma-separated (default tests,compare,auto,asv,host): a
 #               device session of a few minutes can split the pass over two calls
 #
 # The asv step records the history grid's GPU cells of this commit in this Python
@@ -36,18 +36,18 @@ export PYTHONUNBUFFERED=1
 # JAX would otherwise take 75% of GPU memory at start, starving torch and CuPy in the same process.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 
-STEPS=",${STEPS:-tests,compare,host,asv},"
+STEPS=",${STEPS:-tests,compare,auto,asv,host},"
 left() { echo $((DEADLINE - (SECONDS - START))); }
 wanted() { [[ "$STEPS" == *",$1,"* ]]; }
 
-step() {  # step NAME LIMIT_S COMMAND...: run within min(LIMIT_S, time left), log to OUT/steps.log
+step() {  # step NAME LIMIT_S COMMAND...: run within min(LIMIT_S, time left), log to OUT/run.log
     local name=$1 limit=$2
     shift 2
     local remaining
     remaining=$(left)
     [ "$remaining" -lt "$limit" ] && limit=$remaining
     if [ "$limit" -lt 15 ]; then
-        echo "== $name: skipped, ${remaining}s left" | tee -a "$OUT/steps.log"
+        echo "== $name: skipped, ${remaining}s left" | tee -a "$OUT/run.log"
         STATUS=1
         return
     fi
@@ -56,7 +56,7 @@ step() {  # step NAME LIMIT_S COMMAND...: run within min(LIMIT_S, time left), lo
     # SIGINT first, so pytest and Python write what they have before exiting.
     timeout -s INT -k 20 "$limit" "$@"
     local rc=$?
-    echo "$name exit=$rc seconds=$((SECONDS - began))" | tee -a "$OUT/steps.log"
+    echo "$name exit=$rc seconds=$((SECONDS - began))" | tee -a "$OUT/run.log"
     [ "$rc" = 0 ] || STATUS=1
 }
 
@@ -82,8 +82,8 @@ if torch.cuda.is_available():
           f"L2 {getattr(p, 'L2_cache_size', 0) / 2**20:.0f} MiB, CUDA {torch.version.cuda}")
 EOF
     "$PYTHON" -m xbackend list
-} >"$OUT/machine.txt" 2>&1
-tail -n 4 "$OUT/machine.txt"
+} >"$OUT/run.log" 2>&1
+tail -n 4 "$OUT/run.log"
 
 # -- 1. every gpu-marked test ------------------------------------------------------------
 PARALLEL=()
@@ -91,26 +91,44 @@ PARALLEL=()
 TIMEOUT_OPT=()
 "$PYTHON" -c "import pytest_timeout" 2>/dev/null && TIMEOUT_OPT=(--timeout=120)
 if wanted tests; then
-    XBACKEND_EXAMPLES=${XBACKEND_EXAMPLES:-10} step gpu-tests 150 \
+    XBACKEND_EXAMPLES=${XBACKEND_EXAMPLES:-10} step gpu-tests 140 \
         "$PYTHON" -m pytest -m gpu "${PARALLEL[@]}" "${TIMEOUT_OPT[@]}" -p no:cacheprovider -q -rfE --durations=10 \
         tests >"$OUT/gpu-tests.log" 2>&1
     tail -n 15 "$OUT/gpu-tests.log"
 fi
 
+GPU_STRATEGIES=torch-eager,torch-einsum,torch-blocked,torch-compile,torch-triton,jax-jit,jax-rows,cupy,cupy-fused,cupy-raw
 # -- 2. the comparison report on the GPU, one dtype per run (a run killed by its limit keeps the other) --
 if wanted compare; then
+    # The strategies mul_sum may pick (jax-sharded spreads over devices: one here);
+    # the -auto adapters are measured in the next step, with the table these make.
     for dtype in float32 bfloat16; do
         step "compare-gpu-$dtype" 130 "$PYTHON" -m xbackend compare --quick --large --devices cuda,gpu \
-            --dtypes "$dtype" --json "$OUT/compare-gpu-$dtype.json" >>"$OUT/compare.log" 2>&1
+            --adapters "$GPU_STRATEGIES" --dtypes "$dtype" --json "$OUT/compare-gpu-$dtype.json" >>"$OUT/run.log" 2>&1
     done
-    grep -E "^(==|  [a-z])|fastest|floor:" "$OUT/compare.log" | tail -n 30
+    # CuPy has no bfloat16: its 16-bit figures are float16.
+    step compare-gpu-float16 60 "$PYTHON" -m xbackend compare --quick --large --devices cuda \
+        --adapters cupy,cupy-fused,cupy-raw --dtypes float16 --json "$OUT/compare-gpu-float16.json" \
+        >>"$OUT/run.log" 2>&1
+    grep -E "^(==|  [a-z])|fastest|floor:" "$OUT/run.log" | tail -n 30
 fi
 
-# -- 3. the same on the host's cores, with thread scaling: what mul_sum picks there ------
-if wanted host; then
-    step compare-host 90 "$PYTHON" -m xbackend compare --quick --devices cpu --scaling \
-        --adapters numpy,numpy-auto,torch-eager,torch-auto,jax-jit,jax-auto --json "$OUT/compare-host.json" \
-        >>"$OUT/compare.log" 2>&1
+# -- 2b. what mul_sum picks once the selection table holds these figures ----------------
+# The GPU rows of the shipped table are made from the reports above (xbackend select),
+# so the -auto adapters are measured here with that very table, installed as this
+# machine's tuned table (the dispatcher reads it first).
+if wanted auto; then
+    REPORTS=()
+    for report in "$OUT"/compare-gpu-float32.json "$OUT"/compare-gpu-bfloat16.json "$OUT"/compare-gpu-float16.json; do
+        [ -f "$report" ] && REPORTS+=(--from "$report")
+    done
+    TUNED=$("$PYTHON" -c "from xbackend.selection import tuned_table_path; print(tuned_table_path())")
+    mkdir -p "$(dirname "$TUNED")"
+    step select-gpu 30 "$PYTHON" -m xbackend select "${REPORTS[@]}" --out "$TUNED" >>"$OUT/run.log" 2>&1
+    step compare-gpu-auto 90 "$PYTHON" -m xbackend compare --quick --large --devices cuda,gpu \
+        --adapters torch-auto,jax-auto,cupy-auto --dtypes float32,bfloat16,float16 \
+        --json "$OUT/compare-gpu-auto.json" >>"$OUT/run.log" 2>&1
+    rm -f "$TUNED"  # the history step measures with the shipped table, as every commit's results do
 fi
 
 # -- 4. the asv history grid's GPU cells of this commit ------------------------------------
@@ -122,17 +140,24 @@ if wanted asv; then
         git init -q && git fetch -q .gpu/repo.bundle "HEAD:refs/heads/main" && git symbolic-ref HEAD refs/heads/main
     fi
     if ! git rev-parse --verify -q HEAD >/dev/null 2>&1; then
-        echo "== asv-history: skipped, no git history here (carry .gpu/repo.bundle)" | tee -a "$OUT/steps.log"
+        echo "== asv-history: skipped, no git history here (carry .gpu/repo.bundle)" | tee -a "$OUT/run.log"
     elif "$PYTHON" -c "import asv, asv_runner" 2>/dev/null; then
-        "$PYTHON" benchmarks/asv_machine.py --frameworks >>"$OUT/machine.txt" 2>&1
-        MACHINE=$(sed -n 's/^machine: //p' "$OUT/machine.txt" | tail -n 1)
-        step asv-history 240 "$PYTHON" benchmarks/history.py --existing --devices cuda --machine "$MACHINE" \
-            >>"$OUT/compare.log" 2>&1
-        tar -czf "$OUT/asv-results.tgz" -C .asv/results . 2>>"$OUT/compare.log"
-        tail -n 5 "$OUT/compare.log"
+        "$PYTHON" benchmarks/asv_machine.py --frameworks >>"$OUT/run.log" 2>&1
+        MACHINE=$(sed -n 's/^machine: //p' "$OUT/run.log" | tail -n 1)
+        step asv-history 200 "$PYTHON" benchmarks/history.py --existing --devices cuda --machine "$MACHINE" \
+            >>"$OUT/run.log" 2>&1
+        tar -czf "$OUT/asv-results.tgz" -C .asv/results . 2>>"$OUT/run.log"
+        tail -n 5 "$OUT/run.log"
     else
-        echo "== asv-history: skipped, asv is not importable (carry .whl/ and set PYTHONPATH)" | tee -a "$OUT/steps.log"
+        echo "== asv-history: skipped, asv is not importable (carry .whl/ and set PYTHONPATH)" | tee -a "$OUT/run.log"
     fi
+fi
+
+# -- 3. the same on the host's cores, with thread scaling: what mul_sum picks there ------
+if wanted host; then
+    step compare-host 60 "$PYTHON" -m xbackend compare --quick --devices cpu --scaling \
+        --adapters numpy,numpy-auto,torch-eager,torch-auto,jax-jit,jax-auto --json "$OUT/compare-host.json" \
+        >>"$OUT/run.log" 2>&1
 fi
 
 echo "== done in $((SECONDS - START))s (deadline ${DEADLINE}s); outputs in $OUT:"

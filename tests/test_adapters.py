@@ -69,6 +69,8 @@ def test_every_strategy_device_pair_is_listed():
         ("jax-rows", "gpu"),
         ("jax-numpy", "cpu"),
         ("cupy-fused", "cuda"),
+        ("cupy-raw", "cuda"),
+        ("torch-triton", "cuda"),
         ("numpy-auto", "cpu"),
         ("torch-auto", "cpu"),
         ("torch-auto", "cuda"),

@@ -66,11 +66,14 @@ ADAPTERS = (
 )
 # Registered strategies outside the grid, and why (tests/test_asv_suite.py keeps
 # ADAPTERS and this table together covering the registry).
+_ADDED_LATER = "added after published results; asv parameter lists stay fixed (xbackend compare measures it)"
 NOT_BENCHMARKED: dict[str, str] = {
     # Added after results were published: a new ADAPTERS value would change every
     # benchmark's parameter list (and so its version) and orphan the old results.
-    # It is measured by ``xbackend compare`` and picked by numpy-auto where faster.
-    "numpy-threads": "added after published results; asv parameter lists stay fixed (xbackend compare measures it)",
+    # They are measured by ``xbackend compare`` and picked by their -auto adapter where faster.
+    "numpy-threads": _ADDED_LATER,
+    "torch-triton": _ADDED_LATER,
+    "cupy-raw": _ADDED_LATER,
 }
 DEVICES = ("cpu", "cuda")
 FULL_SHAPE_CLASSES = ("square", "tall-skinny", "short-wide", "column", "latency")

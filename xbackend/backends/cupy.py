@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ..core.dtypes import numpy_dtype, numpy_dtype_name
+from ..core.dtypes import SUPPORTED_DTYPES, numpy_dtype, numpy_dtype_name
 from ..core.errors import UnsupportedDtypeError
 from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan
+from ..core.shapes import GPU_LANES_PER_SM, partial_row_groups
 from .base import Adapter, Library
 
 
@@ -58,8 +60,8 @@ class CupyAdapter(Adapter):
 
     def asarray(self, host: np.ndarray) -> Any:
         dtype = numpy_dtype_name(host.dtype)
-        if dtype in self.unsupported_dtypes():
-            raise UnsupportedDtypeError(self.unsupported_dtype_reason(dtype))
+        if dtype in CupyAdapter.unsupported_dtypes(self):  # what CuPy cannot hold, not what a strategy refuses
+            raise UnsupportedDtypeError(CupyAdapter.unsupported_dtype_reason(self, dtype))
         return self.cupy.asarray(host)
 
     def to_numpy(self, x: Any) -> np.ndarray:
@@ -220,13 +222,125 @@ def _row_splits(plan: Plan, a: Any, b: Any) -> int:
     return max(1, min(-(-TARGET_PARTIALS // outputs), plan.n // MIN_SPLIT_ROWS))
 
 
+class CupyRaw(CupyFused):
+    """``cupy-raw``: one hand-written CUDA kernel (``cupy.RawModule``) of strided partial sums, then their sum.
+
+    CuPy's reductions (``cupy.sum``, ``cupy-fused``'s ``ReductionKernel``) walk a
+    dim-0 reduction with one thread per output reading down a column, so a
+    warp's loads touch 32 rows: about half of the device's bandwidth on an
+    H200. Here lane ``l`` of ``L = K x R`` lanes (``core.shapes.partial_row_groups``,
+    ``GPU_LANES_PER_SM`` lanes per SM) sums ``a.flat[l::L] * b.flat[l::L]``: one column
+    per lane, neighbouring lanes on neighbouring addresses, for every K. The
+    R x K partial sums (float32 for float16 inputs) are then summed by
+    ``cupy.sum``: a second pass over < 1% of a large input. Products and sums
+    are rounded one by one (``__fmul_rn`` / ``__fadd_rn``: no fused multiply-add).
+    C-contiguous inputs of the result's dtype and shape take the kernel; other
+    layouts (broadcast, strided, mixed dtypes) run ``cupy-fused``'s reduction.
+    float16, float32 and float64 only.
+    """
+
+    name = "cupy-raw"
+    formulation = (
+        "RawModule kernel: lane l of L = K*R lanes sums a.flat[l::L] * b.flat[l::L] (coalesced for any K), "
+        "then cupy.sum of the R x K partials; other layouts as cupy-fused"
+    )
+
+    def unsupported_dtypes(self) -> frozenset[str]:
+        return frozenset(SUPPORTED_DTYPES) - frozenset(_RAW_KERNEL_TYPES)
+
+    def unsupported_dtype_reason(self, dtype: str) -> str:
+        computed = ", ".join(_RAW_KERNEL_TYPES)
+        return f"cupy-raw computes {computed} only (its kernel is written per dtype); use cupy-fused for {dtype}"
+
+    def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
+        dtype = numpy_dtype(plan.out_dtype)
+        flat = all(x.dtype == dtype and x.shape == plan.full_shape and x.flags.c_contiguous for x in (a, b))
+        if not flat:
+            return super()._compute(a, b, plan)
+        k = int(np.prod(plan.out_shape))
+        if k == 0:
+            return self._zeros(plan)
+        groups = partial_row_groups(plan.n, k, GPU_LANES_PER_SM * _multiprocessors(self.cupy, a.device.id))
+        step = groups * k
+        acc_dtype = numpy_dtype(plan.acc_dtype)
+        partials = self.cupy.empty(step, dtype=acc_dtype)
+        blocks = -(-step // RAW_THREADS)
+        with a.device:  # the kernel runs on the current device
+            kernel = _raw_kernel(self.cupy, plan.out_dtype)
+            kernel((blocks,), (RAW_THREADS,), (a, b, partials, np.int64(a.size), np.int64(step)))
+        acc = partials.reshape(groups, k).sum(axis=0, dtype=acc_dtype) if groups > 1 else partials
+        return acc.reshape(plan.out_shape).astype(dtype, copy=False)
+
+
+RAW_THREADS = 256
+# One kernel per dtype, each its own module: a compile error in one leaves the others.
+_RAW_SOURCE = r"""
+{prelude}
+extern "C" __global__ void xbackend_partials(
+    const {storage}* __restrict__ a, const {storage}* __restrict__ b, {acc}* __restrict__ partials,
+    long long total, long long step)
+{{
+    long long lane = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (lane >= step) return;
+    {acc} sum = 0;
+#pragma unroll 4
+    for (long long i = lane; i < total; i += step) {{
+        sum = {add}(sum, {mul}({load}(a[i]), {load}(b[i])));
+    }}
+    partials[lane] = sum;
+}}
+"""
+# No cuda_fp16.h needed: PTX converts a half's bits to float exactly.
+_HALF_TO_FLOAT = r"""
+__device__ __forceinline__ float xbackend_half_to_float(unsigned short bits) {
+    float value;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
+    return value;
+}
+"""
+_RAW_KERNEL_TYPES: dict[str, dict[str, str]] = {
+    "float16": {
+        "prelude": _HALF_TO_FLOAT,
+        "storage": "unsigned short",
+        "acc": "float",
+        "load": "xbackend_half_to_float",
+        "mul": "__fmul_rn",
+        "add": "__fadd_rn",
+    },
+    "float32": {"prelude": "", "storage": "float", "acc": "float", "load": "", "mul": "__fmul_rn", "add": "__fadd_rn"},
+    "float64": {
+        "prelude": "",
+        "storage": "double",
+        "acc": "double",
+        "load": "",
+        "mul": "__dmul_rn",
+        "add": "__dadd_rn",
+    },
+}
+
+
+def raw_kernel_source(dtype: str) -> str:
+    """The CUDA C source of ``cupy-raw``'s kernel for ``dtype``."""
+    return _RAW_SOURCE.format(**_RAW_KERNEL_TYPES[dtype])
+
+
+@functools.cache
+def _raw_kernel(cupy: Any, dtype: str) -> Any:
+    return cupy.RawModule(code=raw_kernel_source(dtype)).get_function("xbackend_partials")
+
+
+@functools.cache
+def _multiprocessors(cupy: Any, device_id: int) -> int:
+    return int(cupy.cuda.Device(device_id).attributes["MultiProcessorCount"])
+
+
 def _device_kind(x: Any) -> str:
     return "cuda"
 
 
 LIBRARY = Library(
     name="cupy",
-    strategies=(CupyEager, CupyFused),
+    strategies=(CupyEager, CupyFused, CupyRaw),
     default_strategy="cupy",
     devices={"cuda": "gpu"},
     device_kind=_device_kind,

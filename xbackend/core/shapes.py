@@ -64,3 +64,25 @@ def classify(shape: Sequence[int], itemsize: int) -> str:
     if n >= ELONGATION * k:
         return "tall-skinny"
     return "square"
+
+
+# The strided partial sums of the hand-written GPU kernels (torch-triton, cupy-raw):
+# lane i of L = K x R lanes sums elements i, i + L, i + 2L, ... of the flattened
+# C-contiguous inputs. L is a multiple of K, so a lane stays in one column, and
+# neighbouring lanes read neighbouring addresses: every warp's loads are coalesced
+# whatever K is. The R x K partial sums are then summed over R.
+# Lanes per streaming multiprocessor: two inputs x 4 bytes x 4096 lanes x 132 SMs keep
+# ~4 MB of loads in flight (enough to cover HBM latency at 3-5 TB/s), while the float32
+# partials stay under 1% of a 512 MiB input.
+GPU_LANES_PER_SM = 4096
+
+
+def partial_row_groups(n: int, k: int, lanes: int) -> int:
+    """R: how many row groups the strided partial sums use for an N x K input, aiming at ``lanes`` lanes.
+
+    At least 1 (each lane then sums a whole column), at most N (each lane then
+    sums one element).
+    """
+    if n <= 0 or k <= 0 or lanes <= 0:
+        raise ValueError(f"partial_row_groups needs positive n, k and lanes; got n={n}, k={k}, lanes={lanes}")
+    return max(1, min(n, -(-lanes // k)))

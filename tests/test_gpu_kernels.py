@@ -1,0 +1,103 @@
+"""The strided partial sums of the hand-written GPU kernels (torch-triton, cupy-raw).
+
+The lane arithmetic is checked on the CPU against a NumPy model; the kernels
+themselves on a GPU (``gpu`` marker): against the exact oracle on every
+shape class's aspect, through the layouts they hand to another formulation,
+and for products rounded one by one (no fused multiply-add).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xbackend.core.shapes import partial_row_groups
+from xbackend.measure import host_inputs
+from xbackend.registry import adapters, get_adapter
+from xbackend.testing import assert_mul_sum_close
+
+
+@pytest.mark.parametrize(
+    ("n", "k", "lanes", "groups"),
+    [
+        (1000, 4, 100, 25),  # 25 x 4 lanes
+        (1000, 3, 100, 34),  # rounded up: 102 lanes
+        (10, 4, 100, 10),  # never more groups than rows
+        (64, 1_000_000, 540_672, 1),  # short-wide: one lane per column
+        (67_108_864, 1, 540_672, 540_672),  # column: every lane one stride of the flat input
+    ],
+)
+def test_row_groups_aim_at_the_lane_count(n, k, lanes, groups):
+    assert partial_row_groups(n, k, lanes) == groups
+
+
+@pytest.mark.parametrize(("n", "k", "lanes"), [(0, 4, 10), (4, 0, 10), (4, 4, 0)])
+def test_row_groups_refuse_empty_work(n, k, lanes):
+    with pytest.raises(ValueError, match="positive n, k and lanes"):
+        partial_row_groups(n, k, lanes)
+
+
+def _strided_partials_model(a: np.ndarray, b: np.ndarray, lanes: int) -> np.ndarray:
+    """What both kernels compute, lane by lane: lane l sums a.flat[l::L] * b.flat[l::L]; then over R."""
+    n, k = a.shape
+    groups = partial_row_groups(n, k, lanes)
+    step = groups * k
+    products = (a.astype(np.float64) * b).ravel()
+    partials = np.array([products[lane::step].sum() for lane in range(step)])
+    return partials.reshape(groups, k).sum(axis=0)
+
+
+@pytest.mark.parametrize(("shape", "lanes"), [((1000, 33), 1500), ((7, 2000), 1500), ((3001, 1), 64), ((5, 3), 1500)])
+def test_each_lane_stays_in_one_column(shape, lanes):
+    a, b = host_inputs(shape, "float64", seed=5)
+    expected = (a * b).sum(axis=0)  # a direct sum, no lanes
+    np.testing.assert_allclose(_strided_partials_model(a, b, lanes), expected, rtol=1e-12, atol=1e-12)
+
+
+KERNEL_PAIRS = [
+    pytest.param(name, device, marks=pytest.mark.gpu, id=f"{name}@{device}")
+    for name, device in (("torch-triton", "cuda"), ("cupy-raw", "cuda"))
+]
+
+
+def _adapter(name: str, device: str):
+    info = next(info for info in adapters() if (info.name, info.device) == (name, device))
+    if not info.available:
+        pytest.skip(info.reason)
+    return get_adapter(name, device)
+
+
+@pytest.mark.parametrize(("name", "device"), KERNEL_PAIRS)
+@pytest.mark.parametrize("shape", [(4096, 512), (200_000, 3), (16, 700_000), (1_000_001, 1), (1, 7)])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64"])
+def test_kernel_matches_the_oracle(name, device, shape, dtype):
+    adapter = _adapter(name, device)
+    if dtype in adapter.unsupported_dtypes():
+        pytest.skip(adapter.unsupported_dtype_reason(dtype))
+    a, b = host_inputs(shape, dtype, seed=11)
+    out = adapter.mul_sum(adapter.asarray(a), adapter.asarray(b))
+    assert_mul_sum_close(adapter.to_numpy(out), a, b)
+
+
+@pytest.mark.parametrize(("name", "device"), KERNEL_PAIRS)
+def test_other_layouts_take_another_formulation_and_stay_right(name, device):
+    adapter = _adapter(name, device)
+    a, b = host_inputs((300, 64), "float32", seed=12)
+    x, y = adapter.asarray(a), adapter.asarray(b)
+    transposed = adapter.to_numpy(adapter.mul_sum(x.T, y.T))  # F-ordered: (64, 300)
+    assert_mul_sum_close(transposed, a.T, b.T)
+    broadcast = adapter.to_numpy(adapter.mul_sum(x, y[:, :1]))  # (300, 1) against (300, 64)
+    assert_mul_sum_close(broadcast, a, b[:, :1])
+
+
+@pytest.mark.parametrize(("name", "device"), KERNEL_PAIRS)
+def test_products_are_rounded_before_they_are_added(name, device):
+    # Column 0 sums -1e38 + 2e38 * 2: the product overflows to inf in float32, as in
+    # every other strategy; a fused multiply-add would round once and return 3e38.
+    # K is wide enough that one lane sums the whole column inside the kernel's loop.
+    adapter = _adapter(name, device)
+    a, b = host_inputs((2, 1_200_000), "float32", seed=13)
+    a[:, 0], b[:, 0] = (-1e38, 2e38), (1.0, 2.0)
+    out = adapter.to_numpy(adapter.mul_sum(adapter.asarray(a), adapter.asarray(b)))
+    assert out[0] == np.inf
+    assert_mul_sum_close(out[1:], a[:, 1:], b[:, 1:])

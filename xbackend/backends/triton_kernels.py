@@ -1,0 +1,46 @@
+"""Triton kernels of ``torch-triton``, imported only when that strategy runs on a CUDA tensor.
+
+Kept apart from ``torch.py`` because ``triton.jit`` needs ``triton`` at import
+time, and CPU builds of torch ship without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import triton
+import triton.language as tl
+
+# Elements per program: 4 warps x 32 threads x 8, two 16-byte loads per input and thread.
+BLOCK = 1024
+WARPS = 4
+
+
+@triton.jit(do_not_specialize=["total", "iterations"])
+def _strided_partial_sums(a, b, partials, total, step, iterations, BLOCK: tl.constexpr):
+    # Lane l sums a[l + j*step] * b[l + j*step] over j: one column per lane (step is a
+    # multiple of K), coalesced across lanes. Products and sums in the partials' dtype
+    # (the accumulation dtype), each rounded on its own (no FMA contraction, see launch).
+    lanes = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    live = lanes < step
+    offsets = lanes.to(tl.int64)
+    acc = tl.zeros([BLOCK], dtype=partials.dtype.element_ty)
+    for _ in tl.range(0, iterations):
+        inside = live & (offsets < total)
+        x = tl.load(a + offsets, mask=inside, other=0).to(partials.dtype.element_ty)
+        y = tl.load(b + offsets, mask=inside, other=0).to(partials.dtype.element_ty)
+        acc += x * y
+        offsets += step
+    tl.store(partials + lanes, acc, mask=live)
+
+
+def strided_partial_sums(a: Any, b: Any, partials: Any, step: int) -> None:
+    """Fill ``partials`` (``step`` elements) with the strided partial sums of flat contiguous ``a`` and ``b``."""
+    total = a.numel()
+    iterations = -(-total // step)
+    grid = (triton.cdiv(step, BLOCK),)
+    # enable_fp_fusion=False: a fused multiply-add rounds once, so a product that
+    # overflows could come back finite; the shared semantics round each product (IEEE).
+    _strided_partial_sums[grid](
+        a, b, partials, total, step, iterations, BLOCK=BLOCK, num_warps=WARPS, enable_fp_fusion=False
+    )
