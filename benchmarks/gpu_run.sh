@@ -91,7 +91,7 @@ PARALLEL=()
 TIMEOUT_OPT=()
 "$PYTHON" -c "import pytest_timeout" 2>/dev/null && TIMEOUT_OPT=(--timeout=120)
 if wanted tests; then
-    XBACKEND_EXAMPLES=${XBACKEND_EXAMPLES:-10} step gpu-tests 140 \
+    XBACKEND_EXAMPLES=${XBACKEND_EXAMPLES:-10} step gpu-tests 220 \
         "$PYTHON" -m pytest -m gpu "${PARALLEL[@]}" "${TIMEOUT_OPT[@]}" -p no:cacheprovider -q -rfE --durations=10 \
         tests >"$OUT/gpu-tests.log" 2>&1
     tail -n 15 "$OUT/gpu-tests.log"
@@ -136,15 +136,28 @@ if wanted asv; then
     # asv files results under a commit and reads its date from git: a device machine's
     # copy of the tree has no .git, so bring the history as a bundle
     # (git bundle create .gpu/repo.bundle HEAD) and unpack it here.
-    if ! git rev-parse --verify -q HEAD >/dev/null 2>&1 && [ -f .gpu/repo.bundle ]; then
-        git init -q && git fetch -q .gpu/repo.bundle "HEAD:refs/heads/main" && git symbolic-ref HEAD refs/heads/main
+    # A device's copy may also carry a .git whose HEAD is another commit (seen on an
+    # H200: the session's first commit under a later tree), and asv would file the
+    # results under it. So the bundle decides: HEAD is pointed at its commit (the
+    # files stay as copied) after checking that the tracked files are that commit's.
+    if [ -f .gpu/repo.bundle ]; then
+        git rev-parse --git-dir >/dev/null 2>&1 || git init -q
+        if git fetch -q --force .gpu/repo.bundle "+HEAD:refs/heads/gpu-run" && git symbolic-ref HEAD refs/heads/gpu-run \
+            && git reset -q --soft gpu-run && git diff --quiet gpu-run -- xbackend benchmarks asv.conf.json setup.cfg pyproject.toml; then
+            echo "asv commit: $(git rev-parse HEAD) (from .gpu/repo.bundle)" | tee -a "$OUT/run.log"
+        else
+            echo "== asv-history: skipped, the tree is not the bundle's commit $(git rev-parse gpu-run 2>/dev/null)" | tee -a "$OUT/run.log"
+            STEPS=${STEPS/,asv,/,}
+        fi
     fi
-    if ! git rev-parse --verify -q HEAD >/dev/null 2>&1; then
+    if ! wanted asv; then
+        :
+    elif ! git rev-parse --verify -q HEAD >/dev/null 2>&1; then
         echo "== asv-history: skipped, no git history here (carry .gpu/repo.bundle)" | tee -a "$OUT/run.log"
     elif "$PYTHON" -c "import asv, asv_runner" 2>/dev/null; then
         "$PYTHON" benchmarks/asv_machine.py --frameworks >>"$OUT/run.log" 2>&1
         MACHINE=$(sed -n 's/^machine: //p' "$OUT/run.log" | tail -n 1)
-        step asv-history 200 "$PYTHON" benchmarks/history.py --existing --devices cuda --machine "$MACHINE" \
+        step asv-history 300 "$PYTHON" benchmarks/history.py --existing --devices cuda --machine "$MACHINE" \
             >>"$OUT/run.log" 2>&1
         tar -czf "$OUT/asv-results.tgz" -C .asv/results . 2>>"$OUT/run.log"
         tail -n 5 "$OUT/run.log"

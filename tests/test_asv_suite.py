@@ -18,6 +18,7 @@ from asv_support import REPO, make_workspace, saved_results, smoke_run  # noqa: 
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from benchmarks import common  # noqa: E402  (the suite's own package)
+from xbackend.registry import adapters  # noqa: E402
 
 BENCHMARKS = {
     "bench_mul_sum.TimeMulSum.time_mul_sum",
@@ -202,7 +203,16 @@ def test_history_selection_is_the_history_grid():
     # 'numpy' must not select 'numpy-threads' or 'numpy-auto' by prefix.
     assert not {c for c in chosen if c[1] not in common.HISTORY_ADAPTERS}
     on_gpu = _selected(common.history_benchmark_regexes(common.DEVICES))
-    assert {c[2] for c in on_gpu} == {"cpu", "cuda"} and len(on_gpu) == 2 * len(chosen)
+    assert {c[1:] for c in on_gpu if c[2] == "cpu"} == {c[1:] for c in chosen}
+    # On the GPU: every history adapter that has one, and nothing else.
+    gpu_adapters = {c[1] for c in on_gpu if c[2] == "cuda"}
+    assert gpu_adapters == set(common.HISTORY_ADAPTERS) - set(common.HISTORY_CPU_ONLY)
+
+
+def test_history_cpu_only_adapters_are_those_without_a_gpu_device():
+    devices = {(info.name, info.device) for info in adapters()}
+    without_gpu = {name for name in common.HISTORY_ADAPTERS if not {(name, "cuda"), (name, "gpu")} & devices}
+    assert without_gpu == set(common.HISTORY_CPU_ONLY)
 
 
 def test_measure_only_matches_cells_as_asv_b_does(monkeypatch):

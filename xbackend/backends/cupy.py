@@ -13,7 +13,7 @@ from ..core.dtypes import SUPPORTED_DTYPES, numpy_dtype, numpy_dtype_name
 from ..core.errors import UnsupportedDtypeError
 from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan
-from ..core.shapes import GPU_LANES_PER_SM, partial_row_groups
+from ..core.shapes import GPU_FEW_OUTPUTS, GPU_LANES_PER_SM, partial_row_groups
 from .base import Adapter, Library
 
 
@@ -232,7 +232,9 @@ class CupyRaw(CupyFused):
     ``GPU_LANES_PER_SM`` lanes per SM) sums ``a.flat[l::L] * b.flat[l::L]``: one column
     per lane, neighbouring lanes on neighbouring addresses, for every K. The
     R x K partial sums (float32 for float16 inputs) are then summed by
-    ``cupy.sum``: a second pass over < 1% of a large input. Products and sums
+    ``cupy.sum``: a second pass over < 1% of a large input. With few outputs
+    (``GPU_FEW_OUTPUTS``) they are stored K x R, so that CUB sums contiguous
+    rows: CuPy's dim-0 reduction of 540k x 1 partials took longer than the kernel. Products and sums
     are rounded one by one (``__fmul_rn`` / ``__fadd_rn``: no fused multiply-add).
     C-contiguous inputs of the result's dtype and shape take the kernel; other
     layouts (broadcast, strided, mixed dtypes) run ``cupy-fused``'s reduction.
@@ -264,11 +266,18 @@ class CupyRaw(CupyFused):
         step = groups * k
         acc_dtype = numpy_dtype(plan.acc_dtype)
         partials = self.cupy.empty(step, dtype=acc_dtype)
+        transposed = k < GPU_FEW_OUTPUTS
         blocks = -(-step // RAW_THREADS)
         with a.device:  # the kernel runs on the current device
             kernel = _raw_kernel(self.cupy, plan.out_dtype)
-            kernel((blocks,), (RAW_THREADS,), (a, b, partials, np.int64(a.size), np.int64(step)))
-        acc = partials.reshape(groups, k).sum(axis=0, dtype=acc_dtype) if groups > 1 else partials
+            arguments = (a, b, partials, np.int64(a.size), np.int64(k), np.int64(groups), np.int32(transposed))
+            kernel((blocks,), (RAW_THREADS,), arguments)
+        if groups == 1:
+            acc = partials
+        elif transposed:  # CUB's segmented reduction over contiguous rows
+            acc = partials.reshape(k, groups).sum(axis=1, dtype=acc_dtype)
+        else:
+            acc = partials.reshape(groups, k).sum(axis=0, dtype=acc_dtype)
         return acc.reshape(plan.out_shape).astype(dtype, copy=False)
 
 
@@ -278,8 +287,9 @@ _RAW_SOURCE = r"""
 {prelude}
 extern "C" __global__ void xbackend_partials(
     const {storage}* __restrict__ a, const {storage}* __restrict__ b, {acc}* __restrict__ partials,
-    long long total, long long step)
+    long long total, long long k, long long groups, int transposed)
 {{
+    long long step = k * groups;
     long long lane = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (lane >= step) return;
     {acc} sum = 0;
@@ -287,7 +297,8 @@ extern "C" __global__ void xbackend_partials(
     for (long long i = lane; i < total; i += step) {{
         sum = {add}(sum, {mul}({load}(a[i]), {load}(b[i])));
     }}
-    partials[lane] = sum;
+    // Transposed (few outputs): lane l holds row l / k of column l % k, stored K x R.
+    partials[transposed ? (lane % k) * groups + lane / k : lane] = sum;
 }}
 """
 # No cuda_fp16.h needed: PTX converts a half's bits to float exactly.

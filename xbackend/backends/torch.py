@@ -25,7 +25,7 @@ from ..core.cache import LRUCache
 from ..core.dtypes import numpy_dtype
 from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan, plan_mul_sum
-from ..core.shapes import GPU_LANES_PER_SM, partial_row_groups
+from ..core.shapes import GPU_FEW_OUTPUTS, GPU_LANES_PER_SM, partial_row_groups
 from .base import Adapter, Library
 from .numpy import threaded_mul_sum
 
@@ -461,7 +461,8 @@ class TorchTriton(TorchAdapter):
     (``core.shapes.partial_row_groups``) sums ``a.flat[l::L] * b.flat[l::L]`` in
     the accumulation dtype, one column per lane with neighbouring lanes on
     neighbouring addresses for every K; ``torch.sum`` then adds the R x K
-    partials (< 1% of a large input). Products and sums are rounded one by one
+    partials (< 1% of a large input), stored K x R where there are few outputs
+    (``GPU_FEW_OUTPUTS``) so that it sums contiguous rows. Products and sums are rounded one by one
     (no fused multiply-add). C-contiguous inputs of the result's dtype and
     shape take the kernel; other layouts, and calls that autograd, torch.func
     or torch.compile watch (``_transformed``), run the eager formulation.
@@ -500,10 +501,16 @@ class TorchTriton(TorchAdapter):
         groups = partial_row_groups(plan.n, k, GPU_LANES_PER_SM * _multiprocessors(self.torch, a.device))
         acc_dtype = self.torch_dtype(plan.acc_dtype)
         partials = self.torch.empty(groups * k, dtype=acc_dtype, device=a.device)
+        transposed = k < GPU_FEW_OUTPUTS
         kernels = importlib.import_module("xbackend.backends.triton_kernels")
         with self.torch.cuda.device(a.device):
-            kernels.strided_partial_sums(a, b, partials, groups * k)
-        acc = partials.view(groups, k).sum(0, dtype=acc_dtype) if groups > 1 else partials
+            kernels.strided_partial_sums(a, b, partials, k, groups, transposed)
+        if groups == 1:
+            acc = partials
+        elif transposed:
+            acc = partials.view(k, groups).sum(1, dtype=acc_dtype)
+        else:
+            acc = partials.view(groups, k).sum(0, dtype=acc_dtype)
         return acc.view(plan.out_shape).to(dtype)
 
 

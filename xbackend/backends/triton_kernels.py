@@ -16,8 +16,10 @@ BLOCK = 1024
 WARPS = 4
 
 
-@triton.jit(do_not_specialize=["total", "iterations"])
-def _strided_partial_sums(a, b, partials, total, step, iterations, BLOCK: tl.constexpr):
+@triton.jit(do_not_specialize=["total", "iterations", "k", "groups"])
+def _strided_partial_sums(
+    a, b, partials, total, step, iterations, k, groups, BLOCK: tl.constexpr, TRANSPOSED: tl.constexpr
+):
     # Lane l sums a[l + j*step] * b[l + j*step] over j: one column per lane (step is a
     # multiple of K), coalesced across lanes. Products and sums in the partials' dtype
     # (the accumulation dtype), each rounded on its own (no FMA contraction, see launch).
@@ -31,16 +33,33 @@ def _strided_partial_sums(a, b, partials, total, step, iterations, BLOCK: tl.con
         y = tl.load(b + offsets, mask=inside, other=0).to(partials.dtype.element_ty)
         acc += x * y
         offsets += step
-    tl.store(partials + lanes, acc, mask=live)
+    if TRANSPOSED:  # lane l holds row l // k of column l % k: stored K x R
+        tl.store(partials + (lanes % k) * groups + lanes // k, acc, mask=live)
+    else:
+        tl.store(partials + lanes, acc, mask=live)
 
 
-def strided_partial_sums(a: Any, b: Any, partials: Any, step: int) -> None:
-    """Fill ``partials`` (``step`` elements) with the strided partial sums of flat contiguous ``a`` and ``b``."""
-    total = a.numel()
+def strided_partial_sums(a: Any, b: Any, partials: Any, k: int, groups: int, transposed: bool) -> None:
+    """Fill ``partials`` (K x R lanes) with the strided partial sums of flat contiguous ``a`` and ``b``.
+
+    Laid out R x K, or K x R where ``transposed``.
+    """
+    total, step = a.numel(), k * groups
     iterations = -(-total // step)
     grid = (triton.cdiv(step, BLOCK),)
     # enable_fp_fusion=False: a fused multiply-add rounds once, so a product that
     # overflows could come back finite; the shared semantics round each product (IEEE).
     _strided_partial_sums[grid](
-        a, b, partials, total, step, iterations, BLOCK=BLOCK, num_warps=WARPS, enable_fp_fusion=False
+        a,
+        b,
+        partials,
+        total,
+        step,
+        iterations,
+        k,
+        groups,
+        BLOCK=BLOCK,
+        TRANSPOSED=transposed,
+        num_warps=WARPS,
+        enable_fp_fusion=False,
     )
