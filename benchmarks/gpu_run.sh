@@ -139,11 +139,12 @@ if wanted asv; then
     # A device's copy may also carry a .git whose HEAD is another commit (seen on an
     # H200: the session's first commit under a later tree), and asv would file the
     # results under it. So the bundle decides: HEAD is pointed at its commit (the
-    # files stay as copied) after checking that the tracked files are that commit's.
+    # files stay as copied; the index is rebuilt from it) after checking that the
+    # tracked files are that commit's.
     if [ -f .gpu/repo.bundle ]; then
         git rev-parse --git-dir >/dev/null 2>&1 || git init -q
         if git fetch -q --force .gpu/repo.bundle "+HEAD:refs/heads/gpu-run" && git symbolic-ref HEAD refs/heads/gpu-run \
-            && git reset -q --soft gpu-run && git diff --quiet gpu-run -- xbackend benchmarks asv.conf.json setup.cfg pyproject.toml; then
+            && git reset -q gpu-run && git diff --quiet -- xbackend benchmarks asv.conf.json setup.cfg pyproject.toml; then
             echo "asv commit: $(git rev-parse HEAD) (from .gpu/repo.bundle)" | tee -a "$OUT/run.log"
         else
             echo "== asv-history: skipped, the tree is not the bundle's commit $(git rev-parse gpu-run 2>/dev/null)" | tee -a "$OUT/run.log"
