@@ -114,17 +114,22 @@ if wanted compare; then
 fi
 
 # -- 2b. what mul_sum picks once the selection table holds these figures ----------------
-# The GPU rows of the shipped table are made from the reports above (xbackend select),
-# so the -auto adapters are measured here with that very table, installed as this
-# machine's tuned table (the dispatcher reads it first).
+# The GPU rows of the shipped table are made from the GPU reports (xbackend select).
+# Where this pass measured them, the -auto adapters run with the table made from
+# them, installed as this machine's tuned table (the dispatcher reads it first);
+# otherwise with the shipped table, whose GPU rows come from the committed reports.
 if wanted auto; then
     REPORTS=()
     for report in "$OUT"/compare-gpu-float32.json "$OUT"/compare-gpu-bfloat16.json "$OUT"/compare-gpu-float16.json; do
         [ -f "$report" ] && REPORTS+=(--from "$report")
     done
     TUNED=$("$PYTHON" -c "from xbackend.selection import tuned_table_path; print(tuned_table_path())")
-    mkdir -p "$(dirname "$TUNED")"
-    step select-gpu 30 "$PYTHON" -m xbackend select "${REPORTS[@]}" --out "$TUNED" >>"$OUT/run.log" 2>&1
+    if [ ${#REPORTS[@]} -gt 0 ]; then
+        mkdir -p "$(dirname "$TUNED")"
+        step select-gpu 30 "$PYTHON" -m xbackend select "${REPORTS[@]}" --out "$TUNED" >>"$OUT/run.log" 2>&1
+    else
+        echo "== auto: no GPU report in this pass, the shipped table's GPU rows decide" | tee -a "$OUT/run.log"
+    fi
     step compare-gpu-auto 90 "$PYTHON" -m xbackend compare --quick --large --devices cuda,gpu \
         --adapters torch-auto,jax-auto,cupy-auto --dtypes float32,bfloat16,float16 \
         --json "$OUT/compare-gpu-auto.json" >>"$OUT/run.log" 2>&1

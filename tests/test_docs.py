@@ -182,6 +182,24 @@ def test_selection_view_chooses_the_lowest_median_and_shows_the_others():
     ]
 
 
+def test_fastest_view_is_one_row_per_library_with_each_class_winner():
+    document = _report(
+        [
+            _cell("torch-eager", "torch", "square", SQUARE, 0.0296, gbps=4.53, fraction=0.2071),
+            _cell("torch-blocked", "torch", "square", SQUARE, 0.0067, gbps=20.04, fraction=0.9246, fastest=True),
+            _cell("torch-eager", "torch", "latency", [3, 4], 12.3e-6, fastest=True),
+            _cell("torch-blocked", "torch", "latency", [3, 4], 40.1e-6),
+            _cell("numpy", "numpy", "square", SQUARE, 0.0100, gbps=13.4, fraction=0.6166, fastest=True),
+        ]
+    )
+    lines = report.render_markdown_tables(document, "fastest").splitlines()
+    assert "| library | square 4096x4096 | latency 3x4 |" in lines
+    assert [line for line in lines if line.startswith(("| numpy", "| torch"))] == [
+        "| numpy@cpu | `numpy` 0.62 | - |",
+        "| torch@cpu | `torch-blocked` 0.92 | `torch-eager` 12.3 us |",
+    ]
+
+
 def test_unknown_view_is_refused():
     with pytest.raises(ValueError, match="unknown view 'bogus'"):
         report.render_markdown_tables(_report([]), "bogus")

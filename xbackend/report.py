@@ -724,8 +724,9 @@ def render_markdown_tables(report: dict[str, Any], view: str = "cells", source: 
 
     Views: ``cells`` (median, GB/s and fraction of the floor per adapter and
     shape class), ``fractions`` (fraction of the floor only), ``selection``
-    (the strategy ``xbackend select`` would choose from this report, per key)
-    and ``scaling`` (the thread-scaling section of ``compare --scaling``).
+    (the strategy ``xbackend select`` would choose from this report, per key),
+    ``fastest`` (the same choices, one row per library and device) and
+    ``scaling`` (the thread-scaling section of ``compare --scaling``).
     """
     if view not in MARKDOWN_VIEWS:
         raise ValueError(f"unknown view {view!r}; choose from {', '.join(MARKDOWN_VIEWS)}")
@@ -864,12 +865,40 @@ def _view_fractions(report: dict[str, Any]) -> list[str]:
     return lines[:-1]
 
 
-def _view_selection(report: dict[str, Any]) -> list[str]:
-    # Figures are read from the cells themselves: the table's entries are rounded.
+def _selection_entries(report: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[Any, dict[str, Any]]]:
+    """What ``xbackend select`` would choose from ``report`` (sorted by library, device, dtype, shape class),
+    and the report's correct cells by ``_selection_key``: figures are read from the cells, the entries are rounded."""
     cells = {_selection_key(c["adapter"], c): c for c in report["cells"] if c["status"] == "ok"}
     order = {name: i for i, name in enumerate(report["options"]["shapes"])}
     entries = build_table([report], command="xbackend docs", load=report_load(report))["entries"]
     entries.sort(key=lambda e: (e["library"], e["device"], e["dtype"], order.get(e["shape_class"], len(order))))
+    return entries, cells
+
+
+def _view_fastest(report: dict[str, Any]) -> list[str]:
+    """Per dtype, one row per library and device: its fastest correct strategy on each shape class."""
+    entries, cells = _selection_entries(report)
+    shapes = list(report["options"]["shapes"])
+    headers = [f"{shape} {'x'.join(map(str, size))}" for shape, size in report["options"]["shapes"].items()]
+    lines: list[str] = []
+    for dtype in dict.fromkeys(entry["dtype"] for entry in entries):
+        rows: dict[str, list[str]] = {}
+        for entry in (e for e in entries if e["dtype"] == dtype):
+            row = rows.setdefault(f"{entry['library']}@{entry['device']}", ["-"] * len(shapes))
+            figure = _fraction_or_time(cells[_selection_key(entry["strategy"], entry)])
+            row[shapes.index(entry["shape_class"])] = f"`{entry['strategy']}` {figure}"
+        lines += [
+            f"{dtype}; per library, its fastest strategy and that strategy's fraction of the floor "
+            "(latency: median time per call).",
+            "",
+            *_markdown_table(["library", *headers], [[name, *row] for name, row in rows.items()]),
+            "",
+        ]
+    return lines[:-1]
+
+
+def _view_selection(report: dict[str, Any]) -> list[str]:
+    entries, cells = _selection_entries(report)
     rows = []
     for entry in entries:
         chosen = _fraction_or_time(cells[_selection_key(entry["strategy"], entry)])
@@ -921,6 +950,7 @@ MARKDOWN_VIEWS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "cells": _view_cells,
     "fractions": _view_fractions,
     "selection": _view_selection,
+    "fastest": _view_fastest,
     "scaling": _view_scaling,
 }
 
