@@ -200,6 +200,11 @@ def test_fastest_view_is_one_row_per_library_with_each_class_winner():
     ]
 
 
+def test_fastest_view_of_a_report_without_strategies_says_so():
+    document = _report([_cell("torch-auto", "torch", "latency", [3, 4], 12.3e-6)])
+    assert "No correct cell of a strategy" in report.render_markdown_tables(document, "fastest")
+
+
 def test_unknown_view_is_refused():
     with pytest.raises(ValueError, match="unknown view 'bogus'"):
         report.render_markdown_tables(_report([]), "bogus")

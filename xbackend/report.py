@@ -880,6 +880,8 @@ def _view_fastest(report: dict[str, Any]) -> list[str]:
     entries, cells = _selection_entries(report)
     shapes = list(report["options"]["shapes"])
     headers = [f"{shape} {'x'.join(map(str, size))}" for shape, size in report["options"]["shapes"].items()]
+    if not entries:
+        return ["No correct cell of a strategy `xbackend select` could choose is in this report."]
     lines: list[str] = []
     for dtype in dict.fromkeys(entry["dtype"] for entry in entries):
         rows: dict[str, list[str]] = {}
