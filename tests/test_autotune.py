@@ -34,12 +34,19 @@ def inputs(shape=BIG, seed=0):
     return a, a * 0.5 + rng.standard_normal(shape, dtype=np.float32)
 
 
-class Slow(NumpyAdapter):
-    name = "numpy-planted-slow"
+def sleeping(name: str, seconds: float) -> type[NumpyAdapter]:
+    """A planted numpy strategy that sleeps ``seconds`` before each (correct) result."""
 
-    def _compute(self, a, b, plan):
-        time.sleep(0.03)
-        return super()._compute(a, b, plan)
+    class Sleeping(NumpyAdapter):
+        def _compute(self, a, b, plan):
+            time.sleep(seconds)
+            return super()._compute(a, b, plan)
+
+    Sleeping.name = name
+    return Sleeping
+
+
+Slow = sleeping("numpy-planted-slow", 0.03)
 
 
 class Fast(NumpyAdapter):
@@ -163,22 +170,8 @@ def test_the_trial_costs_under_a_second_for_a_64_mib_input(capsys):
         print(f"\n  autotune trial, numpy float32 4096x2048 (64 MiB): {entry['trial_s']:.3f} s; {choice.reason}")
 
 
-class Sluggish(NumpyAdapter):
-    """0.45 s a call whatever the input: a candidate far slower than the prior predicts (no table knows it)."""
-
-    name = "numpy-planted-sluggish-1"
-
-    def _compute(self, a, b, plan):
-        time.sleep(0.45)
-        return super()._compute(a, b, plan)
-
-
-class Sluggish2(Sluggish):
-    name = "numpy-planted-sluggish-2"
-
-
-class Sluggish3(Sluggish):
-    name = "numpy-planted-sluggish-3"
+# 0.45 s a call whatever the input: candidates far slower than the prior predicts (no table knows them).
+Sluggish, Sluggish2, Sluggish3 = (sleeping(f"numpy-planted-sluggish-{i}", 0.45) for i in (1, 2, 3))
 
 
 def test_slow_candidates_cannot_push_the_trial_past_its_limit(monkeypatch):
@@ -208,14 +201,8 @@ def test_explain_trial_runs_the_first_call_and_prints_its_cost(capsys):
     assert f"fastest in a {entry['trial_s']:.2g} s trial" in out and "first mul_sum call" in out
 
 
-class Stalling(NumpyAdapter):
-    """A prior whose every call takes longer than a trial's whole budget allows for its rounds."""
-
-    name = "numpy-planted-stalling"
-
-    def _compute(self, a, b, plan):
-        time.sleep(0.3)
-        return super()._compute(a, b, plan)
+# A prior whose every call takes longer than a trial's whole budget allows for its rounds.
+Stalling = sleeping("numpy-planted-stalling", 0.3)
 
 
 def test_a_prior_that_stalls_is_replaced_even_where_no_round_fits(monkeypatch):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xbackend.core.shapes import partial_row_groups
+from xbackend.core.shapes import GPU_LANES_PER_SM, partial_row_groups, strided_partials_layout
 from xbackend.measure import host_inputs
 from xbackend.registry import adapters, get_adapter
 from xbackend.testing import assert_mul_sum_close
@@ -37,6 +37,19 @@ def test_row_groups_refuse_empty_work(n, k, lanes):
         partial_row_groups(n, k, lanes)
 
 
+@pytest.mark.parametrize(
+    ("n", "k", "layout"),
+    [
+        (2_097_152, 32, (16_896, True)),  # tall-skinny on 132 SMs: few outputs, partials stored K x R
+        (8192, 8192, (66, False)),  # square: as many outputs as GPU_FEW_OUTPUTS, stored R x K
+        (64, 1_048_576, (1, False)),
+    ],
+)
+def test_layout_on_an_h200(n, k, layout):
+    assert strided_partials_layout(n, k, 132) == layout
+    assert layout[0] == partial_row_groups(n, k, GPU_LANES_PER_SM * 132)
+
+
 def _strided_partials_model(a: np.ndarray, b: np.ndarray, lanes: int) -> np.ndarray:
     """What both kernels compute, lane by lane: lane l sums a.flat[l::L] * b.flat[l::L]; then over R."""
     n, k = a.shape
@@ -49,9 +62,9 @@ def _strided_partials_model(a: np.ndarray, b: np.ndarray, lanes: int) -> np.ndar
 
 @pytest.mark.parametrize(("shape", "lanes"), [((1000, 33), 1500), ((7, 2000), 1500), ((3001, 1), 64), ((5, 3), 1500)])
 def test_each_lane_stays_in_one_column(shape, lanes):
+    # A lane that strayed into another column would add that column's products: far outside the bound.
     a, b = host_inputs(shape, "float64", seed=5)
-    expected = (a * b).sum(axis=0)  # a direct sum, no lanes
-    np.testing.assert_allclose(_strided_partials_model(a, b, lanes), expected, rtol=1e-12, atol=1e-12)
+    assert_mul_sum_close(_strided_partials_model(a, b, lanes), a, b)
 
 
 KERNEL_PAIRS = [

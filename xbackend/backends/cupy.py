@@ -13,7 +13,7 @@ from ..core.dtypes import SUPPORTED_DTYPES, numpy_dtype, numpy_dtype_name
 from ..core.errors import UnsupportedDtypeError
 from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan
-from ..core.shapes import GPU_FEW_OUTPUTS, GPU_LANES_PER_SM, partial_row_groups
+from ..core.shapes import strided_partials_layout
 from .base import Adapter, Library
 
 
@@ -228,7 +228,7 @@ class CupyRaw(CupyFused):
     CuPy's reductions (``cupy.sum``, ``cupy-fused``'s ``ReductionKernel``) walk a
     dim-0 reduction with one thread per output reading down a column, so a
     warp's loads touch 32 rows: about half of the device's bandwidth on an
-    H200. Here lane ``l`` of ``L = K x R`` lanes (``core.shapes.partial_row_groups``,
+    H200. Here lane ``l`` of ``L = K x R`` lanes (``core.shapes.strided_partials_layout``,
     ``GPU_LANES_PER_SM`` lanes per SM) sums ``a.flat[l::L] * b.flat[l::L]``: one column
     per lane, neighbouring lanes on neighbouring addresses, for every K. The
     R x K partial sums (float32 for float16 inputs) are then summed by
@@ -262,11 +262,10 @@ class CupyRaw(CupyFused):
         k = int(np.prod(plan.out_shape))
         if k == 0:
             return self._zeros(plan)
-        groups = partial_row_groups(plan.n, k, GPU_LANES_PER_SM * _multiprocessors(self.cupy, a.device.id))
+        groups, transposed = strided_partials_layout(plan.n, k, _multiprocessors(self.cupy, a.device.id))
         step = groups * k
         acc_dtype = numpy_dtype(plan.acc_dtype)
         partials = self.cupy.empty(step, dtype=acc_dtype)
-        transposed = k < GPU_FEW_OUTPUTS
         blocks = -(-step // RAW_THREADS)
         with a.device:  # the kernel runs on the current device
             kernel = _raw_kernel(self.cupy, plan.out_dtype)

@@ -25,7 +25,7 @@ from ..core.cache import LRUCache
 from ..core.dtypes import numpy_dtype
 from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan, plan_mul_sum
-from ..core.shapes import GPU_FEW_OUTPUTS, GPU_LANES_PER_SM, partial_row_groups
+from ..core.shapes import strided_partials_layout
 from .base import Adapter, Library
 from .numpy import threaded_mul_sum
 
@@ -458,7 +458,7 @@ class TorchTriton(TorchAdapter):
     upcast first), and ``torch-compile`` compiles per input signature for
     seconds. Here one kernel, compiled once per dtype and cached on disk by
     Triton, streams both inputs once: lane ``l`` of ``L = K x R`` lanes
-    (``core.shapes.partial_row_groups``) sums ``a.flat[l::L] * b.flat[l::L]`` in
+    (``core.shapes.strided_partials_layout``) sums ``a.flat[l::L] * b.flat[l::L]`` in
     the accumulation dtype, one column per lane with neighbouring lanes on
     neighbouring addresses for every K; ``torch.sum`` then adds the R x K
     partials (< 1% of a large input), stored K x R where there are few outputs
@@ -498,10 +498,9 @@ class TorchTriton(TorchAdapter):
         if k == 0:
             return self._zeros(plan)
         a, b = _resolved(a), _resolved(b)  # the kernel reads storage: apply lazy negation first
-        groups = partial_row_groups(plan.n, k, GPU_LANES_PER_SM * _multiprocessors(self.torch, a.device))
+        groups, transposed = strided_partials_layout(plan.n, k, _multiprocessors(self.torch, a.device))
         acc_dtype = self.torch_dtype(plan.acc_dtype)
         partials = self.torch.empty(groups * k, dtype=acc_dtype, device=a.device)
-        transposed = k < GPU_FEW_OUTPUTS
         kernels = importlib.import_module("xbackend.backends.triton_kernels")
         with self.torch.cuda.device(a.device):
             kernels.strided_partial_sums(a, b, partials, k, groups, transposed)

@@ -91,3 +91,12 @@ def partial_row_groups(n: int, k: int, lanes: int) -> int:
     if n <= 0 or k <= 0 or lanes <= 0:
         raise ValueError(f"partial_row_groups needs positive n, k and lanes; got n={n}, k={k}, lanes={lanes}")
     return max(1, min(n, -(-lanes // k)))
+
+
+def strided_partials_layout(n: int, k: int, multiprocessors: int) -> tuple[int, bool]:
+    """(R, transposed) of the GPU kernels' strided partial sums of an N x K input.
+
+    R from ``partial_row_groups`` at ``GPU_LANES_PER_SM`` lanes per SM;
+    transposed (K x R) where there are fewer than ``GPU_FEW_OUTPUTS`` outputs.
+    """
+    return partial_row_groups(n, k, GPU_LANES_PER_SM * multiprocessors), k < GPU_FEW_OUTPUTS
