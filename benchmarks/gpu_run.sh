@@ -11,9 +11,10 @@
 # Environment:
 #   PYTHON      the Python with the frameworks (default: python3)
 #   DEADLINE_S  the whole pass's time limit in seconds (default 420)
-#   WORKERS     pytest-xdist workers for the GPU tests when xdist is installed (default 8)
+#   WORKERS     pytest-xdist workers for the GPU tests when xdist is installed (default 12)
 #   STEPS       which steps run, comma-separated (default tests,compare,auto,asv,host): a
 #               device session of a few minutes can split the pass over two calls
+#   ASV_KINDS   the asv step's benchmarks (default track,time: benchmarks/history.py --kinds)
 #
 # The asv step records the history grid's GPU cells of this commit in this Python
 # (benchmarks/history.py --existing): asv is not on the GPU machine, so carry its
@@ -87,7 +88,7 @@ tail -n 4 "$OUT/run.log"
 
 # -- 1. every gpu-marked test ------------------------------------------------------------
 PARALLEL=()
-"$PYTHON" -c "import xdist" 2>/dev/null && PARALLEL=(-n "${WORKERS:-8}")
+"$PYTHON" -c "import xdist" 2>/dev/null && PARALLEL=(-n "${WORKERS:-12}")
 TIMEOUT_OPT=()
 "$PYTHON" -c "import pytest_timeout" 2>/dev/null && TIMEOUT_OPT=(--timeout=120)
 if wanted tests; then
@@ -130,9 +131,12 @@ if wanted auto; then
     else
         echo "== auto: no GPU report in this pass, the shipped table's GPU rows decide" | tee -a "$OUT/run.log"
     fi
-    step compare-gpu-auto 90 "$PYTHON" -m xbackend compare --quick --large --devices cuda,gpu \
-        --adapters torch-auto,jax-auto,cupy-auto --dtypes float32,bfloat16,float16 \
+    # cupy-raw beside cupy-auto: where the table's GPU rows predate this pass, it may
+    # pick cupy-fused over a kernel that has changed since. (CuPy has no bfloat16.)
+    step compare-gpu-auto 120 "$PYTHON" -m xbackend compare --quick --large --devices cuda,gpu \
+        --adapters torch-auto,jax-auto,cupy-auto,cupy-raw --dtypes float32,bfloat16,float16 \
         --json "$OUT/compare-gpu-auto.json" >>"$OUT/run.log" 2>&1
+    grep -E "^(==|  [a-z])|fastest|floor:" "$OUT/run.log" | tail -n 12
     rm -f "$TUNED"  # the history step measures with the shipped table, as every commit's results do
 fi
 
@@ -163,8 +167,10 @@ if wanted asv; then
     elif "$PYTHON" -c "import asv, asv_runner" 2>/dev/null; then
         "$PYTHON" benchmarks/asv_machine.py --frameworks >>"$OUT/run.log" 2>&1
         MACHINE=$(sed -n 's/^machine: //p' "$OUT/run.log" | tail -n 1)
-        step asv-history 300 "$PYTHON" benchmarks/history.py --existing --devices cuda --machine "$MACHINE" \
-            >>"$OUT/run.log" 2>&1
+        # One asv run per kind (track figures first), each saved as it ends: a run cut
+        # by the limit keeps the kinds that finished.
+        step asv-history 330 "$PYTHON" benchmarks/history.py --existing --devices cuda --machine "$MACHINE" \
+            --kinds "${ASV_KINDS:-track,time}" >>"$OUT/run.log" 2>&1
         tar -czf "$OUT/asv-results.tgz" -C .asv/results . 2>>"$OUT/run.log"
         tail -n 5 "$OUT/run.log"
     else
@@ -174,7 +180,7 @@ fi
 
 # -- 3. the same on the host's cores, with thread scaling: what mul_sum picks there ------
 if wanted host; then
-    step compare-host 60 "$PYTHON" -m xbackend compare --quick --devices cpu --scaling \
+    step compare-host 110 "$PYTHON" -m xbackend compare --quick --devices cpu --scaling \
         --adapters numpy,numpy-auto,torch-eager,torch-auto,jax-jit,jax-auto --json "$OUT/compare-host.json" \
         >>"$OUT/run.log" 2>&1
 fi

@@ -2,6 +2,7 @@
 
     python benchmarks/history.py [--machine NAME] [--rounds N] [RANGE] [-- ASV RUN OPTIONS]
     python benchmarks/history.py --existing [--machine NAME]   # this commit, in this Python
+    ... [--kinds track,time]                                 # which benchmarks (default both)
 
 RANGE is a git range as ``asv run`` takes it (default: ``FIRST_MEASURABLE..main``,
 every commit of main that has the measurement API the suite calls). Commits that
@@ -14,6 +15,10 @@ grid, so these results carry the full grid's benchmark versions and sit beside
 full-grid runs on the dashboard. The selection reaches both the benchmarks
 (``-b``) and the shared measurement of the ``track_`` figures
 (``XBACKEND_ASV_MEASURE_ONLY``), which measures on the quick budget.
+
+With ``--existing`` each kind of benchmark is its own ``asv run``, the ``track_``
+figures first: asv saves a commit's results only when its run ends, so a run
+stopped by a time limit (a GPU lease) still keeps the kinds that finished.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from asv_machine import check_recorded, machine_name  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     BUDGET_VARIABLE,
     DEVICES,
+    HISTORY_KINDS,
     MEASURE_ONLY_VARIABLE,
     history_benchmark_regexes,
     history_regex,
@@ -53,11 +59,19 @@ def machine_devices() -> tuple[str, ...]:
     return DEVICES if shutil.which("nvidia-smi") else ("cpu",)
 
 
+def _subset(text: str, choices: tuple[str, ...]) -> tuple[str, ...]:
+    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not chosen or set(chosen) - set(choices):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a comma-separated subset of {', '.join(choices)}")
+    return chosen
+
+
 def _devices(text: str) -> tuple[str, ...]:
-    devices = tuple(name.strip() for name in text.split(",") if name.strip())
-    if not devices or set(devices) - set(DEVICES):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a comma-separated subset of {', '.join(DEVICES)}")
-    return devices
+    return _subset(text, DEVICES)
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    return _subset(text, HISTORY_KINDS)
 
 
 # asv's own range words, which git does not know.
@@ -81,11 +95,16 @@ def check_range(commits: str) -> None:
 
 
 def asv_run_command(
-    machine: str | None, rounds: int, devices: tuple[str, ...], commits: str | None, extra: list[str]
+    machine: str | None,
+    rounds: int,
+    devices: tuple[str, ...],
+    commits: str | None,
+    extra: list[str],
+    kinds: tuple[str, ...] = HISTORY_KINDS,
 ) -> list[str]:
-    """``asv run`` of the history grid: over ``commits``, or (None) in this Python for the checked-out commit."""
+    """``asv run`` of the history grid's ``kinds``: over ``commits``, or (None) in this Python for the checked-out commit."""
     command = [sys.executable, "-m", "asv", "run", "--show-stderr"]
-    for regex in history_benchmark_regexes(devices):
+    for regex in history_benchmark_regexes(devices, kinds):
         command += ["-b", regex]
     command += ["-a", f"rounds={rounds}", *SAMPLING]
     if machine:
@@ -121,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"comma-separated subset of {','.join(DEVICES)} (default: cuda too where nvidia-smi finds a GPU)",
     )
+    parser.add_argument(
+        "--kinds",
+        type=_kinds,
+        default=HISTORY_KINDS,
+        help=f"comma-separated subset of {','.join(HISTORY_KINDS)}: the benchmarks recorded (default: both)",
+    )
     args = parser.parse_args(own)
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: at least 1")
@@ -134,9 +159,16 @@ def main(argv: list[str] | None = None) -> int:
             check_range(commits)
     except ValueError as exc:
         parser.error(str(exc))
-    command = asv_run_command(args.machine, args.rounds, devices, commits, extra)
-    print("$", " ".join(command), flush=True)
-    return subprocess.run(command, cwd=REPO, env=history_environment(devices)).returncode
+    # One asv run per kind where each must save on its own; a commit range is one
+    # run, since --skip-existing-commits would skip every commit after the first kind.
+    runs = [(kind,) for kind in args.kinds] if args.existing else [args.kinds]
+    status = 0
+    for kinds in runs:
+        command = asv_run_command(args.machine, args.rounds, devices, commits, extra, kinds)
+        print("$", " ".join(command), flush=True)
+        returncode = subprocess.run(command, cwd=REPO, env=history_environment(devices)).returncode
+        status = status or returncode  # a failed kind does not stop the next one
+    return status
 
 
 if __name__ == "__main__":

@@ -200,6 +200,10 @@ def test_history_selection_is_the_history_grid():
     # No GB/s or floor asked of a latency cell, no compile time of a strategy that does not compile.
     assert {c[1:] for c in chosen if c[0] == "track_gbps"} == {c for c in history_cells if c[2] != "latency"}
     assert {c[1] for c in chosen if c[0] == "track_compile_seconds"} == set(common.HISTORY_COMPILING_ADAPTERS)
+    # The kinds split the same selection: every benchmark in exactly one kind.
+    by_kind = [_selected(common.history_benchmark_regexes(("cpu",), (kind,))) for kind in common.HISTORY_KINDS]
+    assert set().union(*by_kind) == chosen and sum(map(len, by_kind)) == len(chosen)
+    assert {c[0] for c in by_kind[common.HISTORY_KINDS.index("time")]} == {"time_mul_sum"}
     # 'numpy' must not select 'numpy-threads' or 'numpy-auto' by prefix.
     assert not {c for c in chosen if c[1] not in common.HISTORY_ADAPTERS}
     on_gpu = _selected(common.history_benchmark_regexes(common.DEVICES))
@@ -333,6 +337,11 @@ def recorded(tmp_path, monkeypatch):
         ("history", ["--machine", "m1", "--rounds", "abc"], "invalid int value: 'abc'"),
         ("history", ["--machine", "m1", "--devices", "gpu"], "'gpu': give a comma-separated subset of cpu, cuda"),
         ("history", ["--machine", "m1", "--existing", "main^..main"], "give no commit range"),
+        (
+            "history",
+            ["--machine", "m1", "--kinds", "track,speed"],
+            "'track,speed': give a comma-separated subset of track, time",
+        ),
         ("history", ["--machine", "m1", ""], "commit range '': give a git range"),
         ("history", ["--machine", "m1", "nosuch..main"], "commit range 'nosuch..main': fatal:"),
         ("history", ["--machine", "m1", "main..main"], "commit range 'main..main' holds no commit"),
@@ -387,6 +396,32 @@ def test_history_runs_asv_over_a_valid_range_of_a_recorded_machine(recorded, mon
     monkeypatch.setattr(subprocess, "run", fake)
     assert history.main(["--machine", "m1", "--devices", "cpu", "main^..main"]) == 0
     assert asked[0][-3:] == ["m1", "--skip-existing-commits", "main^..main"]
+    assert len(asked) == 1  # a range is one asv run: a second would skip the commits the first recorded
+
+
+def test_history_of_the_checked_out_commit_saves_each_kind_on_its_own(recorded, monkeypatch):
+    import subprocess
+
+    history = _tool("history")
+    asked = []
+    real_run = subprocess.run
+
+    def fake(command, **kwargs):
+        if command[0] == "git":
+            return real_run(command, **kwargs)
+        asked.append(command)
+        failed = any(r"\.(track_" in arg for arg in command)  # the track kind fails
+        return subprocess.CompletedProcess(command, 1 if failed else 0)
+
+    monkeypatch.setattr(subprocess, "run", fake)
+    assert history.main(["--machine", "m1", "--devices", "cpu", "--existing"]) == 1
+    benchmarks = [[arg for flag, arg in zip(command, command[1:]) if flag == "-b"] for command in asked]
+    assert len(asked) == 2 and all("--set-commit-hash" in command for command in asked)
+    assert all(regex.startswith(r"\.track_") or regex.startswith(r"\.(track_") for regex in benchmarks[0])
+    assert benchmarks[1] == [common.history_benchmark_regexes(("cpu",), ("time",))[0]]
+    asked.clear()
+    assert history.main(["--machine", "m1", "--devices", "cpu", "--existing", "--kinds", "time"]) == 0
+    assert len(asked) == 1 and benchmarks[1][0] in asked[0]
 
 
 def _curate_source(tmp_path: Path, benchmarks: str, machine: str = '{"machine": "m1"}') -> Path:

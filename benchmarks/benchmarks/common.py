@@ -130,16 +130,27 @@ def history_regex(devices: tuple[str, ...] = DEVICES) -> str:
     return _history_cells(HISTORY_ADAPTERS, devices, FULL_SHAPE_CLASSES)
 
 
-def history_benchmark_regexes(devices: tuple[str, ...] = DEVICES) -> list[str]:
-    """asv ``-b`` regexes selecting the history grid's benchmarks and cells on ``devices``."""
+# The history grid's two kinds of benchmark: the ``track_`` figures (one shared
+# measurement per run) and asv's own ``time_`` timer (a process per cell).
+HISTORY_KINDS = ("track", "time")
+
+
+def history_benchmark_regexes(devices: tuple[str, ...] = DEVICES, kinds: tuple[str, ...] = HISTORY_KINDS) -> list[str]:
+    """asv ``-b`` regexes selecting the history grid's benchmarks of ``kinds`` and their cells on ``devices``."""
+    if unknown := set(kinds) - set(HISTORY_KINDS):
+        raise ValueError(f"benchmark kinds {sorted(unknown)}: choose from {', '.join(HISTORY_KINDS)}")
     every_cell = history_regex(devices)
     bandwidth = _history_cells(HISTORY_ADAPTERS, devices, BANDWIDTH_SHAPE_CLASSES)
     compiled = _history_cells(HISTORY_COMPILING_ADAPTERS, devices, FULL_SHAPE_CLASSES)
-    return [
-        r"\.(time_mul_sum|track_seconds|track_extra_memory)" + every_cell,
-        r"\.(track_gbps|track_fraction_of_floor)" + bandwidth,
-        r"\.track_compile_seconds" + compiled,
-    ]
+    regexes = {
+        "time": [r"\.time_mul_sum" + every_cell],
+        "track": [
+            r"\.(track_seconds|track_extra_memory)" + every_cell,
+            r"\.(track_gbps|track_fraction_of_floor)" + bandwidth,
+            r"\.track_compile_seconds" + compiled,
+        ],
+    }
+    return [regex for kind in kinds for regex in regexes[kind]]
 
 
 def grid_name() -> str:
