@@ -93,7 +93,7 @@ TIMEOUT_OPT=()
 "$PYTHON" -c "import pytest_timeout" 2>/dev/null && TIMEOUT_OPT=(--timeout=120)
 if wanted tests; then
     XBACKEND_EXAMPLES=${XBACKEND_EXAMPLES:-10} step gpu-tests 220 \
-        "$PYTHON" -m pytest -m gpu "${PARALLEL[@]}" "${TIMEOUT_OPT[@]}" -p no:cacheprovider -q -rfE --durations=10 \
+        "$PYTHON" -m pytest -m gpu "${PARALLEL[@]}" "${TIMEOUT_OPT[@]}" -p no:cacheprovider -q -rfEs --durations=10 \
         tests >"$OUT/gpu-tests.log" 2>&1
     tail -n 15 "$OUT/gpu-tests.log"
 fi
@@ -152,11 +152,14 @@ if wanted asv; then
     # tracked files are that commit's.
     if [ -f .gpu/repo.bundle ]; then
         git rev-parse --git-dir >/dev/null 2>&1 || git init -q
-        if git fetch -q --force .gpu/repo.bundle "+HEAD:refs/heads/gpu-run" && git symbolic-ref HEAD refs/heads/gpu-run \
-            && git reset -q gpu-run && git diff --quiet -- xbackend benchmarks asv.conf.json setup.cfg pyproject.toml; then
+        # Fetched into a ref no branch checks out, and HEAD detached at it: git refuses to
+        # fetch into the checked-out branch, which a second call on a warm machine would be.
+        if git fetch -q --force .gpu/repo.bundle "+HEAD:refs/xbackend/bundle" \
+            && git update-ref --no-deref HEAD refs/xbackend/bundle \
+            && git reset -q HEAD && git diff --quiet -- xbackend benchmarks asv.conf.json setup.cfg pyproject.toml; then
             echo "asv commit: $(git rev-parse HEAD) (from .gpu/repo.bundle)" | tee -a "$OUT/run.log"
         else
-            echo "== asv-history: skipped, the tree is not the bundle's commit $(git rev-parse gpu-run 2>/dev/null)" | tee -a "$OUT/run.log"
+            echo "== asv-history: skipped, the tree is not the bundle's commit $(git rev-parse refs/xbackend/bundle 2>/dev/null)" | tee -a "$OUT/run.log"
             STEPS=${STEPS/,asv,/,}
         fi
     fi

@@ -242,6 +242,10 @@ def test_ctrl_c_keeps_the_cells_measured_so_far(tmp_path, monkeypatch, capsys):
     assert cells == [("numpy", [3, 4]), ("numpy-auto", [3, 4]), ("numpy", [5, 6])]
     assert all(c["status"] == "ok" and c["median_s"] > 0 for c in document["cells"])
     assert report.read_report(partial)["cells"]  # a compare report like any other
+    # Tables made from it say it is partial; those of a whole run do not.
+    assert report.PARTIAL_NOTE in report.render_markdown_tables(document, "fractions")
+    assert report.PARTIAL_NOTE in report.format_table(document)
+    assert report.PARTIAL_NOTE not in report.render_markdown_tables({**document, "partial": False}, "fractions")
 
 
 def test_a_failing_final_write_keeps_the_whole_report(tmp_path, monkeypatch, capsys):

@@ -93,6 +93,15 @@ def test_build_table_picks_the_fastest_correct_selectable_strategy():
     assert table["schema"] == _selection.SCHEMA and table["command"] == "test"
 
 
+def test_a_strategy_measured_by_several_reports_is_one_alternative_at_its_fastest():
+    square = (4096, 4096)
+    older = report(cell("torch-eager", square, 0.030, 0.2), cell("torch-numpy", square, 0.020, 0.3))
+    newer = report(cell("torch-numpy", square, 0.008, 0.9), cell("torch-eager", square, 0.025, 0.24))
+    (entry,) = _selection.build_table([older, newer], command="test")["entries"]
+    assert entry["strategy"] == "torch-numpy" and entry["fraction_of_floor"] == 0.9
+    assert entry["alternatives"] == {"torch-eager": 0.24}  # not the winner again, not eager's slower cell
+
+
 def test_build_table_refuses_other_documents():
     with pytest.raises(ValueError, match="not an xbackend compare report"):
         _selection.build_table([{"schema": "something else"}], command="test")

@@ -497,7 +497,22 @@ def dispatch_key(a: Any, b: Any) -> tuple[Any, ...] | None:
         # A torch sparse tensor must not reuse a dense tensor's kernel.
         key += (getattr(a, "layout", None), getattr(b, "layout", None))
         hash(key)
-    except Exception:  # no .device (dask), unhashable parts, tracers: validated on every call
+    except TypeError:  # an unhashable device (CuPy's), or a tracer
+        return _key_by_device_keys(a, b)
+    except Exception:  # no .device (dask), tracers: validated on every call
+        return None
+    return key
+
+
+def _key_by_device_keys(a: Any, b: Any) -> tuple[Any, ...] | None:
+    """``dispatch_key`` with the devices replaced by their library's ``device_key``; None where it has none."""
+    try:
+        device_key = LIBRARIES[library_of(a)].device_key
+        if device_key is None or type(b) is not type(a):
+            return None
+        key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, device_key(a), device_key(b))
+        hash(key)
+    except Exception:
         return None
     return key
 

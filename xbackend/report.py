@@ -279,6 +279,8 @@ def _context_lines(report: dict[str, Any]) -> list[str]:
         f"budget per cell: {budget['warmup_s']} s warm-up, {budget['measure_s']} s of samples (>= {budget['min_repeats']}); "
         f"run took {report['elapsed_s']:.0f} s"
     )
+    if report.get("partial"):
+        lines.append(PARTIAL_NOTE)
     return lines
 
 
@@ -288,6 +290,9 @@ def write_json_atomic(path: str | os.PathLike[str], document: Any) -> None:
     write_text_atomic(
         path, json.dumps(document, indent=1, allow_nan=False) + "\n"
     )  # serialised before the disk is touched
+
+
+PARTIAL_NOTE = "the run was stopped before its end: a cell missing here was not measured"
 
 
 def partial_path(target: str | os.PathLike[str]) -> Path:
@@ -747,6 +752,8 @@ def _provenance(report: dict[str, Any], source: str | None) -> str:
         f"{budget['measure_s']} s of samples per cell; "
         f"run took {report['elapsed_s']:.0f} s, {report['created_utc'][:10]}"
     )
+    if report.get("partial"):
+        run += f"; {PARTIAL_NOTE}"
     where = "Measured" if source is None else f"From `{source}`"
     dtypes = ", ".join(options["dtypes"])
     if load := options.get("load"):

@@ -13,7 +13,7 @@ import importlib.metadata
 import importlib.util
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -318,6 +318,9 @@ class Library:
     keeps it as small as its own executable cache. ``small_input_strategies``
     names, per device, a strategy that serves latency-class inputs without a
     per-shape compile (the selection table is not consulted for those).
+    ``device_key`` gives a hashable stand-in for an array's device where the
+    library's device objects cannot be hashed (``mul_sum`` keys its kernel cache
+    by device).
     """
 
     name: str
@@ -334,6 +337,7 @@ class Library:
     # Per device: the strategy that serves latency-class inputs whatever the table says,
     # where the chosen one would compile per shape and this one needs no compile.
     small_input_strategies: dict[str, str] = field(default_factory=dict)
+    device_key: Callable[[Any], Hashable] | None = None
 
     def owns_type(self, cls: type) -> bool:
         """Whether ``cls`` is this library's array type (never imports the library)."""

@@ -348,12 +348,18 @@ def _device_kind(x: Any) -> str:
     return "cuda"
 
 
+def _device_id(x: Any) -> int:
+    # cupy.cuda.Device compares by id but defines no __hash__, so it cannot key a cache.
+    return x.device.id
+
+
 LIBRARY = Library(
     name="cupy",
     strategies=(CupyEager, CupyFused, CupyRaw),
     default_strategy="cupy",
     devices={"cuda": "gpu"},
     device_kind=_device_kind,
+    device_key=_device_id,
     array_types=(("cupy", "ndarray"),),
     floor_strategy="cupy",
     distributions=("cupy-cuda13x", "cupy-cuda12x", "cupy"),
