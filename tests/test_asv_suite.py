@@ -380,10 +380,10 @@ def test_a_damaged_machine_file_is_named(content, message, recorded, capsys):
     assert (recorded / ".asv-machine.json").read_text() == content  # not overwritten
 
 
-def test_history_runs_asv_over_a_valid_range_of_a_recorded_machine(recorded, monkeypatch):
+def _asv_runs_recorded(monkeypatch, failing: str | None = None) -> list[list[str]]:
+    """The asv commands history.py runs, recorded instead of run; those with ``failing`` in an argument fail."""
     import subprocess
 
-    history = _tool("history")
     asked = []
     real_run = subprocess.run
 
@@ -391,29 +391,23 @@ def test_history_runs_asv_over_a_valid_range_of_a_recorded_machine(recorded, mon
         if command[0] == "git":
             return real_run(command, **kwargs)
         asked.append(command)
-        return subprocess.CompletedProcess(command, 0)
+        failed = failing is not None and any(failing in arg for arg in command)
+        return subprocess.CompletedProcess(command, 1 if failed else 0)
 
     monkeypatch.setattr(subprocess, "run", fake)
-    assert history.main(["--machine", "m1", "--devices", "cpu", "main^..main"]) == 0
+    return asked
+
+
+def test_history_runs_asv_over_a_valid_range_of_a_recorded_machine(recorded, monkeypatch):
+    asked = _asv_runs_recorded(monkeypatch)
+    assert _tool("history").main(["--machine", "m1", "--devices", "cpu", "main^..main"]) == 0
     assert asked[0][-3:] == ["m1", "--skip-existing-commits", "main^..main"]
     assert len(asked) == 1  # a range is one asv run: a second would skip the commits the first recorded
 
 
 def test_history_of_the_checked_out_commit_saves_each_kind_on_its_own(recorded, monkeypatch):
-    import subprocess
-
     history = _tool("history")
-    asked = []
-    real_run = subprocess.run
-
-    def fake(command, **kwargs):
-        if command[0] == "git":
-            return real_run(command, **kwargs)
-        asked.append(command)
-        failed = any(r"\.(track_" in arg for arg in command)  # the track kind fails
-        return subprocess.CompletedProcess(command, 1 if failed else 0)
-
-    monkeypatch.setattr(subprocess, "run", fake)
+    asked = _asv_runs_recorded(monkeypatch, failing=r"\.(track_")  # the track kind fails
     assert history.main(["--machine", "m1", "--devices", "cpu", "--existing"]) == 1
     benchmarks = [[arg for flag, arg in zip(command, command[1:]) if flag == "-b"] for command in asked]
     assert len(asked) == 2 and all("--set-commit-hash" in command for command in asked)
