@@ -51,6 +51,23 @@ def test_every_layout_is_exact_within_the_bound(shape, layouts, dtype, threads):
     assert_mul_sum_close(out, a, b)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "complex64"])
+@pytest.mark.parametrize("shape", [(70_001, 3, 4), (3_001, 2), (20_000, 2048)])
+def test_short_rows_summed_as_lanes_are_exact_within_the_bound(shape, dtype, threads, monkeypatch):
+    # Rows of K <= 2048 elements are regrouped into rows of 4096 // K whole rows; the
+    # rows left over (a tail shorter than one lane row) are summed as they are.
+    per_block = []
+    block_sum = numpy_backend._block_sum
+    monkeypatch.setattr(
+        numpy_backend, "_block_sum", lambda a, b, plan: per_block.append(a.shape[0]) or block_sum(a, b, plan)
+    )
+    a, b = host_inputs(shape, dtype, seed=threads)
+    assert_mul_sum_close(_adapter(threads).mul_sum(a, b), a, b)
+    rows_per_lane_row = numpy_backend._LANES // int(np.prod(shape[1:]))
+    assert all(rows < rows_per_lane_row for rows in per_block)  # only tails went the row-by-row way
+
+
 def test_broadcast_inputs_make_no_copy_per_thread():
     rng = np.random.default_rng(7)
     a = rng.standard_normal((300_000, 1), dtype=np.float32)

@@ -12,6 +12,8 @@ has no threads of its own but releases the GIL, so row blocks (column blocks
 where the kept axis is long) on a persistent thread pool each stream their
 share, and T partial results (T x K extra memory) are added. One thread
 streams ~10-12 GB/s on a 2-vCPU Xeon VM; the memory system gives ~2x that to two.
+A block of short rows (K <= 2048) is summed as rows of ~4096 lanes, each lane
+one column of several whole rows, so that einsum's inner loop is long.
 """
 
 from __future__ import annotations
@@ -204,7 +206,7 @@ def threaded_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> 
     total = max(1, math.prod(plan.full_shape))
     threads = max(1, min(threads, total // _MIN_ELEMENTS_PER_THREAD))
     if threads == 1:
-        out = _block_sum(a, b, plan)
+        out = _lane_sum(a, b, plan)
     elif _column_blocks(plan, threads):
         out = _by_column_blocks(a, b, plan, threads)
     else:
@@ -226,8 +228,34 @@ def _bounds(size: int, parts: int) -> list[tuple[int, int]]:
 def _by_row_blocks(a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> np.ndarray:
     """One row block per thread, one partial sum each (T x K extra), added."""
     bounds = _bounds(plan.n, threads)
-    partials = _pool(threads).map(lambda rows: _block_sum(a[rows[0] : rows[1]], b[rows[0] : rows[1]], plan), bounds)
+    partials = _pool(threads).map(lambda rows: _lane_sum(a[rows[0] : rows[1]], b[rows[0] : rows[1]], plan), bounds)
     return functools.reduce(np.add, partials)
+
+
+# Rows of fewer elements than this are summed as rows of this many lanes (whole rows
+# each): np.einsum's inner loop then runs over thousands of contiguous elements
+# instead of K per row, and the lanes that hold one column are added at the end.
+# Measured single-threaded on a 2-vCPU Xeon VM: K = 8 went from 7.7 to 12.8 GB/s,
+# K = 32 from 10.1 to 11.2; rows of 4096 (square) are unchanged.
+_LANES = 4096
+
+
+def _lane_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
+    """``_block_sum`` of a row block, with short C-contiguous rows regrouped into rows of ~``_LANES`` lanes."""
+    k = math.prod(a.shape[1:])
+    short_rows = 1 < k <= _LANES // 2 and plan.acc_dtype == plan.out_dtype  # k = 1: einsum runs a dot
+    if not (short_rows and a.flags.c_contiguous and b.flags.c_contiguous):
+        return _block_sum(a, b, plan)
+    rows_per_lane_row = _LANES // k
+    whole = a.shape[0] // rows_per_lane_row * rows_per_lane_row
+    if whole == 0:
+        return _block_sum(a, b, plan)
+    width = rows_per_lane_row * k  # lane l holds column l % k of every row it covers
+    lanes = np.einsum("ij,ij->j", a[:whole].reshape(-1, width), b[:whole].reshape(-1, width))
+    out = lanes.reshape(rows_per_lane_row, *a.shape[1:]).sum(axis=0)
+    if whole < a.shape[0]:
+        out += _block_sum(a[whole:], b[whole:], plan)
+    return out
 
 
 def _by_column_blocks(a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> np.ndarray:
@@ -286,8 +314,9 @@ def _blas_description() -> str:
 class NumpyThreadsAdapter(NumpyAdapter):
     name = "numpy-threads"
     formulation = (
-        "np.einsum over row blocks (column blocks where K is long) on a persistent thread pool of every allowed "
-        "core, partial sums added (T x K extra); float16/bfloat16 upcast to float32 by row blocks"
+        "np.einsum over row blocks (column blocks where K is long; short rows regrouped into ~4096-element rows) "
+        "on a persistent thread pool of every allowed core, partial sums added (T x K extra); float16/bfloat16 "
+        "upcast to float32 by row blocks"
     )
 
     def thread_report(self) -> dict[str, Any]:
