@@ -192,9 +192,8 @@ def _selected(regexes: list[str]) -> set[tuple[str, ...]]:
 
 def test_history_selection_is_the_history_grid():
     chosen = _selected(common.history_benchmark_regexes(("cpu",)))
-    history_cells = {
-        (adapter, "cpu", shape, "float32") for adapter in common.HISTORY_ADAPTERS for shape in common.FULL_SHAPE_CLASSES
-    }
+    on_cpu = set(common.HISTORY_ADAPTERS) - set(common.HISTORY_GPU_ONLY)
+    history_cells = {(adapter, "cpu", shape, "float32") for adapter in on_cpu for shape in common.FULL_SHAPE_CLASSES}
     assert {c[1:] for c in chosen if c[0] == "time_mul_sum"} == history_cells
     assert {c[1:] for c in chosen if c[0] == "track_extra_memory"} == history_cells
     # No GB/s or floor asked of a latency cell, no compile time of a strategy that does not compile.
@@ -213,10 +212,11 @@ def test_history_selection_is_the_history_grid():
     assert gpu_adapters == set(common.HISTORY_ADAPTERS) - set(common.HISTORY_CPU_ONLY)
 
 
-def test_history_cpu_only_adapters_are_those_without_a_gpu_device():
+def test_history_one_device_adapters_are_those_xbackend_lists_on_one_device():
     devices = {(info.name, info.device) for info in adapters()}
     without_gpu = {name for name in common.HISTORY_ADAPTERS if not {(name, "cuda"), (name, "gpu")} & devices}
-    assert without_gpu == set(common.HISTORY_CPU_ONLY)
+    without_cpu = {name for name in common.HISTORY_ADAPTERS if (name, "cpu") not in devices}
+    assert without_gpu == set(common.HISTORY_CPU_ONLY) and without_cpu == set(common.HISTORY_GPU_ONLY)
 
 
 def test_measure_only_matches_cells_as_asv_b_does(monkeypatch):

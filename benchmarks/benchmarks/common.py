@@ -92,9 +92,11 @@ HALF_FALLBACK = {"bfloat16": "float16"}
 HISTORY_ADAPTERS = ("numpy", "torch-eager", "torch-einsum", "jax-jit", "cupy")
 HISTORY_ADAPTERS += ("numpy-auto", "torch-auto", "jax-auto", "cupy-auto")
 HISTORY_DTYPES = ("float32",)
-# History adapters without a GPU device (tests/test_asv_suite.py checks this against
-# xbackend): their cuda cells would only be skipped, one process start each.
+# History adapters without a GPU device, and those without a CPU device
+# (tests/test_asv_suite.py checks both against xbackend): their cells on the other
+# device would only be skipped, one process start each.
 HISTORY_CPU_ONLY = ("numpy", "numpy-auto")
+HISTORY_GPU_ONLY = ("cupy", "cupy-auto")
 
 
 def cells_regex(
@@ -119,7 +121,8 @@ def _history_cells(adapters: tuple[str, ...], devices: tuple[str, ...], shapes: 
     """``cells_regex`` of the history grid's (adapter, device) pairs that exist: no CPU-only adapter on a GPU."""
     parts = []
     for device in devices:
-        names = adapters if device == "cpu" else tuple(name for name in adapters if name not in HISTORY_CPU_ONLY)
+        elsewhere = HISTORY_GPU_ONLY if device == "cpu" else HISTORY_CPU_ONLY
+        names = tuple(name for name in adapters if name not in elsewhere)
         if names:
             parts.append(cells_regex(names, (device,), shapes, HISTORY_DTYPES))
     return "(?:" + "|".join(parts) + ")"
