@@ -237,6 +237,26 @@ def per_call(function, *args, number=2000, repeat=7):
     return min(timeit.repeat(lambda: function(*args), number=number, repeat=repeat)) / number
 
 
+def test_choosing_reads_no_file_it_has_read_before(monkeypatch):
+    # A new signature's choice names the machine and looks for tables; the CPU model
+    # behind the machine's name is read once per process, not per choice.
+    from pathlib import Path
+
+    from xbackend.core import probes
+
+    a, b = seeded((5, 3))
+    dispatch.choose(a, b)
+    reads = []
+    read_text = Path.read_text
+    monkeypatch.setattr(
+        Path, "read_text", lambda path, *args, **kw: reads.append(str(path)) or read_text(path, *args, **kw)
+    )
+    for n in range(6, 9):
+        dispatch.choose(*seeded((n, 3)))
+    assert "/proc/cpuinfo" not in reads
+    assert probes.cpu_model() == probes.cpu_model.__wrapped__()  # the cached model is the machine's
+
+
 def test_tiny_calls_pay_almost_nothing_for_dispatch():
     a, b = seeded((3, 4))
     xbackend.mul_sum(a, b)

@@ -176,6 +176,9 @@ def gpu_l2_cache_bytes() -> int | None:
     return None
 
 
+# Cached: mul_sum's first call per signature names the machine (selection.machine_id),
+# and on a 16-core VM rereading /proc/cpuinfo each time cost far more than the choice.
+@functools.cache
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
