@@ -60,10 +60,15 @@ def machine_devices() -> tuple[str, ...]:
 
 
 def _subset(text: str, choices: tuple[str, ...]) -> tuple[str, ...]:
-    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    """The names in ``text``, in the order of ``choices``: ``--kinds time,track`` still records the track figures
+    first, so a run stopped by a time limit keeps them."""
+    chosen = [name.strip() for name in text.split(",") if name.strip()]
     if not chosen or set(chosen) - set(choices):
         raise argparse.ArgumentTypeError(f"{text!r}: give a comma-separated subset of {', '.join(choices)}")
-    return chosen
+    if twice := sorted({name for name in chosen if chosen.count(name) > 1}):
+        # Each kind is its own asv run with --existing: a repeated one would be measured and recorded twice.
+        raise argparse.ArgumentTypeError(f"{text!r}: {', '.join(twice)} named twice; name each at most once")
+    return tuple(name for name in choices if name in chosen)
 
 
 def _devices(text: str) -> tuple[str, ...]:

@@ -342,6 +342,10 @@ def recorded(tmp_path, monkeypatch):
             ["--machine", "m1", "--kinds", "track,speed"],
             "'track,speed': give a comma-separated subset of track, time",
         ),
+        ("history", ["--machine", "m1", "--kinds", "track,track"], "'track,track': track named twice"),
+        ("history", ["--machine", "m1", "--kinds", " , "], "' , ': give a comma-separated subset of track, time"),
+        ("history", ["--machine", "m1", "--kinds", "Track"], "'Track': give a comma-separated subset"),
+        ("history", ["--machine", "m1", "--devices", "cpu, cpu"], "'cpu, cpu': cpu named twice"),
         ("history", ["--machine", "m1", ""], "commit range '': give a git range"),
         ("history", ["--machine", "m1", "nosuch..main"], "commit range 'nosuch..main': fatal:"),
         ("history", ["--machine", "m1", "main..main"], "commit range 'main..main' holds no commit"),
@@ -416,6 +420,20 @@ def test_history_of_the_checked_out_commit_saves_each_kind_on_its_own(recorded, 
     asked.clear()
     assert history.main(["--machine", "m1", "--devices", "cpu", "--existing", "--kinds", "time"]) == 0
     assert len(asked) == 1 and benchmarks[1][0] in asked[0]
+
+
+def test_history_records_the_track_figures_first_whatever_the_order_of_kinds(recorded, monkeypatch):
+    asked = _asv_runs_recorded(monkeypatch)
+    assert _tool("history").main(["--machine", "m1", "--devices", "cpu", "--existing", "--kinds", " time, track"]) == 0
+    benchmarks = [[arg for flag, arg in zip(command, command[1:]) if flag == "-b"] for command in asked]
+    assert benchmarks == [common.history_benchmark_regexes(("cpu",), (kind,)) for kind in ("track", "time")]
+
+
+@pytest.mark.parametrize(("devices", "kinds"), [(("cpu",), ()), ((), ("track",)), (("gpu",), ("time",))])
+def test_history_regexes_refuse_an_empty_selection(devices, kinds):
+    # No -b at all would make asv run the whole suite; an unknown device selects nothing.
+    with pytest.raises(ValueError, match="give at least one of each"):
+        common.history_benchmark_regexes(devices, kinds)
 
 
 def _curate_source(tmp_path: Path, benchmarks: str, machine: str = '{"machine": "m1"}') -> Path:

@@ -102,6 +102,23 @@ def test_a_strategy_measured_by_several_reports_is_one_alternative_at_its_fastes
     assert entry["alternatives"] == {"torch-eager": 0.24}  # not the winner again, not eager's slower cell
 
 
+def test_reports_of_one_class_in_different_shapes_compare_per_element():
+    # The quick grid's tall-skinny is a quarter of the full grid's: its median must not win by size alone.
+    full = report(cell("torch-numpy", (1_000_000, 32), 0.012, 0.9), cell("torch-eager", (1_000_000, 32), 0.030, 0.4))
+    quick = report(cell("torch-eager", (250_000, 32), 0.0075, 0.4))
+    (entry,) = _selection.build_table([full, quick], command="test")["entries"]
+    assert entry["strategy"] == "torch-numpy" and entry["shape"] == [1_000_000, 32]
+    assert entry["alternatives"] == {"torch-eager": 0.4}
+
+
+@pytest.mark.parametrize("median", [float("nan"), float("inf"), 0.0, -0.001])
+def test_a_cell_with_no_real_median_is_named(median):
+    square = (4096, 4096)
+    cells = report(cell("torch-eager", square, median, 0.2), cell("torch-numpy", square, 0.008, 0.9))
+    with pytest.raises(ValueError, match="'torch-eager' has median_s .*positive, finite"):
+        _selection.build_table([cells], command="test")
+
+
 def test_build_table_refuses_other_documents():
     with pytest.raises(ValueError, match="not an xbackend compare report"):
         _selection.build_table([{"schema": "something else"}], command="test")

@@ -384,7 +384,7 @@ def _add_select(commands: argparse._SubParsersAction) -> None:
         "select",
         help="make a selection table from xbackend compare --json reports (the shipped xbackend/selection.json)",
         description=(
-            "Per (library, device, dtype, shape class), picks the strategy with the lowest median time among the "
+            "Per (library, device, dtype, shape class), picks the strategy with the lowest median time per element among the "
             "correct cells of the given reports, keeping the measured fractions of the floor that justified it. "
             "The package's table is made with: xbackend compare --json cpu.json && "
             "xbackend select --from cpu.json [--from gpu.json] --out xbackend/selection.json"

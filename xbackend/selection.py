@@ -21,6 +21,7 @@ import functools
 import hashlib
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import warnings
@@ -220,7 +221,7 @@ def forget_loaded() -> None:
 
 # -- building -----------------------------------------------------------------
 def build_table(documents: Iterable[dict[str, Any]], command: str, *, load: int = 0) -> dict[str, Any]:
-    """A selection table from ``xbackend compare`` reports: per key, the strategy with the lowest median.
+    """A selection table from ``xbackend compare`` reports: per key, the strategy with the lowest median per element.
 
     Only correct cells count (status ok, error within the bound) of strategies
     that may be selected; ``alternatives`` keeps the others' fractions of the
@@ -252,7 +253,7 @@ def build_table(documents: Iterable[dict[str, Any]], command: str, *, load: int 
         "schema": SCHEMA,
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command,
-        "rule": "per (library, device, dtype, shape class): the strategy with the lowest median time among correct cells",
+        "rule": "per (library, device, dtype, shape class): the strategy with the lowest median time per element among correct cells",
         "load": load,
         "sources": sources,
         "entries": [_entry(key, cells) for key, cells in sorted(groups.items())],
@@ -297,8 +298,9 @@ def _checked_class(cell: dict[str, Any]) -> str:
         raise ValueError(f"{where} has shape {shape!r}; a shape is a list of non-negative integers")
     if not isinstance(cell.get("device"), str):
         raise ValueError(f"{where} has no device name")
-    if not isinstance(median, (int, float)) or isinstance(median, bool):
-        raise ValueError(f"{where} has median_s {median!r}; a number of seconds is needed")
+    # NaN would not sort (a NaN first in a report would win its key); 0 or less is no measurement.
+    if not isinstance(median, (int, float)) or isinstance(median, bool) or not 0 < median < math.inf:
+        raise ValueError(f"{where} has median_s {median!r}; a positive, finite number of seconds is needed")
     try:
         check_supported(dtype, where=where)
     except TypeError as exc:
@@ -313,8 +315,14 @@ def _correct(cell: dict[str, Any]) -> bool:
     )
 
 
+def _seconds_per_element(cell: dict[str, Any]) -> float:
+    # Reports of one shape class may have measured different shapes (the quick grid's
+    # tall-skinny is a quarter of the full one's): their medians compare per element.
+    return cell["median_s"] / max(1, math.prod(cell["shape"]))
+
+
 def _entry(key: TableKey, cells: list[dict[str, Any]]) -> dict[str, Any]:
-    ranked = sorted(cells, key=lambda cell: cell["median_s"])
+    ranked = sorted(cells, key=_seconds_per_element)
     best = ranked[0]
     bandwidth = best.get("fraction_of_floor") is not None
     alternatives: dict[str, float] = {}

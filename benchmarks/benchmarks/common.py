@@ -142,6 +142,11 @@ def history_benchmark_regexes(devices: tuple[str, ...] = DEVICES, kinds: tuple[s
     """asv ``-b`` regexes selecting the history grid's benchmarks of ``kinds`` and their cells on ``devices``."""
     if unknown := set(kinds) - set(HISTORY_KINDS):
         raise ValueError(f"benchmark kinds {sorted(unknown)}: choose from {', '.join(HISTORY_KINDS)}")
+    # No regex at all would make ``asv run`` run the whole suite, not none of it.
+    if not kinds or not devices or set(devices) - set(DEVICES):
+        raise ValueError(
+            f"kinds {list(kinds)} on devices {list(devices)}: give at least one of each; devices from {', '.join(DEVICES)}"
+        )
     every_cell = history_regex(devices)
     bandwidth = _history_cells(HISTORY_ADAPTERS, devices, BANDWIDTH_SHAPE_CLASSES)
     compiled = _history_cells(HISTORY_COMPILING_ADAPTERS, devices, FULL_SHAPE_CLASSES)
