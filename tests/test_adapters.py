@@ -277,7 +277,7 @@ def test_an_unhashable_device_is_keyed_by_its_librarys_device_key(monkeypatch):
 
     monkeypatch.setattr(dispatch, "library_of", lambda x: "cupy")
     key = dispatch.dispatch_key(Array(0), Array(0))
-    assert key == (Array, Array, (4, 3), (4, 3), np.dtype("float32"), np.dtype("float32"), 0, 0)
+    assert key == (Array, Array, (4, 3), (4, 3), np.dtype("float32"), np.dtype("float32"), 0, 0, None, None)
     assert dispatch.dispatch_key(Array(1), Array(1)) != key  # another device, another kernel
     assert LIBRARIES["cupy"].device_key(Array(3)) == 3
     monkeypatch.setattr(dispatch, "library_of", lambda x: "jax")  # a library without one: not cached

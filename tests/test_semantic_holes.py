@@ -3,7 +3,7 @@
 - W3: float16 / bfloat16 products are formed in float32 (exact there), so
   ``300*300 - 300*300`` is 0 on every adapter and through ``mul_sum`` in every
   shape class, not NaN or inf.
-- W4: masked arrays (NumPy, dask) raise ``TypeError`` naming ``.filled(0)``;
+- W4: masked arrays (NumPy, dask, torch ``MaskedTensor``) raise ``TypeError`` naming ``.filled(0)``;
   sparse arrays (torch, scipy.sparse, jax BCOO) ``TypeError`` naming the
   densifying call.
 - Dtypes outside the table (unsigned 16/32/64, float128, complex256, float8,
@@ -127,8 +127,15 @@ def dask_masked():
     return da.ma.masked_array(data, mask=da.from_array(MASKED.mask, chunks=2))
 
 
+def torch_masked():
+    torch = pytest.importorskip("torch")
+    with warnings.catch_warnings():  # MaskedTensor is a prototype and says so
+        warnings.simplefilter("ignore")
+        return torch.masked.masked_tensor(torch.from_numpy(MASKED.data), torch.from_numpy(~MASKED.mask))
+
+
 def test_masked_arrays_are_refused_by_mul_sum_and_the_oracle():
-    for x in (MASKED, dask_masked()):
+    for x in (MASKED, dask_masked(), torch_masked()):
         with pytest.raises(TypeError, match=r"masked array.*filled\(0\).*np\.ma") as info:
             xbackend.mul_sum(x, x)
         assert not isinstance(info.value, xbackend.UnsupportedDtypeError)
@@ -139,7 +146,9 @@ def test_masked_arrays_are_refused_by_mul_sum_and_the_oracle():
 
 
 def test_masked_arrays_are_refused_by_every_adapter(xbackend_adapter):
-    for x in (MASKED, dask_masked()):
+    # torch's MaskedTensor too: torch-eager used to return a masked sum, torch-einsum and
+    # torch-numpy failed inside the computation.
+    for x in (MASKED, dask_masked(), torch_masked()):
         with pytest.raises(TypeError, match=r"first input.*masked array.*filled\(0\)"):
             xbackend_adapter.mul_sum(x, x)
 

@@ -511,6 +511,7 @@ def _key_by_device_keys(a: Any, b: Any) -> tuple[Any, ...] | None:
         if device_key is None or type(b) is not type(a):
             return None
         key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, device_key(a), device_key(b))
+        key += (getattr(a, "layout", None), getattr(b, "layout", None))  # as dispatch_key's own
         hash(key)
     except Exception:
         return None

@@ -255,19 +255,20 @@ def unsupported_array(x: Any) -> Exception | None:
 
     The one place for these per-library facts (``Adapter.plan``,
     ``xbackend.mul_sum`` and ``xbackend.testing`` all ask it; no framework is
-    imported): masked arrays (NumPy ``np.ma``, dask arrays of masked chunks)
-    would have their masks ignored, nested (ragged) torch tensors have no common
+    imported): masked arrays (NumPy ``np.ma``, dask arrays of masked chunks
+    and torch ``MaskedTensor``) would have their masks ignored, nested (ragged) torch tensors have no common
     shape, sparse arrays (torch sparse layouts,
     scipy.sparse, jax.experimental.sparse) have no dense buffer, and dask arrays
     with unknown chunk sizes have no shape to plan with.
     """
     module = type(x).__module__
     from_dask = module.startswith("dask.")
-    if isinstance(x, np.ma.MaskedArray) or (from_dask and isinstance(getattr(x, "_meta", None), np.ma.MaskedArray)):
+    masked_meta = from_dask and isinstance(getattr(x, "_meta", None), np.ma.MaskedArray)
+    if isinstance(x, np.ma.MaskedArray) or masked_meta or module.startswith("torch.masked"):
         return TypeError(
             f"{_describe(x)} is a masked array: mul_sum would ignore its mask. Fill the masked entries "
-            "first (x.filled(0) for NumPy, dask.array.ma.filled(x, 0) for dask), or use the np.ma "
-            "functions (np.ma.sum(a * b, axis=0))"
+            "first (x.filled(0) for NumPy, dask.array.ma.filled(x, 0) for dask, x.to_tensor(0) for a torch "
+            "MaskedTensor), or use the np.ma functions (np.ma.sum(a * b, axis=0))"
         )
     if module == "torch" and getattr(x, "is_nested", False):
         return TypeError(
