@@ -246,6 +246,9 @@ def test_ctrl_c_keeps_the_cells_measured_so_far(tmp_path, monkeypatch, capsys):
     assert report.PARTIAL_NOTE in report.render_markdown_tables(document, "fractions")
     assert report.PARTIAL_NOTE in report.format_table(document)
     assert report.PARTIAL_NOTE not in report.render_markdown_tables({**document, "partial": False}, "fractions")
+    for view in report.MARKDOWN_VIEWS:  # stopped before its first cell: every view says so, and nothing else
+        empty = report.render_markdown_tables({**document, "cells": []}, view)
+        assert empty.endswith("\n\nNo cell was measured.\n") and report.PARTIAL_NOTE in empty, view
 
 
 def test_a_failing_final_write_keeps_the_whole_report(tmp_path, monkeypatch, capsys):

@@ -735,7 +735,8 @@ def render_markdown_tables(report: dict[str, Any], view: str = "cells", source: 
     """
     if view not in MARKDOWN_VIEWS:
         raise ValueError(f"unknown view {view!r}; choose from {', '.join(MARKDOWN_VIEWS)}")
-    return "\n".join([_provenance(report, source), "", *MARKDOWN_VIEWS[view](report)]) + "\n"
+    body = MARKDOWN_VIEWS[view](report) if report["cells"] else ["No cell was measured."]
+    return "\n".join([_provenance(report, source), "", *body]) + "\n"
 
 
 def _provenance(report: dict[str, Any], source: str | None) -> str:
