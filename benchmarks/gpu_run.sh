@@ -133,7 +133,7 @@ if wanted auto; then
     fi
     # cupy-raw beside cupy-auto: where the table's GPU rows predate this pass, it may
     # pick cupy-fused over a kernel that has changed since. (CuPy has no bfloat16.)
-    step compare-gpu-auto 120 "$PYTHON" -m xbackend compare --quick --large --devices cuda,gpu \
+    step compare-gpu-auto 210 "$PYTHON" -m xbackend compare --quick --large --devices cuda,gpu \
         --adapters torch-auto,jax-auto,cupy-auto,cupy-raw --dtypes float32,bfloat16,float16 \
         --json "$OUT/compare-gpu-auto.json" >>"$OUT/run.log" 2>&1
     grep -E "^(==|  [a-z])|fastest|floor:" "$OUT/run.log" | tail -n 12
