@@ -11,7 +11,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xbackend.core.shapes import GPU_LANES_PER_SM, partial_row_groups, strided_partials_layout
+from xbackend.core.shapes import (
+    GPU_LANES_PER_SM,
+    partial_row_groups,
+    strided_partials_layout,
+    sum_strided_partials,
+)
 from xbackend.measure import host_inputs
 from xbackend.registry import adapters, get_adapter
 from xbackend.testing import assert_mul_sum_close
@@ -50,21 +55,26 @@ def test_layout_on_an_h200(n, k, layout):
     assert layout[0] == partial_row_groups(n, k, GPU_LANES_PER_SM * 132)
 
 
-def _strided_partials_model(a: np.ndarray, b: np.ndarray, lanes: int) -> np.ndarray:
-    """What both kernels compute, lane by lane: lane l sums a.flat[l::L] * b.flat[l::L]; then over R."""
+def _strided_partials_model(a: np.ndarray, b: np.ndarray, lanes: int, transposed: bool) -> np.ndarray:
+    """What both kernels compute, lane by lane: lane l sums a.flat[l::L] * b.flat[l::L], stored where the
+    kernels store it (R x K, or K x R: lane l at (l % K) * R + l // K); then the shared second pass."""
     n, k = a.shape
     groups = partial_row_groups(n, k, lanes)
     step = groups * k
     products = (a.astype(np.float64) * b).ravel()
-    partials = np.array([products[lane::step].sum() for lane in range(step)])
-    return partials.reshape(groups, k).sum(axis=0)
+    partials = np.empty(step)
+    for lane in range(step):
+        partials[(lane % k) * groups + lane // k if transposed else lane] = products[lane::step].sum()
+    return sum_strided_partials(partials, k, groups, transposed, np.float64)
 
 
+@pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize(("shape", "lanes"), [((1000, 33), 1500), ((7, 2000), 1500), ((3001, 1), 64), ((5, 3), 1500)])
-def test_each_lane_stays_in_one_column(shape, lanes):
-    # A lane that strayed into another column would add that column's products: far outside the bound.
+def test_each_lane_stays_in_one_column(shape, lanes, transposed):
+    # A lane that strayed into another column, or a partial read back from the wrong
+    # place, would add another column's products: far outside the bound.
     a, b = host_inputs(shape, "float64", seed=5)
-    assert_mul_sum_close(_strided_partials_model(a, b, lanes), a, b)
+    assert_mul_sum_close(_strided_partials_model(a, b, lanes, transposed), a, b)
 
 
 KERNEL_PAIRS = [

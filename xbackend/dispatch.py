@@ -493,14 +493,19 @@ def dispatch_key(a: Any, b: Any) -> tuple[Any, ...] | None:
         # NumPy arrays live on the CPU and have no layouts: the shortest key keeps tiny calls cheap.
         return (np.ndarray, np.ndarray, a.shape, b.shape, a.dtype, b.dtype)
     try:
-        key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, a.device, b.device)
-        # A torch sparse tensor must not reuse a dense tensor's kernel.
-        key += (getattr(a, "layout", None), getattr(b, "layout", None))
-        hash(key)
+        return _hashed_signature(a, b, a.device, b.device)
     except TypeError:  # an unhashable device (CuPy's), or a tracer
         return _key_by_device_keys(a, b)
     except Exception:  # no .device (dask), tracers: validated on every call
         return None
+
+
+def _hashed_signature(a: Any, b: Any, device_a: Any, device_b: Any) -> tuple[Any, ...]:
+    """The kernel cache's key of ``a`` and ``b`` on these devices; ``TypeError`` when a part cannot be hashed."""
+    # The layouts: a torch sparse tensor must not reuse a dense tensor's kernel.
+    key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, device_a, device_b)
+    key += (getattr(a, "layout", None), getattr(b, "layout", None))
+    hash(key)
     return key
 
 
@@ -510,12 +515,9 @@ def _key_by_device_keys(a: Any, b: Any) -> tuple[Any, ...] | None:
         device_key = LIBRARIES[library_of(a)].device_key
         if device_key is None or type(b) is not type(a):
             return None
-        key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, device_key(a), device_key(b))
-        key += (getattr(a, "layout", None), getattr(b, "layout", None))  # as dispatch_key's own
-        hash(key)
+        return _hashed_signature(a, b, device_key(a), device_key(b))
     except Exception:
         return None
-    return key
 
 
 def clear_dispatch_cache() -> None:

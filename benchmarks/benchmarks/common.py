@@ -118,7 +118,8 @@ HISTORY_COMPILING_ADAPTERS = ("jax-jit", "jax-auto")
 
 
 def _history_cells(adapters: tuple[str, ...], devices: tuple[str, ...], shapes: tuple[str, ...]) -> str:
-    """``cells_regex`` of the history grid's (adapter, device) pairs that exist: no CPU-only adapter on a GPU."""
+    """``cells_regex`` of the history grid's (adapter, device) pairs that exist: no CPU-only adapter on a GPU,
+    no GPU-only adapter on the CPU."""
     parts = []
     for device in devices:
         elsewhere = HISTORY_GPU_ONLY if device == "cpu" else HISTORY_CPU_ONLY

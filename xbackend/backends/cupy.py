@@ -13,7 +13,7 @@ from ..core.dtypes import SUPPORTED_DTYPES, numpy_dtype, numpy_dtype_name
 from ..core.errors import UnsupportedDtypeError
 from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan
-from ..core.shapes import strided_partials_layout
+from ..core.shapes import strided_partials_layout, sum_strided_partials
 from .base import Adapter, Library
 
 
@@ -271,12 +271,7 @@ class CupyRaw(CupyFused):
             kernel = _raw_kernel(self.cupy, plan.out_dtype)
             arguments = (a, b, partials, np.int64(a.size), np.int64(k), np.int64(groups), np.int32(transposed))
             kernel((blocks,), (RAW_THREADS,), arguments)
-        if groups == 1:
-            acc = partials
-        elif transposed:  # CUB's segmented reduction over contiguous rows
-            acc = partials.reshape(k, groups).sum(axis=1, dtype=acc_dtype)
-        else:
-            acc = partials.reshape(groups, k).sum(axis=0, dtype=acc_dtype)
+        acc = sum_strided_partials(partials, k, groups, transposed, acc_dtype)
         return acc.reshape(plan.out_shape).astype(dtype, copy=False)
 
 

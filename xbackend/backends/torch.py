@@ -25,7 +25,7 @@ from ..core.cache import LRUCache
 from ..core.dtypes import numpy_dtype
 from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan, plan_mul_sum
-from ..core.shapes import strided_partials_layout
+from ..core.shapes import strided_partials_layout, sum_strided_partials
 from .base import Adapter, Library
 from .numpy import threaded_mul_sum
 
@@ -504,12 +504,7 @@ class TorchTriton(TorchAdapter):
         kernels = importlib.import_module("xbackend.backends.triton_kernels")
         with self.torch.cuda.device(a.device):
             kernels.strided_partial_sums(a, b, partials, k, groups, transposed)
-        if groups == 1:
-            acc = partials
-        elif transposed:
-            acc = partials.view(k, groups).sum(1, dtype=acc_dtype)
-        else:
-            acc = partials.view(groups, k).sum(0, dtype=acc_dtype)
+        acc = sum_strided_partials(partials, k, groups, transposed, acc_dtype)
         return acc.view(plan.out_shape).to(dtype)
 
 

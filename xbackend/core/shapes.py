@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 Shape = tuple[int, ...]
 
@@ -100,3 +101,15 @@ def strided_partials_layout(n: int, k: int, multiprocessors: int) -> tuple[int, 
     transposed (K x R) where there are fewer than ``GPU_FEW_OUTPUTS`` outputs.
     """
     return partial_row_groups(n, k, GPU_LANES_PER_SM * multiprocessors), k < GPU_FEW_OUTPUTS
+
+
+def sum_strided_partials(partials: Any, k: int, groups: int, transposed: bool, dtype: Any) -> Any:
+    """The K sums, in ``dtype``, of the GPU kernels' ``groups x k`` partials laid out as ``strided_partials_layout`` says.
+
+    Duck-typed: torch tensors and CuPy arrays both take ``reshape`` and ``sum(axis=, dtype=)``.
+    """
+    if groups == 1:
+        return partials
+    if transposed:  # K x R: each output's partials are one contiguous row
+        return partials.reshape(k, groups).sum(axis=1, dtype=dtype)
+    return partials.reshape(groups, k).sum(axis=0, dtype=dtype)
