@@ -30,6 +30,19 @@ def test_a_point_pins_threads_and_restores_every_cpu(monkeypatch):
     assert point.gbps == pytest.approx(measure.bytes_moved((512, 1024), "float32") / point.median_s / 1e9)
 
 
+def test_mul_sum_honours_the_count_as_the_strategy_it_chooses_does(monkeypatch):
+    # jax-auto's label follows the strategy mul_sum runs: jax-jit is XLA's pool, jax-numpy xbackend's own.
+    pytest.importorskip("jax")
+    from xbackend import dispatch
+
+    adapter = get_adapter("jax-auto")
+    for strategy, honours in (("jax-jit", False), ("jax-numpy", True)):
+        choice = dispatch.Choice(strategy, "jax", "cpu", "float32", "square", "planted", "test")
+        monkeypatch.setattr(measure, "choose", lambda a, b, choice=choice: choice)
+        point = measure.measure_at_threads(adapter, (512, 1024), "float32", 1, budget=TINY)
+        assert point.error is None and point.honours_threads is honours
+
+
 def test_the_floor_leaves_out_kernels_that_cannot_be_pinned(monkeypatch):
     from xbackend.backends import numpy as numpy_backend
 

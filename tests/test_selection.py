@@ -102,6 +102,30 @@ def test_a_strategy_measured_by_several_reports_is_one_alternative_at_its_fastes
     assert entry["alternatives"] == {"torch-eager": 0.24}  # not the winner again, not eager's slower cell
 
 
+def test_the_default_strategy_keeps_a_key_it_ties():
+    # Within the fastest cell's spread (its p80) the plain call wins: machinery needs a measured gain.
+    latency, square = (3, 4), (4096, 4096)
+
+    def timed(adapter, shape, median_s, p80_s, fraction=None):
+        return cell(adapter, shape, median_s, fraction) | {"p80_s": p80_s}
+
+    table = _selection.build_table(
+        [
+            report(
+                timed("numpy-threads", latency, 23.6e-6, 26.0e-6),
+                timed("numpy", latency, 23.8e-6, 26.5e-6),
+                timed("numpy-threads", square, 0.0070, 0.0075, 0.7),
+                timed("numpy", square, 0.0106, 0.0112, 0.44),
+            )
+        ],
+        command="test",
+    )
+    entries = {e["shape_class"]: e for e in table["entries"]}
+    assert entries["latency"]["strategy"] == "numpy"
+    assert entries["latency"]["alternatives"] == {"numpy-threads": 23.6e-6}
+    assert entries["square"]["strategy"] == "numpy-threads"  # 0.0106 s is outside 0.0070's spread
+
+
 def test_reports_of_one_class_in_different_shapes_compare_per_element():
     # The quick grid's tall-skinny is a quarter of the full grid's: its median must not win by size alone.
     full = report(cell("torch-numpy", (1_000_000, 32), 0.012, 0.9), cell("torch-eager", (1_000_000, 32), 0.030, 0.4))

@@ -1,4 +1,5 @@
-"""numpy-threads: every block layout (rows, columns, one thread) against the exact oracle, and its thread count."""
+"""numpy-threads and numpy-numba: every block layout (rows, columns, one thread, column chunks) against the exact
+oracle, the numba kernel's paths, and their thread counts."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from xbackend.registry import get_adapter
 from xbackend.testing import assert_mul_sum_close
 
 
-def _adapter(threads: int):
-    adapter = get_adapter("numpy-threads")
+def _adapter(threads: int, name: str = "numpy-threads"):
+    if name == "numpy-numba" and numpy_backend.numba_unavailable_reason():
+        pytest.skip(numpy_backend.numba_unavailable_reason())
+    adapter = get_adapter(name)
     adapter.fix_cpu_threads(threads)
     return adapter
 
@@ -41,14 +44,34 @@ CASES = [
 ]
 
 
+STRATEGIES = ["numpy-threads", "numpy-numba"]
+
+
+@pytest.mark.parametrize("name", STRATEGIES)
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64", "int32", "complex64"])
 @pytest.mark.parametrize(("shape", "layouts"), CASES)
-def test_every_layout_is_exact_within_the_bound(shape, layouts, dtype, threads):
+def test_every_layout_is_exact_within_the_bound(shape, layouts, dtype, threads, name):
     assert _layout(shape, dtype, threads) == layouts[threads - 2]
     a, b = host_inputs(shape, dtype, seed=len(shape) + threads)
-    out = _adapter(threads).mul_sum(a, b)
+    out = _adapter(threads, name).mul_sum(a, b)
     assert_mul_sum_close(out, a, b)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "complex128"])
+@pytest.mark.parametrize("shape", [(8, 100_000), (3, 5, 9_000), (40, 3_000)])
+def test_long_rows_summed_in_column_chunks_are_exact_within_the_bound(shape, dtype, threads, monkeypatch):
+    # Partial sums longer than a chunk (L2 / 8 bytes; 1000 elements here) are summed a chunk of axis 1 at a time.
+    monkeypatch.setattr(numpy_backend, "_chunk_elements", lambda itemsize: 1000)
+    widths = []
+    block_sum = numpy_backend._block_sum
+    monkeypatch.setattr(
+        numpy_backend, "_block_sum", lambda a, b, plan: widths.append(a[0].size) or block_sum(a, b, plan)
+    )
+    a, b = host_inputs(shape, dtype, seed=threads + 5)
+    assert_mul_sum_close(_adapter(threads).mul_sum(a, b), a, b)
+    assert len(widths) > threads and max(widths) <= 1000 + shape[-1] * (len(shape) > 2)
 
 
 @pytest.mark.parametrize("threads", [1, 2])

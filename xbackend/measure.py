@@ -97,7 +97,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -118,7 +118,7 @@ from .core.timing import (
     _sample,
     time_mul_sum,
 )
-from .dispatch import Choice, choose, mul_sum
+from .dispatch import Choice, Selected, choose, mul_sum
 from .registry import STRATEGIES, get_adapter
 from .testing import Reference, Verdict, check_against, reference, to_host
 
@@ -928,6 +928,13 @@ def pin_cpu_threads(adapters: Sequence[Adapter], threads: int) -> None:
             adapter.fix_cpu_threads(threads)
 
 
+def _honours_threads(adapter: Adapter, x: Any, y: Any) -> bool:
+    """Whether what runs on ``x``, ``y`` obeys the thread count: for ``mul_sum``, the strategy it chooses."""
+    if isinstance(adapter, Selected):
+        return STRATEGIES[choose(x, y).strategy].honours_cpu_threads
+    return adapter.honours_cpu_threads
+
+
 def measure_at_threads(
     adapter: Adapter,
     shape: Shape,
@@ -951,6 +958,7 @@ def measure_at_threads(
     try:
         pin_cpu_threads([adapter, *floors], threads)
         x, y = adapter.asarray(a), adapter.asarray(b)
+        point = replace(point, honours_threads=_honours_threads(adapter, x, y))
         timing = time_mul_sum(adapter, x, y, budget=budget, copies=copies)
         del x, y
         floor = measure_floor(floors, a, b, budget=budget, copies=copies, memory_of=adapter)

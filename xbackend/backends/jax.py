@@ -23,7 +23,7 @@ from ..core.errors import UnsupportedDtypeError
 from ..core.probes import HostTimer, MemoryUse, Timer, cpu_count, gpu_l2_cache_bytes
 from ..core.semantics import Plan
 from .base import Adapter, Library
-from .numpy import default_threads, threaded_mul_sum
+from .numpy import default_threads, numba_threaded_mul_sum, numba_unavailable_reason, threaded_mul_sum
 
 # Compiled executables kept per JAX adapter (least recently used evicted). A small
 # executable costs 1-2 MiB of host memory (jax-rows unrolls up to 64 rows), so 64
@@ -423,6 +423,8 @@ class JaxNumpy(JaxAdapter):
     honours_cpu_threads = True
     # Set by fix_cpu_threads; None: default_threads().
     threads: int | None = None
+    # The NumPy strategy run on the views (numpy-threads' or numpy-numba's).
+    host_mul_sum = staticmethod(threaded_mul_sum)
 
     def fix_cpu_threads(self, threads: int) -> None:
         self.threads = threads
@@ -431,7 +433,7 @@ class JaxNumpy(JaxAdapter):
         if is_tracer(a) or is_tracer(b):  # no buffer to view: jax-jit's formulation, traced
             return self._traced(plan)(a, b)
         threads = self.threads or default_threads()
-        out = self.jax.device_put(threaded_mul_sum(self.host_view(a), self.host_view(b), plan, threads), self._device)
+        out = self.jax.device_put(self.host_mul_sum(self.host_view(a), self.host_view(b), plan, threads), self._device)
         self._last_result = out
         return out
 
@@ -441,16 +443,32 @@ class JaxNumpy(JaxAdapter):
         return Adapter.kernel(self, a, b, plan)
 
 
+class JaxNumba(JaxNumpy):
+    """``jax-numba``: numpy-numba's kernel on zero-copy NumPy views of CPU JAX arrays, as ``jax-numpy`` runs np.einsum."""
+
+    name = "jax-numba"
+    install_hint = "pip install numba"
+    formulation = (
+        "the numpy-numba strategy (a numba kernel adding four rows per pass, per block) on zero-copy NumPy views "
+        "of the JAX arrays on every allowed core, result device_put back"
+    )
+    host_mul_sum = staticmethod(numba_threaded_mul_sum)
+
+    @classmethod
+    def _device_unavailable_reason(cls, device: str) -> str | None:
+        return numba_unavailable_reason() or super()._device_unavailable_reason(device)
+
+
 LIBRARY = Library(
     name="jax",
-    strategies=(JaxJit, JaxRows, JaxNumpy, JaxSharded),
+    strategies=(JaxJit, JaxRows, JaxNumpy, JaxNumba, JaxSharded),
     default_strategy="jax-jit",
     devices={"cpu": "cpu", "gpu": "gpu"},
     device_kind=platform_of,
     # Tracers (inside jax.jit, grad, vmap) are JAX arrays too: see tracer_class.
     array_types=(("jax", "Array"), ("jax.core", "Tracer")),
     floor_strategy="jax-jit",
-    distributions=("jax", "jaxlib"),
+    distributions=("jax", "jaxlib", "numba"),
     # mul_sum's kernels of JAX arrays are compiled executables: no more than the adapters keep.
     kernel_cache_size=EXECUTABLE_CACHE_SIZE,
     # Latency-class inputs on the CPU need no per-shape compile: jax-numpy sums a zero-copy view.

@@ -27,7 +27,7 @@ from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan, plan_mul_sum
 from ..core.shapes import strided_partials_layout, sum_strided_partials
 from .base import Adapter, Library
-from .numpy import threaded_mul_sum
+from .numpy import numba_threaded_mul_sum, numba_unavailable_reason, threaded_mul_sum
 
 # torch-compile executables kept per adapter (least recently used evicted); only
 # inputs of 1 MiB and more compile, so churn over small shapes adds none.
@@ -280,16 +280,35 @@ class TorchNumpy(TorchAdapter):
         "torch.get_num_threads() threads (the numpy-threads strategy), result wrapped by torch.from_numpy"
     )
 
+    # The NumPy strategy run on the views (numpy-threads' or numpy-numba's).
+    host_mul_sum = staticmethod(threaded_mul_sum)
+
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
         if self._transformed(a, b):
             return self._eager(a, b, plan)
-        out = threaded_mul_sum(self.host_view(a), self.host_view(b), plan, self.torch.get_num_threads())
+        out = self.host_mul_sum(self.host_view(a), self.host_view(b), plan, self.torch.get_num_threads())
         return self._from_numpy(np.require(out, requirements="C"))
 
     def _from_numpy(self, host: np.ndarray) -> Any:
         if host.dtype == numpy_dtype("bfloat16"):
             return self.torch.from_numpy(host.view(np.int16)).view(self.torch.bfloat16)
         return self.torch.from_numpy(host)
+
+
+class TorchNumba(TorchNumpy):
+    """``torch-numba``: numpy-numba's kernel on zero-copy NumPy views of CPU tensors, as ``torch-numpy`` runs np.einsum."""
+
+    name = "torch-numba"
+    install_hint = "pip install numba"
+    formulation = (
+        "the numpy-numba strategy (a numba kernel adding four rows per pass, per block) on zero-copy NumPy views "
+        "of the tensors, on torch.get_num_threads() threads, result wrapped by torch.from_numpy"
+    )
+    host_mul_sum = staticmethod(numba_threaded_mul_sum)
+
+    @classmethod
+    def _device_unavailable_reason(cls, device: str) -> str | None:
+        return numba_unavailable_reason() or super()._device_unavailable_reason(device)
 
 
 class TorchBlocked(TorchAdapter):
@@ -560,11 +579,11 @@ def _device_kind(x: Any) -> str:
 
 LIBRARY = Library(
     name="torch",
-    strategies=(TorchEager, TorchEinsum, TorchNumpy, TorchBlocked, TorchCompile, TorchTriton),
+    strategies=(TorchEager, TorchEinsum, TorchNumpy, TorchNumba, TorchBlocked, TorchCompile, TorchTriton),
     default_strategy="torch-eager",
     devices={"cpu": "cpu", "cuda": "gpu"},
     device_kind=_device_kind,
     array_types=(("torch", "Tensor"),),
     floor_strategy="torch-eager",
-    distributions=("torch",),
+    distributions=("torch", "numba"),
 )

@@ -148,17 +148,28 @@ def _parse_size(text: str) -> int:
 
 
 @functools.cache
-def cpu_last_level_cache_bytes() -> int | None:
-    """Size of the CPU's largest (last-level) cache, from sysfs; None where it is not exposed."""
-    sizes = []
+def _cpu_data_caches() -> dict[int, int]:
+    """Size of each data (or unified) cache level of CPU 0, from sysfs; empty where it is not exposed."""
+    sizes: dict[int, int] = {}
     for index in _CACHE_DIR.glob("index*"):
         try:
             if (index / "type").read_text().strip() == "Instruction":
                 continue
-            sizes.append(_parse_size((index / "size").read_text()))
+            level = int((index / "level").read_text())
+            sizes[level] = max(sizes.get(level, 0), _parse_size((index / "size").read_text()))
         except (OSError, ValueError):
             continue
-    return max(sizes) if sizes else None
+    return sizes
+
+
+def cpu_last_level_cache_bytes() -> int | None:
+    """Size of the CPU's largest (last-level) cache, from sysfs; None where it is not exposed."""
+    return max(_cpu_data_caches().values(), default=None)
+
+
+def cpu_l2_cache_bytes() -> int | None:
+    """Size of one core's L2 cache (each core's own on current x86 and Arm servers); None where it is not exposed."""
+    return _cpu_data_caches().get(2)
 
 
 @functools.cache

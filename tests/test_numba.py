@@ -1,0 +1,139 @@
+"""numpy-numba, torch-numba, jax-numba: the numba kernel's paths (lanes, tails, column chunks, row and column
+blocks) against the exact oracle, the inputs it leaves to numpy-threads, and its availability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xbackend.backends import numpy as numpy_backend
+from xbackend.core.semantics import plan_mul_sum
+from xbackend.measure import host_inputs
+from xbackend.registry import get_adapter
+from xbackend.testing import assert_mul_sum_close
+
+pytestmark = pytest.mark.skipif(
+    numpy_backend.numba_unavailable_reason() is not None, reason=str(numpy_backend.numba_unavailable_reason())
+)
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch) -> list[tuple[int, ...]]:
+    """(rows, row_lo, row_hi, col_lo, col_hi, chunk) of every kernel call from here on."""
+    import xbackend.backends.numba_kernels as kernels
+
+    calls: list[tuple[int, ...]] = []
+    rows_into = kernels.rows_into
+
+    def spy(a, b, acc, row_lo, row_hi, col_lo, col_hi, chunk):
+        calls.append((a.shape[0], row_lo, row_hi, col_lo, col_hi, chunk))
+        rows_into(a, b, acc, row_lo, row_hi, col_lo, col_hi, chunk)
+
+    monkeypatch.setattr(kernels, "rows_into", spy)
+    return calls
+
+
+def _numba(threads: int):
+    adapter = get_adapter("numpy-numba")
+    adapter.fix_cpu_threads(threads)
+    return adapter
+
+
+# Row blocks of lane rows with a tail (K = 8, K = 1), long rows in several column
+# chunks (rows, then columns), several trailing axes, and one thread for a small call.
+SHAPES = [(200_003, 8), (1_000_001, 1), (1_001, 3_000), (8, 100_000), (40, 4, 5_000), (5, 7)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", sorted(numpy_backend.NUMBA_DTYPES))
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_kernel_path_is_exact_within_the_bound(shape, dtype, threads, kernel_calls, monkeypatch):
+    monkeypatch.setattr(numpy_backend, "_chunk_elements", lambda itemsize: 1000)
+    a, b = host_inputs(shape, dtype, seed=threads)
+    assert_mul_sum_close(_numba(threads).mul_sum(a, b), a, b)
+    assert kernel_calls, "the kernel did not run"
+    assert {call[-1] for call in kernel_calls} == {1000}
+    k = int(np.prod(shape[1:]))
+    if k <= numpy_backend._LANES // 2 and shape[0] >= numpy_backend._LANES // k:
+        # Whole lane rows first; only a tail shorter than one lane row goes row by row.
+        lane_calls = [call for call in kernel_calls if call[0] < shape[0]]
+        assert lane_calls and all(
+            call[2] - call[1] < numpy_backend._LANES // k for call in kernel_calls if call[0] == shape[0]
+        )
+
+
+@pytest.mark.parametrize(
+    ("make", "dtype"),
+    [
+        (lambda a, b: (a[:, :1], b[:1, :]), "float32"),  # broadcast both ways
+        (lambda a, b: (a[:, ::2], b[:, ::2]), "float32"),  # strided rows
+        (lambda a, b: (a[::-1], b), "float64"),  # negative stride
+        (lambda a, b: (a, b), "float16"),  # accumulated in float32: upcast blocks
+        (lambda a, b: (a, b), "bfloat16"),
+        (lambda a, b: (a, b), "int32"),
+    ],
+)
+def test_other_inputs_run_numpy_threads(make, dtype, kernel_calls):
+    a, b = make(*host_inputs((300_000, 4), dtype, seed=3))
+    out = _numba(2).mul_sum(a, b)
+    assert not kernel_calls
+    assert_mul_sum_close(out, a, b)
+    np.testing.assert_array_equal(out, get_adapter("numpy-threads").mul_sum(a, b))
+
+
+@pytest.mark.filterwarnings("error")
+def test_special_values_follow_ieee_arithmetic():
+    # No fastmath: inf * 0 is NaN, a product past float32's range is inf (no FMA or
+    # wider intermediate), and a NaN anywhere in a column reaches its sum.
+    a, b = host_inputs((300_000, 4), "float32", seed=4)
+    a[10, 0], b[10, 0] = np.inf, 0.0
+    a[20, 1], b[20, 1] = 1e30, 1e30
+    a[30, 2] = np.nan
+    a[40, 3], b[40, 3], a[41, 3], b[41, 3] = 1e30, 1e30, -1e30, 1e30
+    out = _numba(2).mul_sum(a, b)
+    assert np.isnan(out[0]) and out[1] == np.inf and np.isnan(out[2]) and np.isnan(out[3])
+
+
+def test_negated_kernel_is_caught(monkeypatch):
+    # The checker this suite relies on tells a negated answer from a right one.
+    a, b = host_inputs((4_096, 64), "float32", seed=5)
+    out = _numba(2).mul_sum(a, b)
+    assert_mul_sum_close(out, a, b)
+    with pytest.raises(AssertionError):
+        assert_mul_sum_close(-out, a, b)
+
+
+@pytest.mark.parametrize("name", ["torch-numba", "jax-numba"])
+def test_views_of_other_libraries_run_the_kernel(name, kernel_calls):
+    adapter = get_adapter(name)
+    a, b = host_inputs((300_000, 8), "float32", seed=6)
+    out = adapter.to_numpy(adapter.mul_sum(adapter.asarray(a), adapter.asarray(b)))
+    assert kernel_calls
+    assert_mul_sum_close(out, a, b)
+
+
+def test_missing_or_broken_numba_is_a_reason(monkeypatch):
+    find_spec = numpy_backend.importlib.util.find_spec
+    monkeypatch.setattr(
+        numpy_backend.importlib.util, "find_spec", lambda name, *args: None if name == "numba" else find_spec(name)
+    )
+    assert numpy_backend.numba_unavailable_reason() == "numba is not installed: pip install numba"
+    monkeypatch.undo()
+
+    def broken(name):
+        raise ImportError("Numba needs NumPy 2.3 or less")
+
+    monkeypatch.setattr(numpy_backend.importlib, "import_module", broken)
+    assert numpy_backend.numba_unavailable_reason() == "numba failed to import: Numba needs NumPy 2.3 or less"
+    for name in ("numpy-numba", "torch-numba", "jax-numba"):
+        cls = get_adapter(name).__class__
+        assert cls.unavailable_reason("cpu") == "numba failed to import: Numba needs NumPy 2.3 or less"
+
+
+def test_column_chunks_follow_the_l2(monkeypatch):
+    monkeypatch.setattr(numpy_backend, "cpu_l2_cache_bytes", lambda: 2 * 2**20)
+    assert numpy_backend._chunk_elements(4) == 65_536
+    monkeypatch.setattr(numpy_backend, "cpu_l2_cache_bytes", lambda: None)  # not exposed: a 1 MiB L2 is assumed
+    assert numpy_backend._chunk_elements(8) == 16_384
+    plan = plan_mul_sum((4, 3, 1_000), "float16", (4, 3, 1_000), "float16")
+    assert numpy_backend._chunk_columns(np.empty((4, 3, 1_000), np.float16), plan) == 32  # float32 partials
