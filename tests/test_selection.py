@@ -143,6 +143,24 @@ def test_a_cell_with_no_real_median_is_named(median):
         _selection.build_table([cells], command="test")
 
 
+@pytest.mark.parametrize("p80", [float("inf"), float("nan"), "0.01", [0.01], True, 0.005])
+def test_a_cell_with_no_real_p80_is_named(p80):
+    # The tie rule scales by the fastest cell's p80: an infinite one would hand the key
+    # to the default however slow, a string would fail mid-build; below the median is no p80.
+    square = (4096, 4096)
+    fastest = cell("numpy-threads", square, 0.007, 0.7) | {"p80_s": p80}
+    cells = report(fastest, cell("numpy", square, 0.0106, 0.44) | {"p80_s": 0.0112})
+    with pytest.raises(ValueError, match="'numpy-threads' has p80_s .*at least its median_s"):
+        _selection.build_table([cells], command="test")
+
+
+def test_a_cell_without_p80_ties_nothing():
+    square = (4096, 4096)
+    cells = report(cell("numpy-threads", square, 0.007, 0.7) | {"p80_s": None}, cell("numpy", square, 0.0070001, 0.44))
+    (entry,) = _selection.build_table([cells], command="test")["entries"]
+    assert entry["strategy"] == "numpy-threads"
+
+
 def test_build_table_refuses_other_documents():
     with pytest.raises(ValueError, match="not an xbackend compare report"):
         _selection.build_table([{"schema": "something else"}], command="test")
