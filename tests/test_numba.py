@@ -130,6 +130,18 @@ def test_missing_or_broken_numba_is_a_reason(monkeypatch):
         assert cls.unavailable_reason("cpu") == "numba failed to import: Numba needs NumPy 2.3 or less"
 
 
+def test_numba_with_its_jit_disabled_is_a_reason(monkeypatch):
+    # NUMBA_DISABLE_JIT=1 (set to debug one's own numba code) would run the kernel as
+    # Python loops: the *-numba strategies step aside and mul_sum runs the next one.
+    import xbackend.backends.numba_kernels as kernels
+
+    monkeypatch.setattr(kernels.numba.config, "DISABLE_JIT", 1)
+    reason = "NUMBA_DISABLE_JIT is set: the kernel would run uncompiled, as Python"
+    assert numpy_backend.numba_unavailable_reason() == reason
+    for name in ("numpy-numba", "torch-numba", "jax-numba"):
+        assert get_adapter(name).__class__.unavailable_reason("cpu") == reason
+
+
 def test_column_chunks_follow_the_l2(monkeypatch):
     monkeypatch.setattr(numpy_backend, "cpu_l2_cache_bytes", lambda: 2 * 2**20)
     assert numpy_backend._chunk_elements(4) == 65_536
