@@ -3,6 +3,10 @@ blocks) against the exact oracle, the inputs it leaves to numpy-threads, and its
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -128,6 +132,47 @@ def test_missing_or_broken_numba_is_a_reason(monkeypatch):
     for name in ("numpy-numba", "torch-numba", "jax-numba"):
         cls = get_adapter(name).__class__
         assert cls.unavailable_reason("cpu") == "numba failed to import: Numba needs NumPy 2.3 or less"
+
+
+def test_numba_with_its_jit_disabled_is_a_reason(monkeypatch):
+    # NUMBA_DISABLE_JIT=1 (set to debug one's own numba code) would run the kernel as
+    # Python loops: the *-numba strategies step aside and mul_sum runs the next one.
+    import xbackend.backends.numba_kernels as kernels
+
+    monkeypatch.setattr(kernels.numba.config, "DISABLE_JIT", 1)
+    reason = "NUMBA_DISABLE_JIT is set: the kernel would run uncompiled, as Python"
+    assert numpy_backend.numba_unavailable_reason() == reason
+    for name in ("numpy-numba", "torch-numba", "jax-numba"):
+        assert get_adapter(name).__class__.unavailable_reason("cpu") == reason
+
+
+_RUN_KERNEL = """
+from xbackend.measure import host_inputs
+from xbackend.registry import get_adapter
+from xbackend.testing import assert_mul_sum_close
+a, b = host_inputs((300_000, 8), "float32", seed=7)
+assert_mul_sum_close(get_adapter("numpy-numba").mul_sum(a, b), a, b)
+"""
+
+
+@pytest.mark.parametrize("damaged", ["index", "data"])
+def test_a_damaged_disk_cache_is_emptied_not_raised(damaged, tmp_path):
+    # numba raises on an unreadable cache file at every call (it copes only with a
+    # missing one): the kernel's module empties such a cache and compiles again.
+    env = os.environ | {"NUMBA_CACHE_DIR": str(tmp_path)}
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", _RUN_KERNEL], env=env, capture_output=True, text=True)
+
+    assert run().returncode == 0
+    suffix = ".nbi" if damaged == "index" else ".nbc"
+    files = [path for path in tmp_path.rglob("*rows_into*") if path.suffix == suffix]
+    assert files, "numba wrote no cache"
+    for path in files:
+        path.write_bytes(b"\xbd not a pickle")
+    second = run()
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert run().returncode == 0  # and the rewritten cache loads
 
 
 def test_column_chunks_follow_the_l2(monkeypatch):

@@ -143,6 +143,24 @@ def test_a_cell_with_no_real_median_is_named(median):
         _selection.build_table([cells], command="test")
 
 
+@pytest.mark.parametrize("p80", [float("inf"), float("nan"), "0.01", [0.01], True, 0.005])
+def test_a_cell_with_no_real_p80_is_named(p80):
+    # The tie rule scales by the fastest cell's p80: an infinite one would hand the key
+    # to the default however slow, a string would fail mid-build; below the median is no p80.
+    square = (4096, 4096)
+    fastest = cell("numpy-threads", square, 0.007, 0.7) | {"p80_s": p80}
+    cells = report(fastest, cell("numpy", square, 0.0106, 0.44) | {"p80_s": 0.0112})
+    with pytest.raises(ValueError, match="'numpy-threads' has p80_s .*at least its median_s"):
+        _selection.build_table([cells], command="test")
+
+
+def test_a_cell_without_p80_ties_nothing():
+    square = (4096, 4096)
+    cells = report(cell("numpy-threads", square, 0.007, 0.7) | {"p80_s": None}, cell("numpy", square, 0.0070001, 0.44))
+    (entry,) = _selection.build_table([cells], command="test")["entries"]
+    assert entry["strategy"] == "numpy-threads"
+
+
 def test_build_table_refuses_other_documents():
     with pytest.raises(ValueError, match="not an xbackend compare report"):
         _selection.build_table([{"schema": "something else"}], command="test")
@@ -206,6 +224,40 @@ def test_a_strategy_that_compiles_for_seconds_is_not_chosen_without_opt_in(monke
     monkeypatch.setenv("XBACKEND_AUTOTUNE", "compile")
     xbackend.clear_dispatch_cache()
     assert xbackend.choose(x, x).strategy == "torch-compile"
+
+
+def test_a_winner_that_cannot_run_here_is_passed_over_with_its_reason(monkeypatch):
+    # numba missing: the *-numba winners of the shipped table give way to the next
+    # alternative, and explain names the missing package, not a compile stall.
+    from xbackend import registry
+    from xbackend.backends import numpy as numpy_backend
+
+    monkeypatch.setenv("XBACKEND_AUTOTUNE", "0")
+    write_tuned(
+        cell("numpy-numba", (4096, 4096), 0.005, 0.9),
+        cell("numpy-threads", (4096, 4096), 0.007, 0.7),
+        cell("numpy", (4096, 4096), 0.011, 0.4),
+    )
+    monkeypatch.setattr(numpy_backend, "numba_unavailable_reason", lambda: "numba is not installed: pip install numba")
+    monkeypatch.setattr(registry, "_instances", {})  # no numpy-numba made before the package went
+    a, b = seeded((300, 300))
+    choice = xbackend.choose(a, b)
+    assert choice.strategy == "numpy-threads"
+    assert "numpy-numba fastest measured" in choice.reason
+    assert "it cannot run here (numba is not installed: pip install numba)" in choice.reason
+    assert "compiles for seconds" not in choice.reason and "XBACKEND_AUTOTUNE" not in choice.reason
+    assert_mul_sum_close(xbackend.mul_sum(a, b), a, b)
+
+
+def test_a_winner_that_refuses_the_dtype_is_passed_over_with_its_reason(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(_selection, "SHIPPED_TABLE", _selection.SHIPPED_TABLE.with_name("absent.json"))
+    monkeypatch.setenv("XBACKEND_AUTOTUNE", "compile")  # compiling is allowed: that is not why it is passed over
+    write_tuned(cell("torch-compile", (4096, 4096), 0.008, 0.9), cell("torch-eager", (4096, 4096), 0.03, 0.2))
+    x = torch.ones(256, 256, dtype=torch.complex64)
+    choice = xbackend.choose(x, x)
+    assert choice.strategy == "torch-eager"
+    assert "it does not compute complex64, so torch-eager" in choice.reason and "compiles" not in choice.reason
 
 
 def test_without_tables_each_library_runs_its_default(monkeypatch):

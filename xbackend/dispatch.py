@@ -124,7 +124,9 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
     for source, entry in found:  # a table tuned on this machine (xbackend tune) wins over trials
         strategy = _table_strategy(entry, device, dtype) if source.startswith("tuned") else None
         if strategy is not None:
-            return Choice(strategy, library, device, dtype, shape_class, source, _measured(entry, strategy))
+            return Choice(
+                strategy, library, device, dtype, shape_class, source, _measured(entry, strategy, device, dtype)
+            )
     trial = _trial_result(key)
     if trial is not None:
         source, entry = trial
@@ -132,12 +134,14 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
     for source, entry in found:
         strategy = _table_strategy(entry, device, dtype)
         if strategy is not None:
-            return Choice(strategy, library, device, dtype, shape_class, source, _measured(entry, strategy))
+            return Choice(
+                strategy, library, device, dtype, shape_class, source, _measured(entry, strategy, device, dtype)
+            )
     fallback = selection.FALLBACK_DTYPE
     for source, entry in selection.entries_for((library, device, fallback, shape_class)):
         strategy = _table_strategy(entry, device, dtype)
         if strategy is not None:
-            reason = f"no {dtype} measurement; {fallback} {_measured(entry, strategy)}"
+            reason = f"no {dtype} measurement; {fallback} {_measured(entry, strategy, device, dtype)}"
             return Choice(strategy, library, device, dtype, shape_class, source, reason)
     return Choice(
         default,
@@ -150,7 +154,7 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
     )
 
 
-def _measured(entry: dict[str, Any], strategy: str | None = None) -> str:
+def _measured(entry: dict[str, Any], strategy: str | None = None, device: str = "", dtype: str = "") -> str:
     bandwidth = entry.get("fraction_of_floor") is not None
     figure = (
         f"{entry['fraction_of_floor']:.2f} of the floor" if bandwidth else f"{entry['median_s'] * 1e6:.3g} us per call"
@@ -162,11 +166,28 @@ def _measured(entry: dict[str, Any], strategy: str | None = None) -> str:
     text = f"fastest measured: {figure} at {'x'.join(map(str, entry['shape']))}"
     text += f" (others: {others})" if others else ""
     if strategy is not None and strategy != entry["strategy"]:
-        text = (
-            f"{entry['strategy']} {text}; its first call of each input signature compiles for seconds, "
-            f"so {strategy}, the fastest of the others, runs (XBACKEND_AUTOTUNE=compile allows it)"
-        )
+        text = f"{entry['strategy']} {text}; {_passed_over(entry['strategy'], device, dtype, strategy)}"
     return text
+
+
+def _passed_over(winner: str, device: str, dtype: str, strategy: str) -> str:
+    """Why ``_table_strategy`` passed the table's ``winner`` over for ``strategy``: the reason that applies here.
+
+    Named, not assumed: a winner missing its package (numba for the ``*-numba``
+    strategies) must not read as one that compiles for seconds.
+    """
+    cls = STRATEGIES.get(winner)
+    others = f"so {strategy}, the fastest of the others, runs"
+    if cls is None:
+        return f"it is not registered here, {others}"
+    missing = cls.unavailable_reason(device) if device in cls.devices else f"it has no device {device!r}"
+    if missing is not None:
+        return f"it cannot run here ({missing}), {others}"
+    if not _runs(winner, device, dtype):
+        return f"it does not compute {dtype}, {others}"
+    return (
+        f"its first call of each input signature compiles for seconds, {others} (XBACKEND_AUTOTUNE=compile allows it)"
+    )
 
 
 def _table_strategy(entry: dict[str, Any], device: str, dtype: str) -> str | None:

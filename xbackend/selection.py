@@ -304,6 +304,11 @@ def _checked_class(cell: dict[str, Any]) -> str:
     # NaN would not sort (a NaN first in a report would win its key); 0 or less is no measurement.
     if not isinstance(median, (int, float)) or isinstance(median, bool) or not 0 < median < math.inf:
         raise ValueError(f"{where} has median_s {median!r}; a positive, finite number of seconds is needed")
+    # The default strategy's tie rule scales by p80 / median: an infinite or huge p80
+    # would hand every key to the default, a string or list would fail mid-build.
+    p80 = cell.get("p80_s")
+    if p80 is not None and (not isinstance(p80, (int, float)) or isinstance(p80, bool) or not median <= p80 < math.inf):
+        raise ValueError(f"{where} has p80_s {p80!r}; a finite number of seconds at least its median_s is needed")
     try:
         check_supported(dtype, where=where)
     except TypeError as exc:
@@ -337,7 +342,7 @@ def _ranked(library: str, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     tie = next((cell for cell in ranked[1:] if cell["adapter"] == default), None)
     if (
         tie is not None
-        and _seconds_per_element(tie) <= _seconds_per_element(best) * best.get("p80_s", 0) / best["median_s"]
+        and _seconds_per_element(tie) <= _seconds_per_element(best) * (best.get("p80_s") or 0) / best["median_s"]
     ):
         ranked.remove(tie)
         ranked.insert(0, tie)

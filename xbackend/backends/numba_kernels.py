@@ -43,3 +43,32 @@ def rows_into(
             for j in range(hi - lo):
                 out[j] += a0[j] * b0[j]
             i += 1
+
+
+def _drop_an_unreadable_cache() -> None:
+    """Empty numba's disk cache of ``rows_into`` when a file of it cannot be read back.
+
+    numba copes with a missing cache file but raises on a damaged one (a bad
+    copy, a disk error) at every call, and mul_sum selects the ``*-numba``
+    strategies for large float32 inputs: one damaged file would break those
+    calls for good. Emptied, the kernel compiles again (~0.7 s) and rewrites it.
+    The index and data files are numba internals: a numba without them is left alone.
+    """
+    cache = rows_into._cache
+    cache_file = getattr(cache, "_cache_file", None)  # None: caching is off (NullCache)
+    try:
+        for name in cache_file._load_index().values() if cache_file is not None else ():
+            try:
+                cache_file._load_data(name)
+            except OSError:  # removed since the index was written: numba recompiles
+                continue
+    except AttributeError:
+        return
+    except Exception:  # unpickling garbage raises anything
+        try:
+            cache.flush()
+        except OSError:  # not writable now: compile in memory only, this process
+            rows_into._cache = numba.core.caching.NullCache()
+
+
+_drop_an_unreadable_cache()

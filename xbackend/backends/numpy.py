@@ -341,9 +341,11 @@ def numba_unavailable_reason() -> str | None:
     if importlib.util.find_spec("numba") is None:
         return "numba is not installed: pip install numba"
     try:
-        importlib.import_module("xbackend.backends.numba_kernels")
+        kernels = importlib.import_module("xbackend.backends.numba_kernels")
     except Exception as exc:  # e.g. a numba too old for this NumPy: it refuses to import
         return f"numba failed to import: {exc}"
+    if kernels.numba.config.DISABLE_JIT:  # the kernel would run as Python loops, ~100x slower than numpy-threads
+        return "NUMBA_DISABLE_JIT is set: the kernel would run uncompiled, as Python"
     return None
 
 
