@@ -48,6 +48,9 @@ def test_every_strategy_device_pair_is_listed():
     assert pairs == {
         ("numpy", "cpu"),
         ("numpy-threads", "cpu"),
+        ("numpy-numba", "cpu"),
+        ("torch-numba", "cpu"),
+        ("jax-numba", "cpu"),
         ("torch-eager", "cpu"),
         ("torch-eager", "cuda"),
         ("torch-einsum", "cpu"),
@@ -98,7 +101,9 @@ def test_gpu_adapters_say_why_they_are_unavailable():
 
 
 def test_get_adapter_rejects_unknown_names_and_devices():
-    with pytest.raises(ValueError, match="unknown adapter 'torch-magic'; known: numpy, numpy-threads, torch-eager"):
+    with pytest.raises(
+        ValueError, match="unknown adapter 'torch-magic'; known: numpy, numpy-threads, numpy-numba, torch-eager"
+    ):
         xbackend.get_adapter("torch-magic")
     with pytest.raises(ValueError, match="adapter 'numpy' runs on cpu, not 'cuda'"):
         xbackend.get_adapter("numpy", device="cuda")

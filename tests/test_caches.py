@@ -70,7 +70,8 @@ def test_a_damaged_tuned_table_warns_once_and_mul_sum_uses_the_shipped_choice(da
         "numpy": xbackend.choose(a, b).strategy,
         "torch": xbackend.choose(torch.from_numpy(a), torch.from_numpy(b)).strategy,
     }
-    assert expected["torch"] == "torch-numpy"  # the shipped entry, not the default
+    # The shipped entry (without numba installed, its next alternative), not the default.
+    assert expected["torch"] in ("torch-numba", "torch-numpy")
     path = _selection.tuned_table_path()
     path.parent.mkdir(parents=True)
     DAMAGE[damage](path)

@@ -74,6 +74,9 @@ NOT_BENCHMARKED: dict[str, str] = {
     "numpy-threads": _ADDED_LATER,
     "torch-triton": _ADDED_LATER,
     "cupy-raw": _ADDED_LATER,
+    "numpy-numba": _ADDED_LATER,
+    "torch-numba": _ADDED_LATER,
+    "jax-numba": _ADDED_LATER,
 }
 DEVICES = ("cpu", "cuda")
 FULL_SHAPE_CLASSES = ("square", "tall-skinny", "short-wide", "column", "latency")
