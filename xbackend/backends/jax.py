@@ -23,7 +23,7 @@ from ..core.errors import UnsupportedDtypeError
 from ..core.probes import HostTimer, MemoryUse, Timer, cpu_count, gpu_l2_cache_bytes
 from ..core.semantics import Plan
 from .base import Adapter, Library
-from .numpy import default_threads, numba_threaded_mul_sum, numba_unavailable_reason, threaded_mul_sum
+from .numpy import NumbaKernel, default_threads, threaded_mul_sum
 
 # Compiled executables kept per JAX adapter (least recently used evicted). A small
 # executable costs 1-2 MiB of host memory (jax-rows unrolls up to 64 rows), so 64
@@ -443,20 +443,14 @@ class JaxNumpy(JaxAdapter):
         return Adapter.kernel(self, a, b, plan)
 
 
-class JaxNumba(JaxNumpy):
+class JaxNumba(NumbaKernel, JaxNumpy):
     """``jax-numba``: numpy-numba's kernel on zero-copy NumPy views of CPU JAX arrays, as ``jax-numpy`` runs np.einsum."""
 
     name = "jax-numba"
-    install_hint = "pip install numba"
     formulation = (
         "the numpy-numba strategy (a numba kernel adding four rows per pass, per block) on zero-copy NumPy views "
         "of the JAX arrays on every allowed core, result device_put back"
     )
-    host_mul_sum = staticmethod(numba_threaded_mul_sum)
-
-    @classmethod
-    def _device_unavailable_reason(cls, device: str) -> str | None:
-        return numba_unavailable_reason() or super()._device_unavailable_reason(device)
 
 
 LIBRARY = Library(

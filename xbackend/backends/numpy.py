@@ -452,31 +452,41 @@ class NumpyThreadsAdapter(NumpyAdapter):
         threads = self.threads or default_threads()
         return super().thread_report() | {"numpy-threads": f"{threads} threads (np.einsum per block)"}
 
+    # The blocks' sum: np.einsum here, the numba kernel in numpy-numba.
+    host_mul_sum = staticmethod(threaded_mul_sum)
+
     def _compute(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
-        return threaded_mul_sum(a, b, plan, self.threads or default_threads())
+        return self.host_mul_sum(a, b, plan, self.threads or default_threads())
 
     def kernel(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> Callable[[Any, Any], Any]:
         return Adapter.kernel(self, a, b, plan)  # never the single-threaded direct einsum
 
 
-class NumpyNumbaAdapter(NumpyThreadsAdapter):
-    name = "numpy-numba"
+class NumbaKernel:
+    """What the ``*-numba`` strategies share: numpy-numba's blocks, available where numba runs compiled.
+
+    Mixed in before a strategy that sums NumPy arrays or views with
+    ``host_mul_sum`` (numpy-threads, torch-numpy, jax-numpy).
+    """
+
     install_hint = "pip install numba"
+    host_mul_sum = staticmethod(numba_threaded_mul_sum)
+
+    @classmethod
+    def _device_unavailable_reason(cls, device: str) -> str | None:
+        return numba_unavailable_reason() or super()._device_unavailable_reason(device)
+
+
+class NumpyNumbaAdapter(NumbaKernel, NumpyThreadsAdapter):
+    name = "numpy-numba"
     formulation = (
         "numpy-threads' blocks, each summed by a numba kernel (nogil, cached on disk) that adds four rows per pass "
         "into column chunks of L2/8; C-contiguous float32/float64/complex64/complex128 inputs, others: numpy-threads"
     )
 
-    @classmethod
-    def _device_unavailable_reason(cls, device: str) -> str | None:
-        return numba_unavailable_reason()
-
     def thread_report(self) -> dict[str, Any]:
         threads = self.threads or default_threads()
         return NumpyAdapter.thread_report(self) | {"numpy-numba": f"{threads} threads (a numba kernel per block)"}
-
-    def _compute(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
-        return numba_threaded_mul_sum(a, b, plan, self.threads or default_threads())
 
 
 LIBRARY = Library(

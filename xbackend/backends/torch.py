@@ -27,7 +27,7 @@ from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan, plan_mul_sum
 from ..core.shapes import strided_partials_layout, sum_strided_partials
 from .base import Adapter, Library
-from .numpy import numba_threaded_mul_sum, numba_unavailable_reason, threaded_mul_sum
+from .numpy import NumbaKernel, threaded_mul_sum
 
 # torch-compile executables kept per adapter (least recently used evicted); only
 # inputs of 1 MiB and more compile, so churn over small shapes adds none.
@@ -295,20 +295,14 @@ class TorchNumpy(TorchAdapter):
         return self.torch.from_numpy(host)
 
 
-class TorchNumba(TorchNumpy):
+class TorchNumba(NumbaKernel, TorchNumpy):
     """``torch-numba``: numpy-numba's kernel on zero-copy NumPy views of CPU tensors, as ``torch-numpy`` runs np.einsum."""
 
     name = "torch-numba"
-    install_hint = "pip install numba"
     formulation = (
         "the numpy-numba strategy (a numba kernel adding four rows per pass, per block) on zero-copy NumPy views "
         "of the tensors, on torch.get_num_threads() threads, result wrapped by torch.from_numpy"
     )
-    host_mul_sum = staticmethod(numba_threaded_mul_sum)
-
-    @classmethod
-    def _device_unavailable_reason(cls, device: str) -> str | None:
-        return numba_unavailable_reason() or super()._device_unavailable_reason(device)
 
 
 class TorchBlocked(TorchAdapter):
