@@ -158,3 +158,21 @@ def test_jax_numpy_runs_on_the_fixed_thread_count(monkeypatch):
         adapter.threads = saved
     assert used == [3]
     assert_mul_sum_close(np.asarray(out), a, b)
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("name", ["numpy", "numpy-threads", "numpy-numba", "torch-numpy", "jax-numpy", "dask"])
+def test_a_float16_sum_past_its_range_is_inf_without_a_warning(name):
+    # Accumulated in float32, rounded once to float16: inf, as np.einsum gives it, with no RuntimeWarning.
+    from xbackend.registry import STRATEGIES
+
+    reason = STRATEGIES[name].unavailable_reason("cpu")
+    if reason:
+        pytest.skip(reason)
+    rng = np.random.default_rng(21)
+    a = (200 + rng.random((300_000, 3))).astype(np.float16)
+    b = (200 + rng.random((300_000, 3))).astype(np.float16)
+    adapter = get_adapter(name)
+    out = adapter.to_numpy(adapter.mul_sum(adapter.asarray(a), adapter.asarray(b)))
+    assert out.dtype == np.float16 and np.isposinf(out).all()
+    assert_mul_sum_close(out, a, b)

@@ -40,7 +40,7 @@ from ..core.dtypes import numpy_dtype, numpy_dtype_name
 from ..core.probes import HostTimer, MemoryUse, Timer, cpu_count, cpu_model, rss_extra_memory
 from ..core.semantics import Plan
 from .base import Adapter, Library, host_device
-from .numpy import accumulated_mul_sum
+from .numpy import accumulated_mul_sum, in_result_dtype
 
 # ``asarray`` splits dim 0 into chunks of whole rows of about this many bytes:
 # whole rows keep each task's partial sum a full output row, and 16 MiB is
@@ -168,7 +168,8 @@ class DaskAdapter(Adapter):
             out_dtype=plan.out_dtype,
             acc_dtype=plan.acc_dtype,
         )
-        return partials.sum(axis=0, dtype=acc_dtype).astype(numpy_dtype(plan.out_dtype))
+        total = partials.sum(axis=0, dtype=acc_dtype)
+        return total.map_blocks(in_result_dtype, plan, dtype=numpy_dtype(plan.out_dtype))
 
     # -- measurement hooks --------------------------------------------------
     def timer(self) -> Timer:

@@ -142,7 +142,13 @@ class NumpyAdapter(Adapter):
 
 def numpy_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
     """The NumPy strategy on validated NumPy inputs (``torch-numpy`` and ``jax-numpy`` run it on views)."""
-    return accumulated_mul_sum(a, b, plan).astype(numpy_dtype(plan.out_dtype), copy=False)
+    return in_result_dtype(accumulated_mul_sum(a, b, plan), plan)
+
+
+def in_result_dtype(acc: np.ndarray, plan: Plan) -> np.ndarray:
+    """The accumulated sum rounded to the result dtype: a float16 sum past 65504 is inf, silently as in np.einsum."""
+    with np.errstate(over="ignore"):
+        return acc.astype(numpy_dtype(plan.out_dtype), copy=False)
 
 
 def accumulated_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
@@ -211,7 +217,7 @@ def threaded_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> 
         out = _by_column_blocks(a, b, plan, threads)
     else:
         out = _by_row_blocks(a, b, plan, threads)
-    return np.asarray(out).astype(numpy_dtype(plan.out_dtype), copy=False)
+    return in_result_dtype(np.asarray(out), plan)
 
 
 def _useful_threads(plan: Plan, threads: int) -> int:
