@@ -154,7 +154,7 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
     )
 
 
-def _measured(entry: dict[str, Any], strategy: str | None = None, device: str = "", dtype: str = "") -> str:
+def _measured(entry: dict[str, Any], strategy: str, device: str, dtype: str) -> str:
     bandwidth = entry.get("fraction_of_floor") is not None
     figure = (
         f"{entry['fraction_of_floor']:.2f} of the floor" if bandwidth else f"{entry['median_s'] * 1e6:.3g} us per call"
@@ -165,7 +165,7 @@ def _measured(entry: dict[str, Any], strategy: str | None = None, device: str = 
     )
     text = f"fastest measured: {figure} at {'x'.join(map(str, entry['shape']))}"
     text += f" (others: {others})" if others else ""
-    if strategy is not None and strategy != entry["strategy"]:
+    if strategy != entry["strategy"]:
         text = f"{entry['strategy']} {text}; {_passed_over(entry['strategy'], device, dtype, strategy)}"
     return text
 

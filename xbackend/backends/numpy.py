@@ -265,14 +265,20 @@ def _fold_lanes(lanes: np.ndarray, rows_per_lane_row: int, out_shape: tuple[int,
 _LANES = 4096
 
 
+def _lane_layout(rows: int, k: int) -> tuple[int, int]:
+    """Whole rows per lane row for rows of ``k`` elements (1: rows too long to regroup), and how many of ``rows``
+    fill whole lane rows."""
+    per_lane_row = _LANES // k if k <= _LANES // 2 else 1
+    return per_lane_row, rows // per_lane_row * per_lane_row
+
+
 def _lane_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
     """``_block_sum`` of a row block, with short C-contiguous rows regrouped into rows of ~``_LANES`` lanes."""
     k = math.prod(a.shape[1:])
     short_rows = 1 < k <= _LANES // 2 and plan.acc_dtype == plan.out_dtype  # k = 1: einsum runs a dot
     if not (short_rows and a.flags.c_contiguous and b.flags.c_contiguous):
         return _chunked_sum(a, b, plan)
-    rows_per_lane_row = _LANES // k
-    whole = a.shape[0] // rows_per_lane_row * rows_per_lane_row
+    rows_per_lane_row, whole = _lane_layout(a.shape[0], k)
     if whole == 0:
         return _block_sum(a, b, plan)
     width = rows_per_lane_row * k  # lane l holds column l % k of every row it covers
@@ -392,8 +398,8 @@ def _numba_rows(
     lo, hi = rows
     k = a2.shape[1]
     acc = np.zeros(k, dtype=a2.dtype)
-    per_lane_row = _LANES // k if k <= _LANES // 2 else 1  # k = 1 too: the kernel has no dot loop to lose
-    whole = lo + (hi - lo) // per_lane_row * per_lane_row
+    per_lane_row, whole_rows = _lane_layout(hi - lo, k)  # k = 1 too: the kernel has no dot loop to lose
+    whole = lo + whole_rows
     if per_lane_row > 1 and whole > lo:
         width = per_lane_row * k
         lanes = np.zeros(width, dtype=a2.dtype)
@@ -454,12 +460,13 @@ class NumpyThreadsAdapter(NumpyAdapter):
         "upcast to float32 by row blocks"
     )
 
-    def thread_report(self) -> dict[str, Any]:
-        threads = self.threads or default_threads()
-        return super().thread_report() | {"numpy-threads": f"{threads} threads (np.einsum per block)"}
-
     # The blocks' sum: np.einsum here, the numba kernel in numpy-numba.
     host_mul_sum = staticmethod(threaded_mul_sum)
+    blocks_summed_by = "np.einsum per block"
+
+    def thread_report(self) -> dict[str, Any]:
+        threads = self.threads or default_threads()
+        return NumpyAdapter.thread_report(self) | {self.name: f"{threads} threads ({self.blocks_summed_by})"}
 
     def _compute(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
         return self.host_mul_sum(a, b, plan, self.threads or default_threads())
@@ -489,10 +496,7 @@ class NumpyNumbaAdapter(NumbaKernel, NumpyThreadsAdapter):
         "numpy-threads' blocks, each summed by a numba kernel (nogil, cached on disk) that adds four rows per pass "
         "into column chunks of L2/8; C-contiguous float32/float64/complex64/complex128 inputs, others: numpy-threads"
     )
-
-    def thread_report(self) -> dict[str, Any]:
-        threads = self.threads or default_threads()
-        return NumpyAdapter.thread_report(self) | {"numpy-numba": f"{threads} threads (a numba kernel per block)"}
+    blocks_summed_by = "a numba kernel per block"
 
 
 LIBRARY = Library(
