@@ -191,6 +191,33 @@ def test_slow_candidates_cannot_push_the_trial_past_its_limit(monkeypatch):
         assert set(entry["median_s"]) <= {prior.strategy, Sluggish.name}, entry
 
 
+class CompilesForAWhile(NumpyAdapter):
+    """A planted prior whose first ``prepare`` takes longer than the whole trial may (numba's first load, ~0.7 s)."""
+
+    name = "numpy-planted-compiles"
+    prepared = False
+
+    def prepare(self, a, b):
+        if CompilesForAWhile.prepared:
+            return None
+        time.sleep(dispatch.TRIAL_LIMIT_S + 0.1)
+        CompilesForAWhile.prepared = True
+        return dispatch.TRIAL_LIMIT_S + 0.1
+
+
+def test_the_priors_compile_is_not_the_trials_time(monkeypatch):
+    # The call pays the prior's compile with or without a trial: counted in the limit, it
+    # left no time for another candidate, and the prior won a trial of one.
+    a, b = inputs()
+    prior = replace(xbackend.choose(a, b), strategy=CompilesForAWhile.name)
+    monkeypatch.setattr(dispatch, "trial_candidates", lambda choice: [CompilesForAWhile.name, Fast.name])
+    with xbackend.registered(CompilesForAWhile), xbackend.registered(Fast):
+        after = dispatch.run_trial(prior, a, b)
+    (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
+    assert set(entry["median_s"]) == {CompilesForAWhile.name, Fast.name}, after.reason
+    assert entry["trial_s"] < dispatch.TRIAL_LIMIT_S + 0.1
+
+
 def test_explain_trial_runs_the_first_call_and_prints_its_cost(capsys):
     from xbackend.cli import main
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from xbackend.backends import numpy as numpy_backend
+from xbackend.core.dtypes import numpy_dtype
 from xbackend.core.semantics import plan_mul_sum
 from xbackend.measure import host_inputs
 from xbackend.registry import get_adapter
@@ -48,8 +49,11 @@ def _numba(threads: int):
 SHAPES = [(200_003, 8), (1_000_001, 1), (1_001, 3_000), (8, 100_000), (40, 4, 5_000), (5, 7)]
 
 
+KERNEL_DTYPES = sorted(numpy_backend.NUMBA_DTYPES | numpy_backend.NUMBA_HALF_DTYPES)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("dtype", sorted(numpy_backend.NUMBA_DTYPES))
+@pytest.mark.parametrize("dtype", KERNEL_DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_every_kernel_path_is_exact_within_the_bound(shape, dtype, threads, kernel_calls, monkeypatch):
     monkeypatch.setattr(numpy_backend, "_chunk_elements", lambda itemsize: 1000)
@@ -72,8 +76,8 @@ def test_every_kernel_path_is_exact_within_the_bound(shape, dtype, threads, kern
         (lambda a, b: (a[:, :1], b[:1, :]), "float32"),  # broadcast both ways
         (lambda a, b: (a[:, ::2], b[:, ::2]), "float32"),  # strided rows
         (lambda a, b: (a[::-1], b), "float64"),  # negative stride
-        (lambda a, b: (a, b), "float16"),  # accumulated in float32: upcast blocks
-        (lambda a, b: (a, b), "bfloat16"),
+        (lambda a, b: (a[:, ::2], b[:, ::2]), "float16"),
+        (lambda a, b: (np.asfortranarray(a), b), "bfloat16"),
         (lambda a, b: (a, b), "int32"),
     ],
 )
@@ -107,10 +111,43 @@ def test_negated_kernel_is_caught(monkeypatch):
         assert_mul_sum_close(-out, a, b)
 
 
+@pytest.mark.parametrize("bits", ["float16", "bfloat16"])
+def test_half_precision_widens_exactly_for_every_bit_pattern(bits):
+    # Every one of the 65,536 patterns (subnormals, both zeros, infinities, NaNs) times
+    # 1.0, added to -0.0 (which keeps a -0.0): the float32 that the format's own cast gives.
+    import xbackend.backends.numba_kernels as kernels
+
+    patterns = np.arange(2**16, dtype=np.uint16).view(numpy_dtype(bits)).reshape(1, -1)
+    ones = np.ones_like(patterns)
+    acc = np.full(patterns.shape[1], -0.0, np.float32)
+    kernels.rows_into(kernels.kernel_view(patterns), kernels.kernel_view(ones), acc, 0, 1, 0, acc.size, 4096)
+    expected = patterns[0].astype(np.float32)
+    nan = np.isnan(expected)
+    np.testing.assert_array_equal(np.isnan(acc), nan)
+    np.testing.assert_array_equal(acc[~nan].view(np.uint32), expected[~nan].view(np.uint32))
+
+
+@pytest.mark.filterwarnings("error")
+def test_half_precision_sums_in_float32_then_rounds_once():
+    # 300,000 products of 1.0 pass float16's largest finite value (65504) only in the
+    # sum: float32 holds them, the one rounding to float16 gives inf (silently, as
+    # np.einsum does); a bfloat16 NaN reaches its column's sum.
+    a = np.ones((300_000, 3), np.float16)
+    a[:, 1] = 0.25
+    out = _numba(2).mul_sum(a, a)
+    assert out.dtype == np.float16 and out[0] == np.inf and out[1] == np.float16(300_000 / 16)
+    assert_mul_sum_close(out, a, a)
+    x, y = host_inputs((300_000, 3), "bfloat16", seed=8)
+    x[77, 2] = np.nan
+    out = _numba(2).mul_sum(x, y)
+    assert np.isnan(out[2]) and not np.isnan(out[:2]).any()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
 @pytest.mark.parametrize("name", ["torch-numba", "jax-numba"])
-def test_views_of_other_libraries_run_the_kernel(name, kernel_calls):
+def test_views_of_other_libraries_run_the_kernel(name, dtype, kernel_calls):
     adapter = get_adapter(name)
-    a, b = host_inputs((300_000, 8), "float32", seed=6)
+    a, b = host_inputs((300_000, 8), dtype, seed=6)
     out = adapter.to_numpy(adapter.mul_sum(adapter.asarray(a), adapter.asarray(b)))
     assert kernel_calls
     assert_mul_sum_close(out, a, b)

@@ -795,20 +795,27 @@ def _adapter_label(report: dict[str, Any], cell: dict[str, Any]) -> str:
 
 
 def _grid_table(
-    report: dict[str, Any], cells: list[dict[str, Any]], figure: Callable[[dict[str, Any]], str]
+    report: dict[str, Any],
+    cells: list[dict[str, Any]],
+    figure: Callable[[dict[str, Any]], str],
+    *,
+    by_dtype: bool = False,
 ) -> list[str]:
-    """Adapters down, shape classes across; each ok cell rendered by ``figure``, contested wins in bold."""
+    """Adapters (and, ``by_dtype``, dtypes) down, shape classes across; each ok cell rendered by ``figure``,
+    contested wins in bold."""
     shapes = list(dict.fromkeys(c["shape_class"] for c in cells))
-    rows: dict[str, dict[str, str]] = {}
+    rows: dict[tuple[str, ...], dict[str, str]] = {}
     for cell in cells:
         if cell["status"] != "ok":
             text = cell["status"]
         else:
             text = figure(cell) + (" WRONG" if cell["error_failure"] else "")
             text = f"**{text}**" if _contested_win(cell) else text
-        rows.setdefault(_adapter_label(report, cell), {})[cell["shape_class"]] = text
-    header = ["adapter"] + [f"{shape} {'x'.join(map(str, _shape_of(cells, shape)))}" for shape in shapes]
-    return _markdown_table(header, [[label] + [row.get(shape, "") for shape in shapes] for label, row in rows.items()])
+        label = (_adapter_label(report, cell), cell["dtype"]) if by_dtype else (_adapter_label(report, cell),)
+        rows.setdefault(label, {})[cell["shape_class"]] = text
+    header = ["adapter", *(["dtype"] if by_dtype else [])]
+    header += [f"{shape} {'x'.join(map(str, _shape_of(cells, shape)))}" for shape in shapes]
+    return _markdown_table(header, [[*label] + [row.get(shape, "") for shape in shapes] for label, row in rows.items()])
 
 
 def _shape_of(cells: list[dict[str, Any]], shape_class: str) -> list[int]:
@@ -862,6 +869,14 @@ def _view_cells(report: dict[str, Any]) -> list[str]:
 
 
 def _view_fractions(report: dict[str, Any]) -> list[str]:
+    if len(_by_dtype(report)) > 1:  # one table, a row per adapter and dtype: a page, not a table per dtype
+        return [
+            "Fraction of the floor (latency: median time per call); **bold**: fastest of its library.",
+            "",
+            *_grid_table(report, report["cells"], _fraction_or_time, by_dtype=True),
+            "",
+            _error_line(report["cells"]),
+        ]
     lines: list[str] = []
     for dtype, cells in _by_dtype(report).items():
         lines += [

@@ -8,19 +8,78 @@ VM its OpenMP layer halved numpy-threads' rate in the same process).
 ``cache``: the compiled code is kept on disk (numba's cache, beside this file
 or under ``NUMBA_CACHE_DIR``), so a dtype compiles once per machine (~0.7 s)
 and later processes load it (~0.1 s).
+
+numba has no float16 or bfloat16 type, so half-precision inputs reach the
+kernel as their bits (``kernel_view``) and are widened to float32 element by
+element inside the loop (``widen``): the N x K float32 copy that numpy-threads'
+upcast blocks write and re-read is never made.
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic, overload
+
+# Half-precision inputs travel as these integer views of their bits: one integer type
+# per format, so that ``widen`` can tell them apart by type alone.
+_BITS_OF = {"bfloat16": np.int16, "float16": np.uint16}
+
+
+def kernel_view(x: np.ndarray) -> np.ndarray:
+    """``x`` as the kernel reads it: itself, or the bits of a float16 or bfloat16 array (no copy)."""
+    bits = _BITS_OF.get(x.dtype.name)
+    return x if bits is None else x.view(bits)
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """The float32 whose bit pattern is the low 32 bits of integer ``bits``."""
+    if not isinstance(bits, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        low = builder.trunc(args[0], ir.IntType(32)) if bits.bitwidth > 32 else args[0]
+        return builder.bitcast(low, ir.FloatType())
+
+    return types.float32(bits), codegen
+
+
+@intrinsic
+def _float32_from_float16_bits(typingctx, bits):
+    """The float16 with bits ``bits``, widened (exactly) to float32 by LLVM: one F16C instruction on x86."""
+    if bits != types.uint16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(bits), codegen
+
+
+def widen(x: object) -> object:
+    """An element as the kernel multiplies it: floats as they are, half-precision bits as float32 (numba only)."""
+    raise TypeError("widen runs compiled, inside the numba kernel")
+
+
+@overload(widen)
+def _widen(x):
+    if isinstance(x, types.Float | types.Complex):
+        return lambda x: x
+    if x == types.int16:  # bfloat16: the high 16 bits of a float32
+        return lambda x: _float32_from_bits((np.uint32(x) & np.uint32(0xFFFF)) << np.uint32(16))
+    if x == types.uint16:
+        return lambda x: _float32_from_float16_bits(x)
+    return None
 
 
 @numba.njit(nogil=True, cache=True)
 def rows_into(
     a: np.ndarray, b: np.ndarray, acc: np.ndarray, row_lo: int, row_hi: int, col_lo: int, col_hi: int, chunk: int
 ) -> None:
-    """``acc[j - col_lo] += sum(a[i, j] * b[i, j] for i in rows)`` for ``col_lo <= j < col_hi``.
+    """``acc[j - col_lo] += sum(widen(a[i, j]) * widen(b[i, j]) for i in rows)`` for ``col_lo <= j < col_hi``.
 
     Four rows per pass, so that eight streams are in flight and the partial sums
     are read and written once per four rows; columns in chunks of ``chunk``, so
@@ -36,13 +95,28 @@ def rows_into(
             a0, a1, a2, a3 = a[i, lo:hi], a[i + 1, lo:hi], a[i + 2, lo:hi], a[i + 3, lo:hi]
             b0, b1, b2, b3 = b[i, lo:hi], b[i + 1, lo:hi], b[i + 2, lo:hi], b[i + 3, lo:hi]
             for j in range(hi - lo):
-                out[j] += (a0[j] * b0[j] + a1[j] * b1[j]) + (a2[j] * b2[j] + a3[j] * b3[j])
+                out[j] += (widen(a0[j]) * widen(b0[j]) + widen(a1[j]) * widen(b1[j])) + (
+                    widen(a2[j]) * widen(b2[j]) + widen(a3[j]) * widen(b3[j])
+                )
             i += 4
         while i < row_hi:
             a0, b0 = a[i, lo:hi], b[i, lo:hi]
             for j in range(hi - lo):
-                out[j] += a0[j] * b0[j]
+                out[j] += widen(a0[j]) * widen(b0[j])
             i += 1
+
+
+def load(dtype: np.dtype, acc_dtype: np.dtype) -> None:
+    """Compile ``rows_into`` for inputs of ``dtype`` summed in ``acc_dtype``, or load it from numba's disk cache.
+
+    The signature is the one the strategies call with: read-only 2-D inputs
+    (``np.broadcast_to`` views; numba compiles writable ones apart), a 1-D
+    output, int64 bounds. Even from the cache, a process's first load costs
+    about 0.4 s (numba's code generator starting), a one-off that is a compile,
+    not a call.
+    """
+    rows = kernel_view(np.broadcast_to(np.ones((1, 1), dtype), (1, 1)))
+    rows_into(rows, rows, np.zeros(1, acc_dtype), 0, 1, 0, 1, 1)
 
 
 def _drop_an_unreadable_cache() -> None:

@@ -22,6 +22,7 @@ import functools
 import importlib
 import math
 import os
+import time
 import tracemalloc
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -346,6 +347,33 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 # 18.2 -> 25.7, tall-skinny 1e6 x 32 22.0 -> 29.4, short-wide 64 x 1e6 17.9 -> 25.5,
 # column 16e6 x 1 17.3 -> 22.7.
 NUMBA_DTYPES = frozenset({"float32", "float64", "complex64", "complex128"})
+# Summed in float32, widened element by element inside the kernel: on the same VM
+# (4096 x 4096, 2 threads, 30 interleaved rounds over 10 input pairs) float16 read
+# 27.4 GB/s and bfloat16 28.4 against float32's 29.2, where numpy-threads' upcast
+# blocks read 1.2-1.5 GB/s. float16 by LLVM's own widening (F16C): a hand-written
+# bit conversion measured 9.9 GB/s.
+NUMBA_HALF_DTYPES = frozenset({"float16", "bfloat16"})
+
+
+def _numba_sums(plan: Plan) -> bool:
+    """Whether the kernel computes ``plan``: its own dtype throughout, or half precision summed in float32."""
+    if plan.out_dtype in NUMBA_DTYPES:
+        return plan.acc_dtype == plan.out_dtype
+    return plan.out_dtype in NUMBA_HALF_DTYPES and plan.acc_dtype == "float32"
+
+
+_NUMBA_LOADED: set[str] = set()
+
+
+def _numba_load_s(plan: Plan) -> float | None:
+    """Seconds to compile (or load from disk) the numba kernel for ``plan``'s dtypes; None once it is loaded."""
+    if plan.out_dtype in _NUMBA_LOADED:
+        return None
+    start = time.perf_counter()
+    kernels = importlib.import_module("xbackend.backends.numba_kernels")
+    kernels.load(numpy_dtype(plan.out_dtype), numpy_dtype(plan.acc_dtype))
+    _NUMBA_LOADED.add(plan.out_dtype)
+    return time.perf_counter() - start
 
 
 def numba_unavailable_reason() -> str | None:
@@ -364,45 +392,52 @@ def numba_unavailable_reason() -> str | None:
 def numba_threaded_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> np.ndarray:
     """numpy-threads' row (or column) blocks on ``threads`` threads, each summed by the numba kernel.
 
-    C-contiguous inputs of ``NUMBA_DTYPES`` only (the kernel reads rows as
-    contiguous runs); any other input (broadcast, strided, half precision,
-    integer) runs ``threaded_mul_sum``.
+    C-contiguous inputs that the kernel sums (``_numba_sums``) only: it reads
+    rows as contiguous runs. Any other input (broadcast, strided, mixed
+    precisions, integer) runs ``threaded_mul_sum``.
     """
     a, b = broadcast_inputs(a, b, plan)
     k = math.prod(plan.out_shape)
-    fits = plan.out_dtype in NUMBA_DTYPES and plan.acc_dtype == plan.out_dtype
-    if not (fits and k and plan.n and a.flags.c_contiguous and b.flags.c_contiguous):
+    if not (_numba_sums(plan) and k and plan.n and a.flags.c_contiguous and b.flags.c_contiguous):
         return threaded_mul_sum(a, b, plan, threads)
-    rows_into = importlib.import_module("xbackend.backends.numba_kernels").rows_into
-    a2, b2 = a.reshape(plan.n, k), b.reshape(plan.n, k)
-    chunk = _chunk_elements(a.dtype.itemsize)
+    kernels = importlib.import_module("xbackend.backends.numba_kernels")
+    rows_into = kernels.rows_into
+    a2, b2 = kernels.kernel_view(a.reshape(plan.n, k)), kernels.kernel_view(b.reshape(plan.n, k))
+    acc_dtype = numpy_dtype(plan.acc_dtype)
+    chunk = _chunk_elements(acc_dtype.itemsize)
     threads = _useful_threads(plan, threads)
     if threads > 1 and _column_blocks(plan, threads):
-        out = np.zeros(k, dtype=a.dtype)
+        out = np.zeros(k, dtype=acc_dtype)
         columns = _bounds(k, threads)
         list(_pool(threads).map(lambda c: rows_into(a2, b2, out[c[0] : c[1]], 0, plan.n, c[0], c[1], chunk), columns))
     elif threads > 1:
         partials = _pool(threads).map(
-            lambda rows: _numba_rows(rows_into, a2, b2, rows, chunk), _bounds(plan.n, threads)
+            lambda rows: _numba_rows(rows_into, a2, b2, acc_dtype, rows, chunk), _bounds(plan.n, threads)
         )
         out = _add_partials(partials)
     else:
-        out = _numba_rows(rows_into, a2, b2, (0, plan.n), chunk)
-    return out.reshape(plan.out_shape)
+        out = _numba_rows(rows_into, a2, b2, acc_dtype, (0, plan.n), chunk)
+    return in_result_dtype(out.reshape(plan.out_shape), plan)
 
 
 def _numba_rows(
-    rows_into: Callable[..., None], a2: np.ndarray, b2: np.ndarray, rows: tuple[int, int], chunk: int
+    rows_into: Callable[..., None],
+    a2: np.ndarray,
+    b2: np.ndarray,
+    acc_dtype: np.dtype,
+    rows: tuple[int, int],
+    chunk: int,
 ) -> np.ndarray:
-    """The sum of rows ``rows`` of 2-D ``a2 * b2``; short rows summed as lane rows, as in ``_lane_sum``."""
+    """The sum in ``acc_dtype`` of rows ``rows`` of 2-D ``a2 * b2``; short rows summed as lane rows, as in
+    ``_lane_sum``."""
     lo, hi = rows
     k = a2.shape[1]
-    acc = np.zeros(k, dtype=a2.dtype)
+    acc = np.zeros(k, dtype=acc_dtype)
     per_lane_row, whole_rows = _lane_layout(hi - lo, k)  # k = 1 too: the kernel has no dot loop to lose
     whole = lo + whole_rows
     if per_lane_row > 1 and whole > lo:
         width = per_lane_row * k
-        lanes = np.zeros(width, dtype=a2.dtype)
+        lanes = np.zeros(width, dtype=acc_dtype)
         rows_into(
             a2[lo:whole].reshape(-1, width),
             b2[lo:whole].reshape(-1, width),
@@ -485,6 +520,11 @@ class NumbaKernel:
     install_hint = "pip install numba"
     host_mul_sum = staticmethod(numba_threaded_mul_sum)
 
+    def prepare(self, a: Any, b: Any) -> float | None:
+        """Load the kernel for the inputs' dtype: seconds spent, or None where it was loaded or is not used."""
+        plan = self.plan(a, b)
+        return _numba_load_s(plan) if _numba_sums(plan) else None
+
     @classmethod
     def _device_unavailable_reason(cls, device: str) -> str | None:
         return numba_unavailable_reason() or super()._device_unavailable_reason(device)
@@ -494,7 +534,8 @@ class NumpyNumbaAdapter(NumbaKernel, NumpyThreadsAdapter):
     name = "numpy-numba"
     formulation = (
         "numpy-threads' blocks, each summed by a numba kernel (nogil, cached on disk) that adds four rows per pass "
-        "into column chunks of L2/8; C-contiguous float32/float64/complex64/complex128 inputs, others: numpy-threads"
+        "into column chunks of L2/8; C-contiguous float32/float64/complex64/complex128 inputs, and float16/bfloat16 "
+        "widened to float32 in the kernel; others: numpy-threads"
     )
     blocks_summed_by = "a numba kernel per block"
 
