@@ -360,3 +360,64 @@ def test_the_auto_adapters_latency_cell_reports_the_dispatch_overhead():
     np.testing.assert_array_equal(plain(a, b), xbackend.mul_sum(a, b))
     bandwidth = measure.measure_cell(xbackend.get_adapter("numpy-auto", "cpu"), (512, 128), "float32", budget=TINY)
     assert bandwidth.dispatch_overhead_s is None  # a bandwidth cell has no overhead figure
+
+
+# -- the floor timed beside each cell -------------------------------------------------
+DRIFT = {"slowdown": 1.0}  # how slow the planted machine is now: every planted call sleeps this many times its base
+
+
+class SleepingFloor(NumpyAdapter):
+    """A floor library whose one kernel takes 2 ms of the planted machine's time."""
+
+    name = "test-sleeping-floor"
+
+    def floor_kernels(self):
+        def planted_dot(x, y):
+            time.sleep(0.002 * DRIFT["slowdown"])
+            return np.dot(x.ravel()[:8], y.ravel()[:8])
+
+        return {"planted dot": planted_dot}
+
+
+class HalfAsFast(NumpyAdapter):
+    """A strategy taking twice the floor kernel's time: at 0.5 of the floor on any machine speed."""
+
+    name = "test-half-as-fast"
+
+    def _compute(self, a, b, plan):
+        time.sleep(0.004 * DRIFT["slowdown"])
+        return super()._compute(a, b, plan)
+
+    def cache_bytes(self):
+        return 2**16  # no rotation: the figures are the sleeps'
+
+
+def test_a_machine_that_slows_between_floor_and_cell_leaves_the_fraction(monkeypatch):
+    # The grid measures each allocator's floor first; then the machine slows 3x (a busy
+    # neighbour). A floor timed only then would put the cell at 0.5 / 3 = 0.17.
+    monkeypatch.setattr(measure, "floor_adapters", lambda device: [SleepingFloor("cpu")])
+    adapter = HalfAsFast("cpu")
+    budget = Budget(warmup_s=0.0, measure_s=0.12, min_repeats=9, max_repeats=200)
+    shared = measure.SharedInputs((256, 64), "float32", 0, budget)
+    monkeypatch.setitem(DRIFT, "slowdown", 1.0)
+    assert shared.floor(adapter).method.startswith("planted dot")
+    monkeypatch.setitem(DRIFT, "slowdown", 3.0)
+    cell = shared.measure(adapter)
+    assert cell.status == "ok", cell.error
+    assert cell.fraction_of_floor == pytest.approx(0.5, abs=0.1)
+    assert cell.memory_floor_gbps == pytest.approx(3 * cell.floor_gbps, rel=0.3)  # the floor before the slowdown
+    assert "timed in the cell's rounds" in cell.floor_method
+
+
+def test_a_strategy_faster_than_the_floor_kernel_is_the_floor():
+    cells = [
+        CellResult("a", "numpy", "cpu", "s", [8, 8], "float32"),
+        CellResult("b", "numpy", "cpu", "s", [8, 8], "float32"),
+    ]
+    for cell, fraction in zip(cells, (1.25, 0.5)):
+        cell.gbps, cell.floor_gbps, cell.floor_median_s = 10 * fraction, 10.0, 1.0
+        cell.fraction_of_floor, cell.floor_method = fraction, "planted dot, timed in the cell's rounds"
+    measure.best_floor(cells)
+    assert [cell.fraction_of_floor for cell in cells] == [1.0, 0.4]
+    assert cells[1].floor_gbps == pytest.approx(12.5)
+    assert cells[1].floor_method.startswith("a on cpu (a strategy; 1.25x the floor kernel timed beside it")

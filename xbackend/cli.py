@@ -272,7 +272,8 @@ def _add_compare(commands: argparse._SubParsersAction) -> None:
         description=(
             "Runs every available adapter (all strategies, all devices) over a grid of shapes and dtypes and "
             "reports per cell: median time with p20/p80 and noise, compile/first-call time, GB/s and fraction of "
-            "a floor measured in the same run (a library dot over the same bytes), extra memory with its method, "
+            "a floor timed in rounds alternating with the cell's (the fastest library dot over the same bytes), extra "
+            "memory with its method, "
             "and worst error / rigorous bound. A failing cell is reported and the run goes on."
         ),
     )

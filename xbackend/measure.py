@@ -74,7 +74,11 @@ Choices, and why:
   view them (NumPy asks for transparent huge pages, torch's and XLA's
   allocators do not: that alone moved a dot 1.5x on one 2-core VM); that
   figure stays as ``memory_floor_gbps`` and the floor is the best over all
-  memories. The fraction is cell GB/s / floor GB/s.
+  memories. That kernel is then timed again beside each cell, the two
+  alternating in ``FLOOR_ROUNDS`` rounds that share the cell's budget
+  (``time_beside_floor``), and the fraction is cell GB/s / that floor GB/s:
+  a drift of the machine between cells (20-40% within a minute on the 2-vCPU
+  VMs) lands on both sides of the ratio.
 * Timing on a GPU. Device work is asynchronous: a sample times a batch of
   back-to-back calls (``batch_size``: enough to span ``BATCH_TARGET_S``) with
   device events (JAX: the host clock and ``block_until_ready``), as a loop of
@@ -281,10 +285,20 @@ class Floor:
     device: str
     method: str
     candidates: dict[str, float] = field(default_factory=dict)
+    # The winner, to be timed again beside each cell (None once its operands are released).
+    kernel: FloorKernel | None = field(default=None, compare=False, repr=False)
 
     @property
     def gbps(self) -> float:
         return self.bytes / self.timing.median_s / 1e9
+
+
+@dataclass(frozen=True)
+class FloorKernel:
+    """A floor kernel ready to call: its timer and its calls over rotated operands."""
+
+    timer: Any
+    calls: list[Callable[[], Any]]
 
 
 def floor_adapters(device: str) -> list[Adapter]:
@@ -360,7 +374,29 @@ def measure_floor(
     size = fa.nbytes + fb.nbytes
     label, timing = min(timings.items(), key=lambda item: item[1].median_s)
     rates = {name: size / each.median_s / 1e9 for name, each in timings.items()}
-    return Floor(timing, size, adapters[0].device, label, rates)
+    winner = next(FloorKernel(timer, calls) for name, timer, calls in candidates if name == label)
+    return Floor(timing, size, adapters[0].device, label, rates, winner)
+
+
+# A cell and its floor kernel share one cell's budget, half each, in FLOOR_ROUNDS
+# alternating rounds: a slow spell of a shared machine (these VMs drift by 20-40%
+# within a minute) lands on both, where a floor timed once per shape class and
+# cells timed after it put the drift into the fraction.
+def time_beside_floor(
+    adapter: Adapter, x: Any, y: Any, kernel: FloorKernel, *, budget: Budget = DEFAULT_BUDGET, copies: int = 1
+) -> tuple[Timing, Timing]:
+    """``time_mul_sum`` of ``adapter`` and the floor ``kernel``'s timing, taken in the same alternating rounds."""
+    pairs = _device_copies(adapter, x, y, copies)
+    compile_s = adapter.prepare(x, y)  # the first round's first call is the first call after it
+    calls = [functools.partial(adapter.mul_sum, u, v) for u, v in pairs]
+    half = Budget(
+        warmup_s=budget.warmup_s / 2,
+        measure_s=budget.measure_s / 2,
+        min_repeats=budget.min_repeats,
+        max_repeats=budget.max_repeats,
+    )
+    timings = _interleaved([("cell", adapter.timer(), calls), ("floor", kernel.timer, kernel.calls)], half)
+    return replace(timings["cell"], compile_s=compile_s), timings["floor"]
 
 
 def _interleaved(candidates: list[tuple[str, Any, list[Callable[[], Any]]]], budget: Budget) -> dict[str, Timing]:
@@ -529,10 +565,14 @@ def measure_cell(
     inputs: tuple[np.ndarray, np.ndarray] | None = None,
     floor: Floor | None = None,
     check: ErrorCheck | None = None,
+    reference: Floor | None = None,
 ) -> CellResult:
     """Measure one cell. Pass ``inputs``, ``floor`` and ``check`` to share them across adapters.
 
-    Never raises for a failure of the adapter: the cell records it.
+    ``floor``: the floor in memory of the cell's framework (its allocator
+    figure); ``reference``: the floor whose kernel is timed beside the cell
+    (default ``floor``; a grid passes the best over every allocator). Never
+    raises for a failure of the adapter: the cell records it.
     """
     shape = tuple(int(n) for n in shape)
     cell = CellResult(
@@ -545,7 +585,7 @@ def measure_cell(
         bytes_moved=bytes_moved(shape, dtype),
     )
     try:
-        _measure_into(cell, adapter, shape, dtype, budget, seed, inputs, floor, check)
+        _measure_into(cell, adapter, shape, dtype, budget, seed, inputs, floor, check, reference)
     except UnsupportedDtypeError as exc:
         cell.status, cell.error = "unsupported", str(exc)
     except Exception as exc:  # MemoryError and framework OOMs included: the grid goes on
@@ -566,12 +606,20 @@ def _measure_into(
     inputs: tuple[np.ndarray, np.ndarray] | None,
     floor: Floor | None,
     check: ErrorCheck | None,
+    reference: Floor | None,
 ) -> None:
     a, b = inputs if inputs is not None else host_inputs(shape, dtype, seed)
     cache = cache_state(adapter, shape, dtype)
     cell.cache_kind, cell.cache_state, cell.input_sets = cache.kind, cache.description, cache.copies
+    if cache.bandwidth and floor is None:
+        floor = _floor_or_none(cell, adapter, a, b, budget, cache.copies)
+    reference = reference or floor
     x, y = adapter.asarray(a), adapter.asarray(b)
-    timing = time_mul_sum(adapter, x, y, budget=budget, copies=cache.copies)
+    beside = None
+    if cache.bandwidth and reference is not None and reference.kernel is not None:
+        timing, beside = time_beside_floor(adapter, x, y, reference.kernel, budget=budget, copies=cache.copies)
+    else:
+        timing = time_mul_sum(adapter, x, y, budget=budget, copies=cache.copies)
     _fill_timing(cell, timing)
     memory = adapter.extra_memory(x, y)
     cell.extra_memory_bytes, cell.extra_memory_method = memory.extra_bytes, memory.method
@@ -581,12 +629,9 @@ def _measure_into(
     if not cache.bandwidth:
         _fill_overhead(cell, measure_dispatch_overhead(adapter, x, y, budget=budget))
         return
-    del x, y, memory
     cell.gbps = cell.bytes_moved / timing.median_s / 1e9
-    if floor is None:
-        floor = _floor_or_none(cell, adapter, a, b, budget, cache.copies)
-    if floor is not None:
-        _fill_floor(cell, floor, timing)
+    if floor is not None and reference is not None:
+        _fill_floor(cell, floor, reference, beside)
 
 
 # -- dispatch overhead ------------------------------------------------------------
@@ -691,13 +736,17 @@ def _fill_timing(cell: CellResult, timing: Timing) -> None:
     cell.samples_s = list(timing.samples_s)
 
 
-def _fill_floor(cell: CellResult, floor: Floor, timing: Timing) -> None:
-    cell.floor_gbps, cell.floor_median_s = floor.gbps, floor.timing.median_s
-    cell.floor_noise, cell.floor_method = floor.timing.noise, floor.method
+def _fill_floor(cell: CellResult, floor: Floor, reference: Floor, beside: Timing | None) -> None:
+    """The cell's floor: ``reference``'s kernel as timed ``beside`` the cell (else its own timing); ``floor``,
+    the kernels in the cell's framework's memory, is the allocator figure."""
+    timing = beside or reference.timing
+    cell.floor_median_s, cell.floor_noise = timing.median_s, timing.noise
+    cell.floor_gbps = reference.bytes / timing.median_s / 1e9
+    cell.floor_method = reference.method + (", timed in the cell's rounds" if beside is not None else "")
     cell.memory_floor_gbps = floor.gbps
     # A ratio of rates: the floor's bytes differ from the cell's by under 4
     # bytes where a 16-bit input has an odd element count.
-    cell.fraction_of_floor = cell.gbps / floor.gbps
+    cell.fraction_of_floor = cell.gbps / cell.floor_gbps
 
 
 def _floor_or_none(
@@ -746,8 +795,19 @@ class SharedInputs:
             cell_adapter.device, *self.inputs, budget=self.budget, copies=state.copies, memory_of=cell_adapter
         )
 
+    def reference(self, cell_adapter: Adapter) -> Floor | None:
+        """The fastest floor measured so far on the cell's hardware, in any allocator's memory: the kernel timed
+        beside every cell there. The other floors release their operands."""
+        prefix = f"{hardware(cell_adapter.device)}/"
+        floors = {key: floor for key, floor in self.floors.items() if key.startswith(prefix) and floor is not None}
+        best = max(floors.values(), key=lambda floor: floor.gbps, default=None)
+        for key, floor in floors.items():
+            if floor is not best and floor.kernel is not None:
+                self.floors[key] = replace(floor, kernel=None)
+        return best
+
     def measure(self, adapter: Adapter, shape_class: str | None = None) -> CellResult:
-        """``measure_cell`` for ``adapter`` on these inputs, with the shared check and floor."""
+        """``measure_cell`` for ``adapter`` on these inputs, with the shared check and floors."""
         # Where the shared oracle or floor fails, measure_cell redoes it for this
         # cell and records the failure there; the grid goes on.
         try:
@@ -756,8 +816,9 @@ class SharedInputs:
             check = None
         try:
             floor = self.floor(adapter)
+            reference = self.reference(adapter) if floor is not None else None
         except Exception:
-            floor = None
+            floor = reference = None
         return measure_cell(
             adapter,
             self.shape,
@@ -768,35 +829,39 @@ class SharedInputs:
             inputs=self.inputs,
             floor=floor,
             check=check,
+            reference=reference,
         )
 
 
 def best_floor(cells: Sequence[CellResult]) -> None:
-    """Give each cell of one (shape, dtype) the best floor of its hardware, kernels and strategies alike.
+    """Where a strategy of one (shape, dtype) beat the floor kernel timed beside it, make it the floor.
 
-    A cell's own floor was read in memory of its framework's allocator; it stays
-    as ``memory_floor_gbps`` (the allocator effect is its ratio to the floor).
-    The floor becomes the fastest read of these bytes on the hardware: the best
-    floor kernel in any memory, or a strategy that beat every kernel (then
-    ``floor_method`` says so), so no fraction exceeds 1 but by noise.
+    Each cell's fraction is a ratio to the best floor kernel of its hardware (in
+    any allocator's memory; the cell's own stays as ``memory_floor_gbps``),
+    timed in the cell's own rounds. Where the fastest cell's fraction exceeds 1,
+    the floor is that strategy: every fraction of the hardware is divided by
+    it (``floor_method`` says so), so no fraction exceeds 1 but by noise. The
+    ratios, not GB/s, are compared: GB/s of cells timed minutes apart differ by
+    the machine's drift.
     """
     by_hardware: dict[str, list[CellResult]] = {}
     for cell in cells:
-        if cell.gbps is not None and cell.floor_gbps is not None:
+        if cell.fraction_of_floor is not None and cell.floor_gbps is not None:
             by_hardware.setdefault(hardware(cell.device), []).append(cell)
     for group in by_hardware.values():
-        kernel = max(group, key=lambda cell: cell.floor_gbps or 0.0)
-        fastest = max(group, key=lambda cell: cell.gbps or 0.0)
-        best = (kernel.floor_gbps, kernel.floor_median_s, kernel.floor_noise, kernel.floor_method)
-        if (fastest.gbps or 0.0) > (kernel.floor_gbps or 0.0):
-            method = (
-                f"{fastest.adapter} on {fastest.device} (a strategy; faster than every floor kernel, "
-                f"best {kernel.floor_gbps:.4g} GB/s: {kernel.floor_method})"
-            )
-            best = (fastest.gbps, fastest.median_s, fastest.noise, method)
+        fastest = max(group, key=lambda cell: cell.fraction_of_floor or 0.0)
+        lead = fastest.fraction_of_floor or 0.0
+        if lead <= 1.0:
+            continue
+        method = (
+            f"{fastest.adapter} on {fastest.device} (a strategy; {lead:.3g}x the floor kernel timed beside it: "
+            f"{fastest.floor_method})"
+        )
         for cell in group:
-            cell.floor_gbps, cell.floor_median_s, cell.floor_noise, cell.floor_method = best
-            cell.fraction_of_floor = (cell.gbps or 0.0) / (cell.floor_gbps or math.inf)
+            cell.fraction_of_floor = (cell.fraction_of_floor or 0.0) / lead
+            cell.floor_gbps = (cell.floor_gbps or 0.0) * lead
+            cell.floor_median_s = (cell.floor_median_s or 0.0) / lead
+            cell.floor_method = method
 
 
 # -- a grid of cells ------------------------------------------------------------
@@ -879,6 +944,11 @@ def _measure_group(
         progress(len(measured), len(cells), f"inputs {first.shape_class} {dtype}")
     shared = SharedInputs(shape, dtype, seed, budget)
     try:
+        for index in members:  # every allocator's floor first: the best is timed beside each cell
+            try:
+                shared.floor(cells[index].adapter)
+            except Exception:  # measure_cell measures it again for the cell and records why it failed
+                pass
         for index in members:
             cell = cells[index]
             if progress:

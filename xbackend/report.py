@@ -166,7 +166,10 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(
         "* fastest of its backend's strategies (framework on device) for that shape and dtype, where it has several"
     )
-    lines.append("GB/s = 2*N*K*itemsize / median; floor = library dot over the same bytes, same device, same run;")
+    lines.append(
+        "GB/s = 2*N*K*itemsize / median; floor = the fastest read of the same bytes on the device (best library dot,"
+    )
+    lines.append("or a strategy that beat it), timed in rounds alternating with the cell's;")
     lines.append("frac = GB/s / floor GB/s; err/bound = worst |out - exact| / rigorous bound (<= 1 is correct);")
     lines.append("latency cells report time only. ! = noise (p80-p20)/median above 10%.")
     lines.append("")
