@@ -23,6 +23,8 @@ Public API (kept stable for the asv suite)::
     measure_floor(adapter_or_device, a, b, *, budget=DEFAULT_BUDGET, copies=1, memory_of=None) -> Floor
                                         a library dot over the same bytes on the same device
                                         (in ``memory_of``'s framework's memory where it can be viewed)
+    time_beside_floor(adapter, x, y, floor.kernel, *, budget=DEFAULT_BUDGET, copies=1) -> (Timing, Timing)
+                                        the cell and the floor's best kernel, in alternating rounds
     floor_memory_owner(floor_adapter, memory_of) -> str
                                         whose allocator holds that floor's operands
     extra_memory(adapter, x, y) -> (bytes | None, method)
