@@ -185,7 +185,11 @@ def test_cpu_floor_reads_memory_of_the_cells_framework(name):
     assert measure.floor_memory_owner(floor_adapter, cell_adapter) == cell_adapter.framework
     a, b = measure.host_inputs((512, 256), "float32")
     floor = measure.measure_floor("cpu", a, b, budget=TINY, memory_of=cell_adapter)
-    assert floor.method.endswith(f"in {cell_adapter.framework}-allocated memory")
+    # Which kernel wins a 1 MiB read is the machine's business; NumPy's kernels, which
+    # can view the cell's buffers, read them there.
+    numpy_kernels = [label for label in floor.candidates if label.startswith("np.")]
+    assert numpy_kernels, floor.candidates
+    assert all(label.endswith(f"in {cell_adapter.framework}-allocated memory") for label in numpy_kernels)
     assert floor.bytes == measure.bytes_moved(a.shape, "float32")
     x = cell_adapter.asarray(a)
     np.testing.assert_array_equal(cell_adapter.host_view(x), a)  # a view of the native buffer, same values
