@@ -122,6 +122,7 @@ from .core.timing import (
     Timing,
     _device_copies,
     _sample,
+    prepared_calls,
     time_mul_sum,
 )
 from .dispatch import Choice, Selected, choose, mul_sum
@@ -388,9 +389,7 @@ def time_beside_floor(
     adapter: Adapter, x: Any, y: Any, kernel: FloorKernel, *, budget: Budget = DEFAULT_BUDGET, copies: int = 1
 ) -> tuple[Timing, Timing]:
     """``time_mul_sum`` of ``adapter`` and the floor ``kernel``'s timing, taken in the same alternating rounds."""
-    pairs = _device_copies(adapter, x, y, copies)
-    compile_s = adapter.prepare(x, y)  # the first round's first call is the first call after it
-    calls = [functools.partial(adapter.mul_sum, u, v) for u, v in pairs]
+    compile_s, calls = prepared_calls(adapter, x, y, copies)  # the first round's first call is the first after it
     half = Budget(
         warmup_s=budget.warmup_s / 2,
         measure_s=budget.measure_s / 2,

@@ -137,11 +137,17 @@ def batch_size(timer: Any, calls: Sequence[Callable[[], Any]]) -> int:
     return max(1, min(MAX_BATCH, math.ceil(BATCH_TARGET_S / max(single, 1e-7))))
 
 
-def time_mul_sum(adapter: Any, x: Any, y: Any, *, budget: Budget = DEFAULT_BUDGET, copies: int = 1) -> Timing:
-    """Time ``adapter.mul_sum`` on native ``x``, ``y`` (rotated over ``copies`` device copies)."""
+def prepared_calls(adapter: Any, x: Any, y: Any, copies: int = 1) -> tuple[float | None, list[Callable[[], Any]]]:
+    """``adapter``'s compile seconds for ``x``, ``y`` (None: nothing compiles), and its ``mul_sum`` calls rotated
+    over ``copies`` device copies, ``x``, ``y`` first: the next call is the first after the compile."""
     pairs = _device_copies(adapter, x, y, copies)
     compile_s = adapter.prepare(x, y)
+    return compile_s, [functools.partial(adapter.mul_sum, u, v) for u, v in pairs]
+
+
+def time_mul_sum(adapter: Any, x: Any, y: Any, *, budget: Budget = DEFAULT_BUDGET, copies: int = 1) -> Timing:
+    """Time ``adapter.mul_sum`` on native ``x``, ``y`` (rotated over ``copies`` device copies)."""
+    compile_s, calls = prepared_calls(adapter, x, y, copies)
     timer = adapter.timer()
-    first_call_s = timer.time(lambda: adapter.mul_sum(x, y))
-    calls = [functools.partial(adapter.mul_sum, u, v) for u, v in pairs]
+    first_call_s = timer.time(calls[0])
     return _sample(timer, calls, budget, first_call_s, compile_s)
