@@ -149,6 +149,33 @@ def test_round_trip_keeps_dtype_and_values(name, device):
         np.testing.assert_array_equal(back, host)
 
 
+def aligned(host, alignment=4096):
+    """A copy of ``host`` whose data starts on an ``alignment``-byte boundary (the buffers JAX aliases)."""
+    raw = np.empty(host.nbytes + alignment, np.uint8)
+    start = -raw.ctypes.data % alignment
+    out = raw[start : start + host.nbytes].view(host.dtype).reshape(host.shape)
+    out[...] = host
+    return out
+
+
+@pytest.mark.parametrize(("name", "device"), adapter_params(ON_CPU))
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_asarray_copies_even_an_aligned_host_buffer(name, device, dtype):
+    # The measurement rotates input copies made by asarray past the cache: a copy that
+    # aliases its host (device_put on a 64-byte aligned array did) is read from the cache.
+    adapter = xbackend.get_adapter(name, device)
+    if dtype in adapter.unsupported_dtypes():
+        pytest.skip(f"{name} holds no {dtype}")
+    host = aligned(random_array(np.random.default_rng(1), (256, 64), dtype))
+    first, second = adapter.asarray(host), adapter.asarray(host)
+    views = [adapter.host_view(first), adapter.host_view(second)]
+    if any(view is None for view in views):
+        pytest.skip(f"{name} arrays have no host view to compare buffers through")
+    assert not np.shares_memory(views[0], host) and not np.shares_memory(views[1], host)
+    assert not np.shares_memory(views[0], views[1])
+    np.testing.assert_array_equal(views[0], host)
+
+
 @pytest.mark.parametrize(("name", "device"), adapter_params())
 def test_empty_reduction_gives_zeros(name, device):
     adapter = xbackend.get_adapter(name, device)

@@ -127,6 +127,65 @@ def test_half_precision_widens_exactly_for_every_bit_pattern(bits):
     np.testing.assert_array_equal(acc[~nan].view(np.uint32), expected[~nan].view(np.uint32))
 
 
+def float32_rounding_cases() -> np.ndarray:
+    """Every float32 exponent with random mantissas, the halfway cases of both formats, and the edges."""
+    rng = np.random.default_rng(11)
+    random = rng.integers(0, 2**32, size=1 << 20, dtype=np.uint64).astype(np.uint32)
+    # A 16-bit result keeps the high bits (bfloat16) or 10 of 23 mantissa bits (float16):
+    # a low part of exactly one half, just below it and just above it, both signs.
+    high = rng.integers(0, 2**16, size=1 << 14, dtype=np.uint64).astype(np.uint32) << 16
+    halfway = np.concatenate([high | low for low in (0x8000, 0x7FFF, 0x8001)])
+    # float16 keeps 10 mantissa bits: every one of them, at every float32 exponent from
+    # below float16's subnormals (2**-24) to past its largest value (65504).
+    kept = (np.arange(100, 146, dtype=np.uint32)[:, None] << 23 | np.arange(1024, dtype=np.uint32) << 13).ravel()
+    halfway16 = np.concatenate([sign | kept | low for sign in (0, 1 << 31) for low in (0x1000, 0x0FFF, 0x1001)])
+    edges = np.array(
+        [0.0, -0.0, np.inf, -np.inf, 65504, 65519.996, 65520, -65520, 2.0**-24, 2.0**-25, 3e38], np.float32
+    )
+    patterns = np.concatenate([random, halfway, halfway16, edges.view(np.uint32)])
+    return patterns.view(np.float32)
+
+
+@pytest.mark.parametrize("bits", ["float16", "bfloat16"])
+def test_half_precision_rounds_like_the_formats_own_cast(bits):
+    # The float32 sums are rounded to the result by the kernel: to nearest even, past
+    # the largest finite value to inf, subnormals kept, bit for bit as NumPy's float16
+    # cast and ml_dtypes' bfloat16 cast; a NaN stays a NaN (payloads are unspecified).
+    import xbackend.backends.numba_kernels as kernels
+
+    values = float32_rounding_cases()
+    out = np.empty(values.size, numpy_dtype(bits))
+    kernels.narrow_into(values, kernels.kernel_view(out), 0, values.size)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = values.astype(numpy_dtype(bits))
+    nan = np.isnan(values)
+    assert nan.any() and np.isnan(out[nan].astype(np.float32)).all()
+    np.testing.assert_array_equal(out[~nan].view(np.uint16), expected[~nan].view(np.uint16))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_only_the_asked_columns_are_rounded(dtype, threads, monkeypatch):
+    # Column blocks round their own columns on their own thread: every column once.
+    import xbackend.backends.numba_kernels as kernels
+
+    rounded: list[tuple[int, int]] = []
+    narrow_into = kernels.narrow_into
+
+    def spy(acc, bits, lo, hi):
+        rounded.append((lo, hi))
+        narrow_into(acc, bits, lo, hi)
+
+    monkeypatch.setattr(kernels, "narrow_into", spy)
+    a, b = host_inputs((64, 100_001), dtype, seed=threads)
+    out = _numba(threads).mul_sum(a, b)
+    assert out.dtype == a.dtype
+    assert_mul_sum_close(out, a, b)
+    covered = sorted(rounded)
+    assert covered[0][0] == 0 and covered[-1][1] == a.shape[1] and len(covered) == threads
+    assert all(left[1] == right[0] for left, right in zip(covered, covered[1:]))
+
+
 @pytest.mark.filterwarnings("error")
 def test_half_precision_sums_in_float32_then_rounds_once():
     # 300,000 products of 1.0 pass float16's largest finite value (65504) only in the
@@ -187,13 +246,15 @@ _RUN_KERNEL = """
 from xbackend.measure import host_inputs
 from xbackend.registry import get_adapter
 from xbackend.testing import assert_mul_sum_close
-a, b = host_inputs((300_000, 8), "float32", seed=7)
-assert_mul_sum_close(get_adapter("numpy-numba").mul_sum(a, b), a, b)
+for dtype in ("float32", "bfloat16"):
+    a, b = host_inputs((300_000, 8), dtype, seed=7)
+    assert_mul_sum_close(get_adapter("numpy-numba").mul_sum(a, b), a, b)
 """
 
 
+@pytest.mark.parametrize("kernel", ["rows_into", "narrow_into"])
 @pytest.mark.parametrize("damaged", ["index", "data"])
-def test_a_damaged_disk_cache_is_emptied_not_raised(damaged, tmp_path):
+def test_a_damaged_disk_cache_is_emptied_not_raised(damaged, kernel, tmp_path):
     # numba raises on an unreadable cache file at every call (it copes only with a
     # missing one): the kernel's module empties such a cache and compiles again.
     env = os.environ | {"NUMBA_CACHE_DIR": str(tmp_path)}
@@ -203,7 +264,7 @@ def test_a_damaged_disk_cache_is_emptied_not_raised(damaged, tmp_path):
 
     assert run().returncode == 0
     suffix = ".nbi" if damaged == "index" else ".nbc"
-    files = [path for path in tmp_path.rglob("*rows_into*") if path.suffix == suffix]
+    files = [path for path in tmp_path.rglob(f"*{kernel}*") if path.suffix == suffix]
     assert files, "numba wrote no cache"
     for path in files:
         path.write_bytes(b"\xbd not a pickle")

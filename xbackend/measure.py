@@ -61,6 +61,9 @@ Choices, and why:
 * Cache. Inputs of at least twice the last-level cache (CPU LLC, GPU L2) are
   streamed from memory on every call ("cold"). Smaller inputs are rotated:
   k copies on the device, k * bytes >= 2x the cache, one per call in turn.
+  Each copy is a buffer of its own (``Adapter.asarray`` always copies): copies
+  that shared one buffer (JAX's ``device_put`` aliases a 64-byte aligned host
+  array on the CPU) were read from the cache, at up to 1.5x memory speed.
   Inputs under ``LATENCY_BYTES`` (the ``latency`` class, 3 x 4) fit in the
   L1 by design: such a cell measures per-call overhead, so its GB/s and
   fraction of floor are not reported (None).
@@ -74,7 +77,8 @@ Choices, and why:
   float64 the kernels read float32 arrays of the same total bytes. On the CPU
   the kernels read buffers allocated by the cell's own framework where they can
   view them (NumPy asks for transparent huge pages, torch's and XLA's
-  allocators do not: that alone moved a dot 1.5x on one 2-core VM); that
+  allocators do not; on the 2-vCPU Xeon VM the three read alike, 26.9-27.4
+  GB/s for ``torch.dot``, but a machine's page handling may differ); that
   figure stays as ``memory_floor_gbps`` and the floor is the best over all
   memories. That kernel is then timed again beside each cell, the two
   alternating in ``FLOOR_ROUNDS`` rounds that share the cell's budget

@@ -74,7 +74,11 @@ class Adapter(abc.ABC):
     # -- framework plumbing (one implementation per framework) --------------
     @abc.abstractmethod
     def asarray(self, host: np.ndarray) -> Any:
-        """Copy a NumPy array to a native array on this adapter's device, dtype kept exactly."""
+        """Copy a NumPy array to a native array on this adapter's device, dtype kept exactly.
+
+        Always a new buffer, never a view of ``host``: the measurement rotates
+        such copies past the cache.
+        """
 
     @abc.abstractmethod
     def to_numpy(self, x: Any) -> np.ndarray:
@@ -205,7 +209,7 @@ class Adapter(abc.ABC):
 
         The CPU floor reads the cell's own buffers through it: the same bytes in
         the same pages (NumPy asks for transparent huge pages for large arrays,
-        torch's and XLA's CPU allocators do not, and that alone moves a dot by 1.5x).
+        torch's and XLA's CPU allocators do not).
         """
         return None
 

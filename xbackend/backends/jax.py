@@ -177,7 +177,10 @@ class JaxAdapter(Adapter):
         dtype = numpy_dtype_name(host.dtype)
         if dtype in self.unsupported_dtypes():
             raise UnsupportedDtypeError(f"cannot hold a {dtype} array in JAX: {_X64_HINT}")
-        return self.jax.device_put(host, self._placement(host.shape))
+        # Always a copy in JAX's own memory: on the CPU, device_put aliases a 64-byte
+        # aligned host buffer (may_alias=False too, jax 0.10), which made the input
+        # sets rotated past the cache one buffer, read from the cache.
+        return self.jax.numpy.array(host, copy=True, device=self._placement(host.shape))
 
     def _placement(self, shape: tuple[int, ...]) -> Any:
         """Where ``asarray`` puts an array of ``shape``: a device or a sharding."""

@@ -394,7 +394,8 @@ def numba_threaded_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan, threads: in
 
     C-contiguous inputs that the kernel sums (``_numba_sums``) only: it reads
     rows as contiguous runs. Any other input (broadcast, strided, mixed
-    precisions, integer) runs ``threaded_mul_sum``.
+    precisions, integer) runs ``threaded_mul_sum``. Half-precision sums are
+    rounded to the result by ``narrow_into``, column blocks each on their thread.
     """
     a, b = broadcast_inputs(a, b, plan)
     k = math.prod(plan.out_shape)
@@ -406,18 +407,28 @@ def numba_threaded_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan, threads: in
     acc_dtype = numpy_dtype(plan.acc_dtype)
     chunk = _chunk_elements(acc_dtype.itemsize)
     threads = _useful_threads(plan, threads)
+    # Half precision: the kernel also rounds the float32 sums into the result (NumPy's cast is software).
+    result = None if plan.out_dtype == plan.acc_dtype else np.empty(k, dtype=numpy_dtype(plan.out_dtype))
     if threads > 1 and _column_blocks(plan, threads):
-        out = np.zeros(k, dtype=acc_dtype)
-        columns = _bounds(k, threads)
-        list(_pool(threads).map(lambda c: rows_into(a2, b2, out[c[0] : c[1]], 0, plan.n, c[0], c[1], chunk), columns))
-    elif threads > 1:
-        partials = _pool(threads).map(
-            lambda rows: _numba_rows(rows_into, a2, b2, acc_dtype, rows, chunk), _bounds(plan.n, threads)
-        )
-        out = _add_partials(partials)
+        acc = np.zeros(k, dtype=acc_dtype)
+
+        def column_block(columns: tuple[int, int]) -> None:
+            rows_into(a2, b2, acc[columns[0] : columns[1]], 0, plan.n, *columns, chunk)
+            if result is not None:  # each thread rounds its own columns
+                kernels.narrow_into(acc, kernels.kernel_view(result), *columns)
+
+        list(_pool(threads).map(column_block, _bounds(k, threads)))
     else:
-        out = _numba_rows(rows_into, a2, b2, acc_dtype, (0, plan.n), chunk)
-    return in_result_dtype(out.reshape(plan.out_shape), plan)
+        if threads > 1:
+            partials = _pool(threads).map(
+                lambda rows: _numba_rows(rows_into, a2, b2, acc_dtype, rows, chunk), _bounds(plan.n, threads)
+            )
+            acc = _add_partials(partials)
+        else:
+            acc = _numba_rows(rows_into, a2, b2, acc_dtype, (0, plan.n), chunk)
+        if result is not None:
+            kernels.narrow_into(acc, kernels.kernel_view(result), 0, k)
+    return (acc if result is None else result).reshape(plan.out_shape)
 
 
 def _numba_rows(

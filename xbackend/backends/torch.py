@@ -62,7 +62,7 @@ class TorchAdapter(Adapter):
         if host.dtype == numpy_dtype("bfloat16"):
             # torch.from_numpy has no bfloat16: move the bits as int16, then reinterpret.
             bits = self.torch.from_numpy(host.view(np.int16))
-            return bits.to(self.device).view(self.torch.bfloat16)
+            return bits.to(self.device, copy=True).view(self.torch.bfloat16)  # a copy, not a view of ``host``
         return self.torch.from_numpy(host).to(self.device, copy=True)
 
     def to_numpy(self, x: Any) -> np.ndarray:
