@@ -409,13 +409,14 @@ def numba_threaded_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan, threads: in
     threads = _useful_threads(plan, threads)
     # Half precision: the kernel also rounds the float32 sums into the result (NumPy's cast is software).
     result = None if plan.out_dtype == plan.acc_dtype else np.empty(k, dtype=numpy_dtype(plan.out_dtype))
+    result_bits = None if result is None else kernels.kernel_view(result)
     if threads > 1 and _column_blocks(plan, threads):
         acc = np.zeros(k, dtype=acc_dtype)
 
         def column_block(columns: tuple[int, int]) -> None:
             rows_into(a2, b2, acc[columns[0] : columns[1]], 0, plan.n, *columns, chunk)
-            if result is not None:  # each thread rounds its own columns
-                kernels.narrow_into(acc, kernels.kernel_view(result), *columns)
+            if result_bits is not None:  # each thread rounds its own columns
+                kernels.narrow_into(acc, result_bits, *columns)
 
         list(_pool(threads).map(column_block, _bounds(k, threads)))
     else:
@@ -426,8 +427,8 @@ def numba_threaded_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan, threads: in
             acc = _add_partials(partials)
         else:
             acc = _numba_rows(rows_into, a2, b2, acc_dtype, (0, plan.n), chunk)
-        if result is not None:
-            kernels.narrow_into(acc, kernels.kernel_view(result), 0, k)
+        if result_bits is not None:
+            kernels.narrow_into(acc, result_bits, 0, k)
     return (acc if result is None else result).reshape(plan.out_shape)
 
 
