@@ -62,12 +62,11 @@ def test_every_kernel_path_is_exact_within_the_bound(shape, dtype, threads, kern
     assert kernel_calls, "the kernel did not run"
     assert {call[-1] for call in kernel_calls} == {1000}
     k = int(np.prod(shape[1:]))
-    if k <= numpy_backend._LANES // 2 and shape[0] >= numpy_backend._LANES // k:
+    lanes = numpy_backend.numba_lanes(numpy_dtype(dtype).itemsize)
+    if k <= lanes // 2 and shape[0] >= lanes // k:
         # Whole lane rows first; only a tail shorter than one lane row goes row by row.
         lane_calls = [call for call in kernel_calls if call[0] < shape[0]]
-        assert lane_calls and all(
-            call[2] - call[1] < numpy_backend._LANES // k for call in kernel_calls if call[0] == shape[0]
-        )
+        assert lane_calls and all(call[2] - call[1] < lanes // k for call in kernel_calls if call[0] == shape[0])
 
 
 @pytest.mark.parametrize(

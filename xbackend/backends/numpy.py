@@ -266,11 +266,24 @@ def _fold_lanes(lanes: np.ndarray, rows_per_lane_row: int, out_shape: tuple[int,
 _LANES = 4096
 
 
-def _lane_layout(rows: int, k: int) -> tuple[int, int]:
-    """Whole rows per lane row for rows of ``k`` elements (1: rows too long to regroup), and how many of ``rows``
-    fill whole lane rows."""
-    per_lane_row = _LANES // k if k <= _LANES // 2 else 1
+def _lane_layout(rows: int, k: int, lanes: int = _LANES) -> tuple[int, int]:
+    """Whole rows per lane row of ``lanes`` lanes for rows of ``k`` elements (1: rows too long to regroup), and
+    how many of ``rows`` fill whole lane rows."""
+    per_lane_row = lanes // k if k <= lanes // 2 else 1
     return per_lane_row, rows // per_lane_row * per_lane_row
+
+
+# The numba kernel's lane rows are set in bytes, not elements: each pass starts eight
+# new streams of one lane row each, and every stream start costs the prefetcher a ramp,
+# so short (2-byte) elements want more lanes. Measured on a 2-vCPU Xeon VM, 2 threads,
+# interleaved: 32 KiB rows against 4096 lanes were 1-7% faster on all nine of bfloat16,
+# float16 and float32 at 16e6 x 1, 1e6 x 32 and 4e6 x 8 (float16 column 22.7 -> 24.0 GB/s).
+_NUMBA_LANE_BYTES = 32 * 1024
+
+
+def numba_lanes(itemsize: int) -> int:
+    """Lanes per lane row of the numba kernel for elements of ``itemsize`` bytes."""
+    return max(_LANES, _NUMBA_LANE_BYTES // itemsize)
 
 
 def _lane_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
@@ -445,7 +458,8 @@ def _numba_rows(
     lo, hi = rows
     k = a2.shape[1]
     acc = np.zeros(k, dtype=acc_dtype)
-    per_lane_row, whole_rows = _lane_layout(hi - lo, k)  # k = 1 too: the kernel has no dot loop to lose
+    # k = 1 too: the kernel has no dot loop to lose
+    per_lane_row, whole_rows = _lane_layout(hi - lo, k, numba_lanes(a2.itemsize))
     whole = lo + whole_rows
     if per_lane_row > 1 and whole > lo:
         width = per_lane_row * k
