@@ -281,3 +281,14 @@ def test_column_chunks_follow_the_l2(monkeypatch):
     assert numpy_backend._chunk_elements(8) == 16_384
     plan = plan_mul_sum((4, 3, 1_000), "float16", (4, 3, 1_000), "float16")
     assert numpy_backend._chunk_columns(np.empty((4, 3, 1_000), np.float16), plan) == 32  # float32 partials
+
+
+@pytest.mark.parametrize("k", [1, 3, 4097, 1_000_000])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "complex128"])
+def test_results_are_64_byte_aligned(k, dtype):
+    # JAX holds an aligned host result without a copy (jax-numba hands it over).
+    out = numpy_backend._aligned_empty(k, numpy_dtype(dtype))
+    assert out.shape == (k,) and out.dtype == numpy_dtype(dtype) and out.flags.c_contiguous and out.flags.writeable
+    assert out.ctypes.data % 64 == 0
+    a, b = host_inputs((64, 100_000), dtype, seed=9)
+    assert _numba(2).mul_sum(a, b).ctypes.data % 64 == 0  # column blocks, each zeroing its own columns

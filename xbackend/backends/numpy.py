@@ -402,6 +402,19 @@ def numba_unavailable_reason() -> str | None:
     return None
 
 
+# On the CPU JAX holds a host array whose data is 64-byte aligned without a copy, and
+# copies any other: 0.35 against 0.14 ms for a 1e6-element bfloat16 result, measured
+# right after the kernel on a 2-vCPU Xeon VM (jax 0.10).
+_RESULT_ALIGNMENT = 64
+
+
+def _aligned_empty(k: int, dtype: np.dtype) -> np.ndarray:
+    """An uninitialised 1-D array of ``k`` elements of ``dtype`` whose data is ``_RESULT_ALIGNMENT``-byte aligned."""
+    raw = np.empty(k * dtype.itemsize + _RESULT_ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % _RESULT_ALIGNMENT
+    return raw[start : start + k * dtype.itemsize].view(dtype)
+
+
 def numba_threaded_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> np.ndarray:
     """numpy-threads' row (or column) blocks on ``threads`` threads, each summed by the numba kernel.
 
@@ -421,12 +434,15 @@ def numba_threaded_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan, threads: in
     chunk = _chunk_elements(acc_dtype.itemsize)
     threads = _useful_threads(plan, threads)
     # Half precision: the kernel also rounds the float32 sums into the result (NumPy's cast is software).
-    result = None if plan.out_dtype == plan.acc_dtype else np.empty(k, dtype=numpy_dtype(plan.out_dtype))
+    result = None if plan.out_dtype == plan.acc_dtype else _aligned_empty(k, numpy_dtype(plan.out_dtype))
     result_bits = None if result is None else kernels.kernel_view(result)
     if threads > 1 and _column_blocks(plan, threads):
-        acc = np.zeros(k, dtype=acc_dtype)
+        # Zeroed by each thread, not by np.zeros: a large calloc maps fresh pages on
+        # every call, whose faults cost ~0.2 ms per 4 MB on that VM.
+        acc = _aligned_empty(k, acc_dtype)
 
         def column_block(columns: tuple[int, int]) -> None:
+            acc[columns[0] : columns[1]] = 0
             rows_into(a2, b2, acc[columns[0] : columns[1]], 0, plan.n, *columns, chunk)
             if result_bits is not None:  # each thread rounds its own columns
                 kernels.narrow_into(acc, result_bits, *columns)
@@ -457,7 +473,8 @@ def _numba_rows(
     ``_lane_sum``."""
     lo, hi = rows
     k = a2.shape[1]
-    acc = np.zeros(k, dtype=acc_dtype)
+    acc = _aligned_empty(k, acc_dtype)  # the result itself on one thread
+    acc[...] = 0
     # k = 1 too: the kernel has no dot loop to lose
     per_lane_row, whole_rows = _lane_layout(hi - lo, k, numba_lanes(a2.itemsize))
     whole = lo + whole_rows
