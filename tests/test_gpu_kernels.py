@@ -8,6 +8,10 @@ and for products rounded one by one (no fused multiply-add).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -124,3 +128,56 @@ def test_products_are_rounded_before_they_are_added(name, device):
     out = adapter.to_numpy(adapter.mul_sum(adapter.asarray(a), adapter.asarray(b)))
     assert out[0] == np.inf
     assert_mul_sum_close(out[1:], a[:, 1:], b[:, 1:])
+
+
+_INTERPRETED_TRITON = r"""
+import numpy as np, torch
+import triton.runtime.interpreter as interpreter
+
+# Triton's interpreter turns a scalar argument into a 1-element array and int()s it,
+# which NumPy 2 refuses: take its one element.
+patch_tensor = interpreter._patch_lang_tensor
+
+def patch_tensor_with_index(tensor, scope):
+    patch_tensor(tensor, scope)
+    scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.reshape(-1)[0]))
+
+interpreter._patch_lang_tensor = patch_tensor_with_index
+
+from xbackend.backends import triton_kernels
+from xbackend.core.shapes import strided_partials_layout
+from xbackend.measure import host_inputs
+
+def partials(a, b, k, groups, transposed, rows_per_trip):
+    out = torch.empty(groups * k, dtype=torch.float64 if a.dtype == torch.float64 else torch.float32)
+    step = groups * k
+    trips = -(-a.numel() // (step * rows_per_trip))
+    grid = (-(-step // triton_kernels.BLOCK),)
+    triton_kernels._strided_partial_sums[grid](
+        a, b, out, a.numel(), step, trips, k, groups,
+        BLOCK=triton_kernels.BLOCK, UNROLL=rows_per_trip, TRANSPOSED=transposed)
+    return out.numpy()
+
+for dtype in ("float32", "float16", "float64"):
+    for n, k in ((50_000, 1), (20_000, 5), (10_007, 3), (9, 2500)):  # several trips each
+        a, b = (torch.from_numpy(x) for x in host_inputs((n, k), dtype, seed=n))
+        groups, transposed = strided_partials_layout(n, k, 1)  # one SM: a few thousand lanes
+        assert triton_kernels.unroll(a.element_size()) in (1, 2, 4)
+        one = partials(a, b, k, groups, transposed, 1)
+        for rows in (2, 4):  # the same sums in the same order: bit for bit
+            assert partials(a, b, k, groups, transposed, rows).tobytes() == one.tobytes(), (dtype, n, k, rows)
+        model = (a.double() * b.double()).reshape(-1)
+        lanes = np.array([model[lane::groups * k].sum().item() for lane in range(groups * k)])
+        got = one.reshape(k, groups).T.reshape(-1) if transposed else one
+        np.testing.assert_allclose(got, lanes, rtol=1e-3 if dtype != "float64" else 1e-12, atol=1e-3)
+print("ok")
+"""
+
+
+def test_triton_kernel_unrolled_trips_add_in_order_in_the_interpreter():
+    # Runs torch-triton's kernel on the CPU under Triton's interpreter (where Triton is
+    # installed): the unrolled trips must give the one-row trips' sums bit for bit.
+    pytest.importorskip("triton")
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, "-c", _INTERPRETED_TRITON], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
