@@ -75,7 +75,8 @@ def classify(shape: Sequence[int], itemsize: int) -> str:
 # Lanes per streaming multiprocessor: two inputs x 4 bytes x 4096 lanes x 132 SMs keep
 # ~4 MB of loads in flight per row of lanes, while the float32 partials stay under 1%
 # of a 512 MiB input. The kernels keep several rows in flight, 2-byte elements more
-# (torch-triton: BYTES_PER_TRIP per thread; cupy-raw: its loop unrolled four times).
+# (torch-triton: BYTES_PER_TRIP per thread; cupy-raw: its loop unrolled four times,
+# eight for float16).
 GPU_LANES_PER_SM = 4096
 # Below this many outputs, a dim-0 reduction of the R x K partials leaves most of a
 # GPU idle (CuPy's took 170-300 us for K = 1 and 32 on an H200, more than the 140 us
