@@ -204,7 +204,7 @@ def test_jax_result_put_checks_the_internal_call_it_uses(monkeypatch):
     jax = pytest.importorskip("jax")
     from jax._src.interpreters import pxla
 
-    from xbackend.backends.jax import result_put
+    from xbackend.backends.jax import _batched_put_works, result_put
 
     internal = pxla.batched_device_put
     monkeypatch.setattr(
@@ -213,12 +213,14 @@ def test_jax_result_put_checks_the_internal_call_it_uses(monkeypatch):
         lambda aval, sharding, xs, devices: internal(aval, sharding, [-x for x in xs], devices),
     )
     result_put.cache_clear()
+    _batched_put_works.cache_clear()
     try:
         cpu = jax.devices("cpu")[0]
         put = result_put(cpu, (7,), np.dtype(np.float32))
         assert isinstance(put, functools.partial) and put.func is jax.device_put
     finally:
         result_put.cache_clear()
+        _batched_put_works.cache_clear()
 
 
 def test_jax_host_buffer_is_a_read_only_view():

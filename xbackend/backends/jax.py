@@ -58,46 +58,52 @@ def is_tracer(x: Any) -> bool:
     return tracer is not None and isinstance(x, tracer)
 
 
-def _puts_alike(put: Callable[[np.ndarray], Any], public: Callable[[np.ndarray], Any], probe: np.ndarray) -> bool:
-    """Whether ``put(probe)`` holds ``probe``'s bits and matches ``public(probe)`` in type, abstract value and placement."""
-    out, expected = put(probe), public(probe)
-    return (
-        type(out) is type(expected)
-        and out.aval == expected.aval
-        and out.sharding == expected.sharding
-        and out.committed == expected.committed
-        and np.asarray(out).tobytes() == probe.tobytes()
-    )
+def _batched_put(device: Any, shape: tuple[int, ...], dtype: np.dtype) -> Callable[[np.ndarray], Any]:
+    """JAX's internal put of host arrays of this shape and dtype onto ``device`` (``ImportError`` on another JAX)."""
+    from jax._src import core
+    from jax._src.interpreters import pxla
+
+    aval = core.ShapedArray(shape, dtype)
+    sharding = _jax().sharding.SingleDeviceSharding(device)
+    return lambda x: pxla.batched_device_put(aval, sharding, [x], [device])
+
+
+@functools.cache
+def _batched_put_works(device: Any, dtype: np.dtype) -> bool:
+    """Whether the internal put holds a probe's bits and matches ``jax.device_put`` in type, aval and placement."""
+    try:
+        probe = np.random.default_rng(0).standard_normal((3, 5)).astype(dtype)
+        out, expected = _batched_put(device, probe.shape, dtype)(probe), _jax().device_put(probe, device)
+        return (
+            type(out) is type(expected)
+            and out.aval == expected.aval
+            and out.sharding == expected.sharding
+            and out.committed == expected.committed
+            and np.asarray(out).tobytes() == probe.tobytes()
+        )
+    except Exception:  # another JAX's internals: the public call
+        return False
 
 
 # On the CPU, jax.device_put of a small host result runs ~40 us of Python per call,
 # and np.asarray of a JAX array ~8 us; right after a streaming kernel has evicted the
 # interpreter's caches, 470 and 110 us (measured on a 2-vCPU Xeon, jax 0.10): 15% of a
 # 3 ms call. The C++ calls they end in are reached directly where this JAX has them,
-# each checked once against the public call.
+# checked once per device and dtype against the public call.
 @functools.lru_cache(maxsize=EXECUTABLE_CACHE_SIZE)
 def result_put(device: Any, shape: tuple[int, ...], dtype: np.dtype) -> Callable[[np.ndarray], Any]:
     """``jax.device_put(x, device)`` for C-contiguous host arrays ``x`` of this shape and dtype."""
-    jax = _jax()
-    public = functools.partial(jax.device_put, device=device)
-    try:
-        from jax._src import core
-        from jax._src.interpreters import pxla
+    public = functools.partial(_jax().device_put, device=device)
+    if not _batched_put_works(device, dtype):
+        return public
+    internal = _batched_put(device, shape, dtype)
 
-        aval = core.ShapedArray(shape, dtype)
-        sharding = jax.sharding.SingleDeviceSharding(device)
+    def put(x: np.ndarray) -> Any:
+        if x.dtype != dtype or x.shape != shape:  # the abstract value would misdescribe x
+            return public(x)
+        return internal(x)
 
-        def put(x: np.ndarray) -> Any:
-            if x.dtype != dtype or x.shape != shape:  # the abstract value would misdescribe x
-                return public(x)
-            return pxla.batched_device_put(aval, sharding, [x], [device])
-
-        probe = np.random.default_rng(0).standard_normal(shape).astype(dtype)
-        if _puts_alike(put, public, probe):
-            return put
-    except Exception:  # another JAX's internals: the public call
-        pass
-    return public
+    return put
 
 
 def host_buffer(x: Any) -> np.ndarray:
