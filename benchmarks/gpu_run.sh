@@ -81,6 +81,9 @@ if torch.cuda.is_available():
     p = torch.cuda.get_device_properties(0)
     print(f"device: {p.name}, {p.multi_processor_count} SMs, {p.total_memory / 2**30:.1f} GiB, "
           f"L2 {getattr(p, 'L2_cache_size', 0) / 2**20:.0f} MiB, CUDA {torch.version.cuda}")
+import jax
+for d in jax.devices():  # jax-pallas sizes its lanes by core_count (132 where JAX does not say)
+    print(f"jax device: {d.device_kind}, core_count {getattr(d, 'core_count', None)}")
 EOF
     "$PYTHON" -m xbackend list
 } >"$OUT/run.log" 2>&1
@@ -98,7 +101,7 @@ if wanted tests; then
     tail -n 15 "$OUT/gpu-tests.log"
 fi
 
-GPU_STRATEGIES=torch-eager,torch-einsum,torch-blocked,torch-compile,torch-triton,jax-jit,jax-rows,cupy,cupy-fused,cupy-raw
+GPU_STRATEGIES=torch-eager,torch-einsum,torch-blocked,torch-compile,torch-triton,jax-jit,jax-rows,jax-pallas,cupy,cupy-fused,cupy-raw
 # -- 2. the comparison report on the GPU, one dtype per run (a run killed by its limit keeps the other) --
 if wanted compare; then
     # The strategies mul_sum may pick (jax-sharded spreads over devices: one here);

@@ -71,6 +71,7 @@ def test_every_strategy_device_pair_is_listed():
         ("torch-compile", "cuda"),
         ("jax-rows", "cpu"),
         ("jax-rows", "gpu"),
+        ("jax-pallas", "gpu"),
         ("jax-numpy", "cpu"),
         ("cupy-fused", "cuda"),
         ("cupy-raw", "cuda"),

@@ -1,13 +1,14 @@
-"""The strided partial sums of the hand-written GPU kernels (torch-triton, cupy-raw).
+"""The strided partial sums of the hand-written GPU kernels (torch-triton, jax-pallas, cupy-raw).
 
-The lane arithmetic is checked on the CPU against a NumPy model; the kernels
-themselves on a GPU (``gpu`` marker): against the exact oracle on every
+The lane arithmetic is checked on the CPU against a NumPy model, the Triton and
+Pallas kernels also under their interpreters; the kernels themselves on a GPU (``gpu`` marker): against the exact oracle on every
 shape class's aspect, through the layouts they hand to another formulation,
 and for products rounded one by one (no fused multiply-add).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -83,7 +84,7 @@ def test_each_lane_stays_in_one_column(shape, lanes, transposed):
 
 KERNEL_PAIRS = [
     pytest.param(name, device, marks=pytest.mark.gpu, id=f"{name}@{device}")
-    for name, device in (("torch-triton", "cuda"), ("cupy-raw", "cuda"))
+    for name, device in (("torch-triton", "cuda"), ("jax-pallas", "gpu"), ("cupy-raw", "cuda"))
 ]
 
 
@@ -151,7 +152,7 @@ from xbackend.testing import assert_mul_sum_close
 
 def partials(a, b, k, groups, transposed, rows_per_trip):
     # The launcher itself, with its rows per trip fixed.
-    triton_kernels.unroll = lambda itemsize: rows_per_trip
+    triton_kernels.gpu_rows_per_trip = lambda itemsize: rows_per_trip
     out = torch.empty(groups * k, dtype=torch.float64 if a.dtype == torch.float64 else torch.float32)
     triton_kernels.strided_partial_sums(a, b, out, k, groups, transposed)
     return out
@@ -178,3 +179,100 @@ def test_triton_kernel_unrolled_trips_add_in_order_in_the_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1"}
     done = subprocess.run([sys.executable, "-c", _INTERPRETED_TRITON], env=env, capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def _rounded_lane_sums(a: np.ndarray, b: np.ndarray, step: int) -> np.ndarray:
+    """Lane l's float32 sum of a.flat[l::step] * b.flat[l::step], each product and each sum rounded, in row order."""
+    products = a.ravel().astype(np.float32) * b.ravel().astype(np.float32)
+    rows = np.concatenate([products, np.zeros(-products.size % step, np.float32)]).reshape(-1, step)
+    sums = np.zeros(step, np.float32)
+    for row in rows:
+        sums = sums + row
+    return sums
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize(("n", "k"), [(50_000, 1), (10_007, 3), (9, 2500)])
+def test_pallas_kernel_sums_each_lane_in_row_order_in_the_interpreter(n, k, dtype):
+    # jax-pallas's kernel under Pallas's interpreter (XLA:CPU): with one, two or four
+    # rows per trip, every lane's sum is the sequential float32 sum of its products,
+    # bit for bit; the partials' last block and last trip are masked.
+    jax = pytest.importorskip("jax")
+    kernels = pytest.importorskip("xbackend.backends.pallas_kernels")
+    a, b = host_inputs((n, k), dtype, seed=n)
+    groups, _ = strided_partials_layout(n, k, 1)  # one SM: a few thousand lanes, several trips
+    expected = _rounded_lane_sums(a, b, groups * k)
+    for rows in (1, 2, 4):
+        partials = jax.jit(
+            lambda x, y, rows=rows: kernels.strided_partial_sums(
+                x.reshape(-1), y.reshape(-1), k, groups, np.float32, rows_per_trip=rows, interpret=True
+            )
+        )(a, b)
+        np.testing.assert_array_equal(np.asarray(partials), expected, err_msg=f"{rows} rows per trip")
+
+
+@pytest.mark.parametrize(
+    ("shape_a", "shape_b", "dtype_b"),
+    [
+        ((4096, 24), (4096, 24), "bfloat16"),  # the kernel
+        ((3, 4), (3, 4), "bfloat16"),  # the kernel, one program
+        ((4096, 24), (1, 24), "bfloat16"),  # a broadcast: jax-jit's formulation
+        ((4096, 24), (4096, 24), "float32"),  # a dtype mix: jax-jit's formulation
+        ((0, 24), (0, 24), "bfloat16"),  # empty sums
+    ],
+)
+def test_pallas_strategy_kernel_matches_the_oracle_in_the_interpreter(shape_a, shape_b, dtype_b):
+    jax = pytest.importorskip("jax")
+    pytest.importorskip("xbackend.backends.pallas_kernels")
+    from xbackend.backends.jax import _pallas_mul_sum_kernel
+    from xbackend.core.dtypes import numpy_dtype
+    from xbackend.core.semantics import plan_mul_sum
+
+    if 0 in shape_a:
+        a, b = np.empty(shape_a, numpy_dtype("bfloat16")), np.empty(shape_b, numpy_dtype(dtype_b))
+    else:
+        a, _ = host_inputs(shape_a, "bfloat16", seed=21)
+        _, b = host_inputs(shape_b, dtype_b, seed=22)
+        a[0, 0], b[0, 0] = -a[0, 0], -b[0, 0]  # sign errors show
+    plan = plan_mul_sum(shape_a, "bfloat16", shape_b, dtype_b)
+    kernel = functools.partial(
+        _pallas_mul_sum_kernel,
+        full_shape=plan.full_shape,
+        out_dtype=numpy_dtype(plan.out_dtype),
+        acc_dtype=numpy_dtype(plan.acc_dtype),
+        multiprocessors=1,
+        interpret=True,
+    )
+    out = np.asarray(jax.jit(kernel)(a, b))
+    assert out.dtype == numpy_dtype(plan.out_dtype) and out.shape == plan.out_shape
+    assert_mul_sum_close(out, a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_pallas_kernel_lowers_to_triton_with_rounded_products(dtype):
+    # The CUDA lowering runs on any machine (jax.export for the "cuda" platform): the
+    # kernel becomes one Triton call whose products are PTX mul.rn, never contracted
+    # into a fused multiply-add, followed by XLA's sum of the partials.
+    jax = pytest.importorskip("jax")
+    pytest.importorskip("xbackend.backends.pallas_kernels")
+    from jax import export
+
+    from xbackend.backends.jax import _pallas_mul_sum_kernel
+    from xbackend.core.dtypes import numpy_dtype
+
+    kernel = functools.partial(
+        _pallas_mul_sum_kernel,
+        full_shape=(4096, 32),
+        out_dtype=numpy_dtype(dtype),
+        acc_dtype=np.dtype(np.float32),
+        multiprocessors=132,
+    )
+    spec = jax.ShapeDtypeStruct((4096, 32), numpy_dtype(dtype))
+    triton_call = "__gpu$xla.gpu.triton"
+    exported = export.export(
+        jax.jit(kernel), platforms=["cuda"], disabled_checks=[export.DisabledSafetyCheck.custom_call(triton_call)]
+    )(spec, spec)
+    module = exported.mlir_module()
+    assert module.count(f"stablehlo.custom_call @{triton_call}") == 1
+    assert "mul.rn.f32 $0, $1, $2;" in module
+    assert "stablehlo.reduce" in module  # the partials' sum, in the same executable

@@ -77,6 +77,7 @@ NOT_BENCHMARKED: dict[str, str] = {
     "numpy-numba": _ADDED_LATER,
     "torch-numba": _ADDED_LATER,
     "jax-numba": _ADDED_LATER,
+    "jax-pallas": _ADDED_LATER,
 }
 DEVICES = ("cpu", "cuda")
 FULL_SHAPE_CLASSES = ("square", "tall-skinny", "short-wide", "column", "latency")

@@ -11,22 +11,7 @@ from typing import Any
 import triton
 import triton.language as tl
 
-# Elements per program: 4 warps x 32 threads x 8, 16 or 32 bytes of each input per
-# thread and row: one or two 16-byte loads.
-BLOCK = 1024
-WARPS = 4
-# Bytes of each input a thread loads per loop trip, over UNROLL rows issued before
-# any is used. A thread's loads wait at their first use, so these bytes are what each
-# thread keeps in flight: 4096 lanes per SM (core.shapes) at one float32 row per trip
-# kept ~32 KiB per SM in flight on an H200, about what covers its memory latency at
-# 4.8 TB/s, and one bfloat16 row half that (bfloat16 read 0.34-0.60 of the floor,
-# float32 0.61-0.93).
-BYTES_PER_TRIP = 64
-
-
-def unroll(itemsize: int) -> int:
-    """Rows a thread loads per loop trip for elements of ``itemsize`` bytes: 1, 2 or 4."""
-    return min(4, max(1, BYTES_PER_TRIP // (BLOCK // (WARPS * 32) * itemsize)))
+from ..core.shapes import GPU_BLOCK, GPU_WARPS, gpu_rows_per_trip
 
 
 @triton.jit
@@ -75,9 +60,9 @@ def strided_partial_sums(a: Any, b: Any, partials: Any, k: int, groups: int, tra
     Laid out R x K, or K x R where ``transposed``.
     """
     total, step = a.numel(), k * groups
-    rows_per_trip = unroll(a.element_size())
+    rows_per_trip = gpu_rows_per_trip(a.element_size())
     trips = -(-total // (step * rows_per_trip))
-    grid = (triton.cdiv(step, BLOCK),)
+    grid = (triton.cdiv(step, GPU_BLOCK),)
     # enable_fp_fusion=False: a fused multiply-add rounds once, so a product that
     # overflows could come back finite; the shared semantics round each product (IEEE).
     _strided_partial_sums[grid](
@@ -89,9 +74,9 @@ def strided_partial_sums(a: Any, b: Any, partials: Any, k: int, groups: int, tra
         trips,
         k,
         groups,
-        BLOCK=BLOCK,
+        BLOCK=GPU_BLOCK,
         UNROLL=rows_per_trip,
         TRANSPOSED=transposed,
-        num_warps=WARPS,
+        num_warps=GPU_WARPS,
         enable_fp_fusion=False,
     )

@@ -67,7 +67,7 @@ def classify(shape: Sequence[int], itemsize: int) -> str:
     return "square"
 
 
-# The strided partial sums of the hand-written GPU kernels (torch-triton, cupy-raw):
+# The strided partial sums of the hand-written GPU kernels (torch-triton, jax-pallas, cupy-raw):
 # lane i of L = K x R lanes sums elements i, i + L, i + 2L, ... of the flattened
 # C-contiguous inputs. L is a multiple of K, so a lane stays in one column, and
 # neighbouring lanes read neighbouring addresses: every warp's loads are coalesced
@@ -75,9 +75,26 @@ def classify(shape: Sequence[int], itemsize: int) -> str:
 # Lanes per streaming multiprocessor: two inputs x 4 bytes x 4096 lanes x 132 SMs keep
 # ~4 MB of loads in flight per row of lanes, while the float32 partials stay under 1%
 # of a 512 MiB input. The kernels keep several rows in flight, 2-byte elements more
-# (torch-triton: BYTES_PER_TRIP per thread; cupy-raw: its loop unrolled four times,
+# (torch-triton and jax-pallas: GPU_BYTES_PER_TRIP per thread; cupy-raw: its loop unrolled four times,
 # eight for float16).
 GPU_LANES_PER_SM = 4096
+# The Triton-compiled kernels (torch-triton, jax-pallas): lanes per program, 4 warps x
+# 32 threads x 8 elements, 8, 16 or 32 bytes of each input per thread and row.
+GPU_BLOCK = 1024
+GPU_WARPS = 4
+# Bytes of each input a thread loads per loop trip, over rows issued before any is
+# used. A thread's loads wait at their first use, so these bytes are what each thread
+# keeps in flight: GPU_LANES_PER_SM at one float32 row per trip kept ~32 KiB per SM in
+# flight on an H200, about what covers its memory latency at 4.8 TB/s, and one
+# bfloat16 row half that (bfloat16 read 0.34-0.60 of the floor, float32 0.61-0.93).
+GPU_BYTES_PER_TRIP = 64
+
+
+def gpu_rows_per_trip(itemsize: int) -> int:
+    """Rows a thread of the Triton-compiled kernels loads per loop trip for elements of ``itemsize`` bytes: 1, 2 or 4."""
+    return min(4, max(1, GPU_BYTES_PER_TRIP // (GPU_BLOCK // (GPU_WARPS * 32) * itemsize)))
+
+
 # Below this many outputs, a dim-0 reduction of the R x K partials leaves most of a
 # GPU idle (CuPy's took 170-300 us for K = 1 and 32 on an H200, more than the 140 us
 # kernel): the kernels then store them transposed, K x R, and the second pass sums
