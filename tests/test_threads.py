@@ -3,6 +3,8 @@ oracle, the numba kernel's paths, and their thread counts."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -176,3 +178,44 @@ def test_a_float16_sum_past_its_range_is_inf_without_a_warning(name):
     out = adapter.to_numpy(adapter.mul_sum(adapter.asarray(a), adapter.asarray(b)))
     assert out.dtype == np.float16 and np.isposinf(out).all()
     assert_mul_sum_close(out, a, b)
+
+
+def test_a_timer_prelude_runs_before_each_call_outside_the_clock():
+    from xbackend.core.probes import HostTimer
+
+    events = []
+    timer = HostTimer(lambda out: events.append("sync"), prelude=lambda: (events.append("prelude"), time.sleep(0.05)))
+    seconds = [timer.time(lambda: events.append("call")) for _ in range(2)]
+    assert events == ["prelude", "call", "sync"] * 2
+    assert max(seconds) < 0.05
+
+
+@pytest.mark.parametrize(
+    ("environment", "threads", "spins"),
+    [
+        ({}, 2, True),
+        ({"OMP_WAIT_POLICY": "PASSIVE"}, 2, False),
+        ({"OMP_WAIT_POLICY": "active"}, 2, True),
+        ({"GOMP_SPINCOUNT": "0"}, 2, False),
+        ({}, 1, False),  # no workers: the calling thread runs every op
+    ],
+)
+def test_torch_cpu_cells_are_timed_after_a_torch_op_where_its_workers_spin(environment, threads, spins, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from xbackend.backends import torch as torch_backend
+
+    if not torch_backend._openmp_backend(torch):
+        pytest.skip("this torch runs its CPU ops on another thread pool than OpenMP")
+    for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert torch_backend.openmp_workers_spin(torch) is spins
+        timer = get_adapter("torch-eager").timer()
+    finally:
+        torch.set_num_threads(before)
+    assert ("right after a parallel torch op" in timer.method) is spins
+    assert (timer._prelude is not None) is spins

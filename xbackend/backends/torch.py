@@ -14,6 +14,7 @@ import contextlib
 import functools
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,7 +24,7 @@ import numpy as np
 from ..core import dtypes as _dtypes
 from ..core.cache import LRUCache
 from ..core.dtypes import numpy_dtype
-from ..core.probes import DeviceEventTimer, MemoryUse, Timer, gpu_l2_cache_bytes
+from ..core.probes import DeviceEventTimer, HostTimer, MemoryUse, Timer, gpu_l2_cache_bytes
 from ..core.semantics import Plan, plan_mul_sum
 from ..core.shapes import strided_partials_layout, sum_strided_partials
 from .base import Adapter, Library
@@ -145,7 +146,15 @@ class TorchAdapter(Adapter):
                 lambda start, end: start.elapsed_time(end),
                 "CUDA events (torch.cuda.Event) around the call",
             )
-        return super().timer()
+        if not openmp_workers_spin(self.torch):
+            return super().timer()
+        pool_op = self.torch.ones(SPINNING_POOL_ELEMENTS)
+        return HostTimer(
+            self.synchronize,
+            "host perf_counter around call + synchronize, each call right after a parallel torch op "
+            "(torch's OpenMP workers still spinning, as in a torch program)",
+            prelude=lambda: pool_op.mul_(1.0),
+        )
 
     def extra_memory(self, a: Any, b: Any) -> MemoryUse:
         if self.device != "cuda":
@@ -180,11 +189,38 @@ class TorchAdapter(Adapter):
         return {
             "intra-op threads": self.torch.get_num_threads(),
             "inter-op threads": self.torch.get_num_interop_threads(),
+            "OpenMP workers after an op": (
+                "spin (GNU OpenMP's active wait): cells timed right after a torch op"
+                if openmp_workers_spin(self.torch)
+                else "sleep (passive wait, or no workers)"
+            ),
         }
 
     def release_memory(self) -> None:
         if self.device == "cuda":
             self.torch.cuda.empty_cache()
+
+
+# After each parallel region, GNU OpenMP's workers wait actively (GOMP_SPINCOUNT
+# iterations of PAUSE: milliseconds on recent x86), each holding a core. A call that
+# runs its own threads meets them in any torch program: on the 2-vCPU Xeon VM, a
+# torch-numba call right after a 512 KiB torch op took 9.2 against 5.6 ms (float32
+# 16e6 x 1; bfloat16 4096 x 4096: 5.7 against 3.7), torch-einsum 5.5 either way. So
+# torch's CPU cells are timed right after such an op (TorchAdapter.timer), where the
+# wait is active: OMP_WAIT_POLICY=PASSIVE (or GOMP_SPINCOUNT=0) turns it off.
+SPINNING_POOL_ELEMENTS = 1 << 17  # 4 x ATen's grain size: a parallel region on every thread
+
+
+def openmp_workers_spin(torch: Any) -> bool:
+    """Whether torch's CPU ops leave OpenMP workers spinning after them (GNU OpenMP's active wait, on >= 2 threads)."""
+    if torch.get_num_threads() < 2 or os.environ.get("OMP_WAIT_POLICY", "").strip().lower() == "passive":
+        return False
+    return os.environ.get("GOMP_SPINCOUNT", "").strip() != "0" and _openmp_backend(torch)
+
+
+@functools.cache
+def _openmp_backend(torch: Any) -> bool:
+    return "ATen parallel backend: OpenMP" in torch.__config__.parallel_info()
 
 
 class TorchEager(TorchAdapter):

@@ -48,12 +48,18 @@ class HostTimer:
         synchronize: Callable[..., None],
         method: str = "host perf_counter around call + synchronize",
         asynchronous: bool = False,
+        prelude: Callable[[], Any] | None = None,
     ) -> None:
         self._synchronize = synchronize
         self.method = method
         self.asynchronous = asynchronous
+        # Run before each timed call, outside the clock: the state a call meets in its
+        # framework's programs (torch's spinning OpenMP workers, TorchAdapter.timer).
+        self._prelude = prelude
 
     def time(self, call: Callable[[], Any]) -> float:
+        if self._prelude is not None:
+            self._prelude()
         start = time.perf_counter()
         out = call()
         self._synchronize(out)
