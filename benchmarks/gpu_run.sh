@@ -134,10 +134,14 @@ if wanted auto; then
     else
         echo "== auto: no GPU report in this pass, the shipped table's GPU rows decide" | tee -a "$OUT/run.log"
     fi
-    # cupy-raw beside cupy-auto: where the table's GPU rows predate this pass, it may
-    # pick cupy-fused over a kernel that has changed since. (CuPy has no bfloat16.)
+    # The hand-written kernels as strategies, first: changed since the last pass
+    # (torch-triton's rows per trip, cupy-raw's float16 unrolling) or new (jax-pallas),
+    # so the table's GPU rows predate them. (CuPy has no bfloat16.)
+    step compare-gpu-kernels 150 "$PYTHON" -m xbackend compare --quick --large --devices cuda,gpu \
+        --adapters torch-triton,jax-pallas,cupy-raw --shapes square,tall-skinny,short-wide,column \
+        --dtypes float32,bfloat16,float16 --json "$OUT/compare-gpu-kernels.json" >>"$OUT/run.log" 2>&1
     step compare-gpu-auto 210 "$PYTHON" -m xbackend compare --quick --large --devices cuda,gpu \
-        --adapters torch-auto,jax-auto,cupy-auto,cupy-raw --dtypes float32,bfloat16,float16 \
+        --adapters torch-auto,jax-auto,cupy-auto --dtypes float32,bfloat16,float16 \
         --json "$OUT/compare-gpu-auto.json" >>"$OUT/run.log" 2>&1
     grep -E "^(==|  [a-z])|fastest|floor:" "$OUT/run.log" | tail -n 12
     rm -f "$TUNED"  # the history step measures with the shipped table, as every commit's results do

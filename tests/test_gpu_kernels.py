@@ -276,3 +276,42 @@ def test_pallas_kernel_lowers_to_triton_with_rounded_products(dtype):
     assert module.count(f"stablehlo.custom_call @{triton_call}") == 1
     assert "mul.rn.f32 $0, $1, $2;" in module
     assert "stablehlo.reduce" in module  # the partials' sum, in the same executable
+
+
+_PALLAS_WITHOUT_X64 = r"""
+import functools
+import numpy as np, jax
+from jax import export
+assert not jax.config.jax_enable_x64
+from xbackend.backends import pallas_kernels
+from xbackend.backends.jax import _pallas_mul_sum_kernel
+from xbackend.core.shapes import strided_partials_layout
+from xbackend.measure import host_inputs
+from xbackend.testing import assert_mul_sum_close
+
+# JAX's default, 32-bit integers: the offsets pallas_kernels.fits guards.
+a, b = host_inputs((10_007, 3), "float32", seed=3)
+groups, _ = strided_partials_layout(10_007, 3, 1)
+kernel = functools.partial(
+    _pallas_mul_sum_kernel, full_shape=(10_007, 3), out_dtype=a.dtype, acc_dtype=a.dtype, multiprocessors=1
+)
+assert_mul_sum_close(np.asarray(jax.jit(functools.partial(kernel, interpret=True))(a, b)), a, b)
+spec = jax.ShapeDtypeStruct(a.shape, a.dtype)
+triton_call = "__gpu$xla.gpu.triton"
+module = export.export(
+    jax.jit(kernel), platforms=["cuda"], disabled_checks=[export.DisabledSafetyCheck.custom_call(triton_call)]
+)(spec, spec).mlir_module()
+assert module.count(f"stablehlo.custom_call @{triton_call}") == 1 and "mul.rn.f32" in module
+assert pallas_kernels.fits(2**30, 2**16, 4) and not pallas_kernels.fits(2**31 - 2**16, 2**16, 4)
+print("ok")
+"""
+
+
+def test_pallas_kernel_runs_and_lowers_with_32_bit_offsets():
+    # The suite runs with JAX_ENABLE_X64=1 (64-bit loop indices); users and the GPU
+    # compare run JAX's default, where the kernel's offsets are 32-bit.
+    pytest.importorskip("jax")
+    pytest.importorskip("xbackend.backends.pallas_kernels")
+    env = {**os.environ, "JAX_ENABLE_X64": "0"}
+    done = subprocess.run([sys.executable, "-c", _PALLAS_WITHOUT_X64], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]

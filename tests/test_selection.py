@@ -126,6 +126,20 @@ def test_the_default_strategy_keeps_a_key_it_ties():
     assert entries["square"]["strategy"] == "numpy-threads"  # 0.0106 s is outside 0.0070's spread
 
 
+def test_cells_timed_in_a_slow_spell_rank_by_their_fraction_of_the_floor():
+    # torch-numba ran while the machine was slow (its floor, timed beside it, read 13.7
+    # GB/s); torch-compile ran later, on a quicker machine (floor 34.1): GB/s alone would
+    # pick torch-compile, the fractions timed in each cell's rounds pick torch-numba.
+    wide = (64, 1_000_000)
+    seconds = lambda gbps: 2 * 64 * 1_000_000 * 4 / gbps / 1e9  # noqa: E731
+    table = _selection.build_table(
+        [report(cell("torch-numba", wide, seconds(12.2), 0.89), cell("torch-compile", wide, seconds(14.0), 0.41))],
+        command="test",
+    )
+    (entry,) = table["entries"]
+    assert entry["strategy"] == "torch-numba" and entry["alternatives"] == {"torch-compile": 0.41}
+
+
 def test_reports_of_one_class_in_different_shapes_compare_per_element():
     # The quick grid's tall-skinny is a quarter of the full grid's: its median must not win by size alone.
     full = report(cell("torch-numpy", (1_000_000, 32), 0.012, 0.9), cell("torch-eager", (1_000_000, 32), 0.030, 0.4))

@@ -376,11 +376,9 @@ def _first_calls(adapters: dict[str, Adapter], a: Any, b: Any, dtype: str, start
             break
         try:
             adapter.prepare(a, b)  # a compile (jax-jit, jax-rows) is a one-off: not what a call costs
-            call_start = time.perf_counter()
-            out = adapter.mul_sum(a, b)
-            adapter.synchronize(out)
-            seconds = time.perf_counter() - call_start
-            host = adapter.to_numpy(out)
+            outs: list[Any] = []
+            seconds = _timed_call(adapter, a, b, outs)
+            host = adapter.to_numpy(outs[0])
         except Exception:  # a candidate that fails here is simply not chosen
             continue
         if reference is None:
@@ -408,10 +406,20 @@ def _retimed_if_slow(
     for name in [name for name, seconds in first.items() if seconds > TRIAL_SLOW * fastest]:
         if time.perf_counter() - start + first[name] > TRIAL_LIMIT_S:
             continue  # no time to call it again: it stays as slow as it looked
-        call_start = time.perf_counter()
-        adapters[name].synchronize(adapters[name].mul_sum(a, b))
-        first[name] = min(first[name], time.perf_counter() - call_start)
+        first[name] = min(first[name], _timed_call(adapters[name], a, b))
     return first
+
+
+def _timed_call(adapter: Adapter, a: Any, b: Any, outs: list[Any] | None = None) -> float:
+    """Seconds of one ``adapter.mul_sum(a, b)`` by the adapter's own timer (and its prelude); the result joins ``outs``."""
+
+    def call() -> Any:
+        out = adapter.mul_sum(a, b)
+        if outs is not None:
+            outs.append(out)
+        return out
+
+    return adapter.timer().time(call)
 
 
 def _not_stalled(seconds: dict[str, float]) -> dict[str, float]:
@@ -569,7 +577,7 @@ def clear_caches() -> None:
     """Release every compiled executable xbackend holds, and its frameworks' compilation caches.
 
     Clears ``mul_sum``'s kernels and loaded tables, each adapter's executables
-    (jax-jit, jax-rows, jax-sharded, torch-compile, which also resets
+    (jax-jit, jax-rows, jax-pallas, jax-sharded, torch-compile, which also resets
     ``torch._dynamo``), and ``jax.clear_caches()`` when JAX is loaded. The next
     call of each shape compiles again.
     """

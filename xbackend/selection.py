@@ -329,21 +329,41 @@ def _seconds_per_element(cell: dict[str, Any]) -> float:
     return cell["median_s"] / max(1, math.prod(cell["shape"]))
 
 
+def _fraction(cell: dict[str, Any]) -> float | None:
+    fraction = cell.get("fraction_of_floor")
+    return float(fraction) if isinstance(fraction, int | float) and 0 < fraction < math.inf else None
+
+
+def _speed_key(cell: dict[str, Any]) -> tuple[int, float]:
+    # Bandwidth cells rank by their fraction of the floor, timed in each cell's own rounds
+    # beside the floor: GB/s of cells timed minutes apart differ by the machine's drift (on
+    # the 2-vCPU Xeon VM a torch-numba cell read 12.2 GB/s in a slow spell whose floor read
+    # 13.7, while torch-compile read 14.0 against 34.1). Cells without one, by time per element.
+    fraction = _fraction(cell)
+    return (0, -fraction) if fraction is not None else (1, _seconds_per_element(cell))
+
+
+def _within_spread(cell: dict[str, Any], best: dict[str, Any]) -> bool:
+    """Whether ``cell`` is as fast as ``best`` within ``best``'s spread (its median at most ``best``'s p80)."""
+    spread = (best.get("p80_s") or 0) / best["median_s"]
+    fraction, best_fraction = _fraction(cell), _fraction(best)
+    if fraction is not None and best_fraction is not None:
+        return fraction * spread >= best_fraction
+    return _seconds_per_element(cell) <= _seconds_per_element(best) * spread
+
+
 def _ranked(library: str, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Cells fastest first; the library's default strategy first where it ties the fastest.
 
-    A tie: the default's median per element is within the fastest cell's spread
-    (at most its 80th percentile). The default is the plain call with nothing in
-    front of it (``mul_sum`` calls ``np.einsum`` itself for NumPy), so a
-    difference the run could not resolve does not buy machinery.
+    A tie: the default is within the fastest cell's spread (``_within_spread``).
+    The default is the plain call with nothing in front of it (``mul_sum``
+    calls ``np.einsum`` itself for NumPy), so a difference the run could not
+    resolve does not buy machinery.
     """
-    ranked = sorted(cells, key=_seconds_per_element)
+    ranked = sorted(cells, key=_speed_key)
     best, default = ranked[0], LIBRARIES[library].default_strategy
     tie = next((cell for cell in ranked[1:] if cell["adapter"] == default), None)
-    if (
-        tie is not None
-        and _seconds_per_element(tie) <= _seconds_per_element(best) * (best.get("p80_s") or 0) / best["median_s"]
-    ):
+    if tie is not None and _within_spread(tie, best):
         ranked.remove(tie)
         ranked.insert(0, tie)
     return ranked

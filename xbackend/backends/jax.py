@@ -502,8 +502,9 @@ class JaxRows(JaxJit):
 class JaxPallas(JaxJit):
     """``jax-pallas``: torch-triton's strided partial sums as a Pallas kernel, in one XLA executable (GPU only).
 
-    ``jnp.sum(a * b, axis=0)`` is XLA's own reduction, which read 0.72-0.84 of
-    the floor on an H200 where torch-triton's kernel read 0.85-0.94. Pallas
+    ``jnp.sum(a * b, axis=0)`` is XLA's own reduction: jax-jit read 0.51-0.63 of
+    the floor on an H200 in float32 (jax-auto, the faster of it and jax-rows per
+    class, 0.72-0.84) where torch-triton's kernel read 0.85-0.94. Pallas
     lowers the same kernel to Triton (``pallas_kernels``), and the R x K partials'
     sum follows in the same compiled program: one call, compiled once per input
     signature. Products are rounded one by one (PTX ``mul.rn``, never fused into
@@ -524,11 +525,18 @@ class JaxPallas(JaxJit):
 
     @classmethod
     def _device_unavailable_reason(cls, device: str) -> str | None:
+        reason = super()._device_unavailable_reason(device)
+        if reason is not None:
+            return reason
+        try:
+            _jax().devices("cuda")
+        except RuntimeError:  # a ROCm GPU: the kernel's products are PTX
+            return "jax-pallas runs on NVIDIA GPUs only (its products are PTX mul.rn); use jax-jit"
         try:
             importlib.import_module("jax.experimental.pallas.triton")
         except ImportError as exc:  # a JAX without Pallas's Triton lowering
             return f"JAX's Pallas Triton lowering does not import: {exc}"
-        return super()._device_unavailable_reason(device)
+        return None
 
     def unsupported_dtypes(self) -> frozenset[str]:
         return super().unsupported_dtypes() | frozenset(_dtypes.INTEGERS + _dtypes.COMPLEX_FLOATS)
@@ -542,7 +550,8 @@ class JaxPallas(JaxJit):
         return self.jax.jit(self._kernel_for(plan, multiprocessors=_multiprocessors(self._device)))
 
     def _traced(self, plan: Plan) -> Callable[[Any, Any], Any]:
-        # Pallas calls have no differentiation rule of their own: traced callers get XLA's formulation.
+        # Reverse mode needs a transpose of the kernel, which Pallas calls lack (and the inline
+        # PTX has no derivative rule): traced callers get XLA's formulation, which every transform takes.
         return self._kernel_for(plan, function=_mul_sum_kernel)
 
 

@@ -148,7 +148,7 @@ class TorchAdapter(Adapter):
             )
         if not openmp_workers_spin(self.torch):
             return super().timer()
-        pool_op = self.torch.ones(SPINNING_POOL_ELEMENTS)
+        pool_op = self.torch.ones(SPINNING_POOL_ELEMENTS, dtype=self.torch.float32, device="cpu")
         return HostTimer(
             self.synchronize,
             "host perf_counter around call + synchronize, each call right after a parallel torch op "
@@ -203,19 +203,29 @@ class TorchAdapter(Adapter):
 
 # After each parallel region, GNU OpenMP's workers wait actively (GOMP_SPINCOUNT
 # iterations of PAUSE: milliseconds on recent x86), each holding a core. A call that
-# runs its own threads meets them in any torch program: on the 2-vCPU Xeon VM, a
-# torch-numba call right after a 512 KiB torch op took 9.2 against 5.6 ms (float32
-# 16e6 x 1; bfloat16 4096 x 4096: 5.7 against 3.7), torch-einsum 5.5 either way. So
-# torch's CPU cells are timed right after such an op (TorchAdapter.timer), where the
-# wait is active: OMP_WAIT_POLICY=PASSIVE (or GOMP_SPINCOUNT=0) turns it off.
+# runs its own threads meets them in any torch program: on the 2-vCPU Xeon VM a
+# float32 16e6 x 1 torch-numba call so timed took 9.1 ms, against 5.3 with the workers
+# asleep (OMP_WAIT_POLICY=PASSIVE), while torch-einsum's dot, on the workers
+# themselves, read 0.88 of the floor (docs/results/compare-cpu-torch-*.json). So
+# torch's CPU cells are timed right after such an op (TorchAdapter.timer) where the
+# workers spin. The environment is read when the timer is made; the OpenMP runtime
+# read it when torch loaded, so set it before starting Python.
 SPINNING_POOL_ELEMENTS = 1 << 17  # 4 x ATen's grain size: a parallel region on every thread
 
 
 def openmp_workers_spin(torch: Any) -> bool:
-    """Whether torch's CPU ops leave OpenMP workers spinning after them (GNU OpenMP's active wait, on >= 2 threads)."""
-    if torch.get_num_threads() < 2 or os.environ.get("OMP_WAIT_POLICY", "").strip().lower() == "passive":
+    """Whether torch's CPU ops leave OpenMP workers spinning after them (on >= 2 threads).
+
+    GNU OpenMP spins ``GOMP_SPINCOUNT`` rounds where it is set, else none under
+    ``OMP_WAIT_POLICY=PASSIVE``; LLVM's and Intel's OpenMP spin for
+    ``KMP_BLOCKTIME`` (0: none) unless the policy is passive.
+    """
+    if torch.get_num_threads() < 2 or not _openmp_backend(torch):
         return False
-    return os.environ.get("GOMP_SPINCOUNT", "").strip() != "0" and _openmp_backend(torch)
+    environ = {name: os.environ.get(name, "").strip().lower() for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    if environ["GOMP_SPINCOUNT"]:
+        return environ["GOMP_SPINCOUNT"] != "0"
+    return environ["OMP_WAIT_POLICY"] != "passive" and os.environ.get("KMP_BLOCKTIME", "").strip() != "0"
 
 
 @functools.cache

@@ -79,7 +79,7 @@ def classify(shape: Sequence[int], itemsize: int) -> str:
 # eight for float16).
 GPU_LANES_PER_SM = 4096
 # The Triton-compiled kernels (torch-triton, jax-pallas): lanes per program, 4 warps x
-# 32 threads x 8 elements, 8, 16 or 32 bytes of each input per thread and row.
+# 32 threads x 8 elements: 16, 32 or 64 bytes of each input per thread and row.
 GPU_BLOCK = 1024
 GPU_WARPS = 4
 # Bytes of each input a thread loads per loop trip, over rows issued before any is
