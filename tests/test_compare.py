@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
@@ -14,6 +15,7 @@ from xbackend.backends.numpy import NumpyAdapter
 from xbackend.cli import main
 from xbackend.measure import Budget, CellResult
 from xbackend.registry import STRATEGIES
+from xbackend.selection import mark_fastest
 
 TINY = Budget(warmup_s=0.0, measure_s=0.03, min_repeats=3, max_repeats=100)
 SHAPES = {"small": (512, 128), "latency": (3, 4)}
@@ -120,12 +122,49 @@ def test_fastest_marks_and_verdicts(document):
         group = [c for c in numpy_backend if c["shape_class"] == shape]
         winners = [c for c in group if c["fastest"]]
         assert len(winners) == 1
-        assert winners[0]["median_s"] == min(c["median_s"] for c in group)
+        fractions = [c["fraction_of_floor"] for c in group]
+        if all(fractions):  # bandwidth cells: each timed beside the floor, the ratio ranks them
+            assert winners[0]["fraction_of_floor"] == max(fractions)
+        else:
+            assert winners[0]["median_s"] == min(c["median_s"] for c in group)
     (verdict,) = [v for v in document["verdicts"] if v["backend"] == "numpy on cpu"]
     assert verdict["fastest"] in {"numpy", "test-naive", "test-exploding"}
     assert verdict["fastest"] in verdict["text"]
     assert all(factor["geomean"] >= 1 for factor in verdict["behind"].values())
     assert "test-exploding" in verdict["text"]  # its failed cell is named
+
+
+def test_cells_are_marked_by_the_fraction_of_the_floor():
+    # torch-numba timed in a slow spell (its floor, timed beside it, slow too) against
+    # torch-compile timed later on a quicker machine: the fraction decides.
+    def cell(adapter, median_s, fraction):
+        return {
+            "adapter": adapter,
+            "framework": "torch",
+            "device": "cpu",
+            "shape_class": "short-wide",
+            "dtype": "float32",
+            "status": "ok",
+            "median_s": median_s,
+            "fraction_of_floor": fraction,
+        }
+
+    cells = [cell("torch-numba", 0.042, 0.89), cell("torch-compile", 0.0366, 0.41)]
+    mark_fastest(cells)
+    assert [(c["fastest"], c["rivals"]) for c in cells] == [(True, 1), (False, 1)]
+    cells[0]["fraction_of_floor"] = None  # no ratio for one: the medians decide
+    mark_fastest(cells)
+    assert [c["fastest"] for c in cells] == [False, True]
+
+
+def test_a_report_is_marked_again_when_rendered(document):
+    # A report made under an older rule (or edited) is marked by today's when drawn or tabled.
+    stale = copy.deepcopy(document)
+    for cell in stale["cells"]:
+        cell["fastest"] = False
+    report.render_markdown_tables(stale)
+    assert [c["fastest"] for c in stale["cells"]] == [c["fastest"] for c in document["cells"]]
+    assert any(c["fastest"] for c in stale["cells"])
 
 
 def test_floors_are_measured_once_per_shape_on_the_same_hardware(document):

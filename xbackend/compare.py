@@ -67,7 +67,15 @@ from .measure import (
     thread_counts,
 )
 from .registry import STRATEGIES, get_adapter
-from .selection import build_table, tuned_table_path, write_table
+from .selection import (
+    backend_of,
+    build_table,
+    cell_costs,
+    mark_fastest,
+    ok_cells_by_key,
+    tuned_table_path,
+    write_table,
+)
 
 SCHEMA = "xbackend.compare/1"
 
@@ -455,32 +463,11 @@ def _cell_record(cell: CellResult, *, samples: bool) -> dict[str, Any]:
     return record
 
 
-def _backend(cell: dict[str, Any]) -> str:
-    return f"{cell['framework']} on {cell['device']}"
-
-
-def mark_fastest(cells: list[dict[str, Any]]) -> None:
-    """Set ``fastest`` on each cell: the lowest median among its backend's strategies for that shape and dtype.
-
-    ``rivals`` counts the backend's other strategies measured there: a win
-    without rivals is trivial, and the table marks only contested wins.
-    """
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for cell in cells:
-        cell["fastest"], cell["rivals"] = False, 0
-        if cell["status"] == "ok":
-            groups.setdefault((_backend(cell), cell["shape_class"], cell["dtype"]), []).append(cell)
-    for group in groups.values():
-        for cell in group:
-            cell["rivals"] = len(group) - 1
-        min(group, key=lambda c: c["median_s"])["fastest"] = True
-
-
 def verdicts(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per backend (framework on device): its fastest strategy and how far the others are behind."""
     by_backend: dict[str, list[dict[str, Any]]] = {}
     for cell in cells:
-        by_backend.setdefault(_backend(cell), []).append(cell)
+        by_backend.setdefault(backend_of(cell), []).append(cell)
     return [_backend_verdict(backend, group) for backend, group in by_backend.items()]
 
 
@@ -490,15 +477,11 @@ def _geomean(values: Sequence[float]) -> float:
 
 def _backend_verdict(backend: str, cells: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [c for c in cells if c["status"] == "ok"]
-    best = {
-        (c["shape_class"], c["dtype"]): min(
-            o["median_s"] for o in ok if (o["shape_class"], o["dtype"]) == (c["shape_class"], c["dtype"])
-        )
-        for c in ok
-    }
     slowdowns: dict[str, list[float]] = {}
-    for cell in ok:
-        slowdowns.setdefault(cell["adapter"], []).append(cell["median_s"] / best[(cell["shape_class"], cell["dtype"])])
+    for group in ok_cells_by_key(cells, by_backend=False).values():
+        costs = cell_costs(group)
+        for cell, cost in zip(group, costs, strict=True):
+            slowdowns.setdefault(cell["adapter"], []).append(cost / min(costs))
     failed = sorted({c["adapter"] for c in cells if c["status"] != "ok"})
     if not slowdowns:
         return {"backend": backend, "fastest": None, "behind": {}, "text": f"{backend}: every cell failed"}

@@ -26,7 +26,7 @@ import numpy as np
 from .core.files import write_text_atomic
 from .core.shapes import LARGE_SHAPE_CLASSES, SHAPE_CLASSES
 from .measure import NOISE_WARNING
-from .selection import build_table, report_load
+from .selection import build_table, mark_fastest, report_load
 
 
 # -- numbers ------------------------------------------------------------------
@@ -478,6 +478,7 @@ _PICKED_COLOUR = "red"  # not a viridis colour: the outline stands out on any ce
 def write_plot(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
     """The fraction-of-floor heatmap of ``report`` as a PNG (see ``fraction_matrix``)."""
     check_heatmap_report(report)  # before matplotlib starts
+    mark_fastest(report["cells"])  # by today's rule: a report made under an older one is marked alike
     plt = _pyplot()
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -738,6 +739,7 @@ def render_markdown_tables(report: dict[str, Any], view: str = "cells", source: 
     """
     if view not in MARKDOWN_VIEWS:
         raise ValueError(f"unknown view {view!r}; choose from {', '.join(MARKDOWN_VIEWS)}")
+    mark_fastest(report["cells"])  # by today's rule: a report made under an older one is marked alike
     body = MARKDOWN_VIEWS[view](report) if report["cells"] else ["No cell was measured."]
     return "\n".join([_provenance(report, source), "", *body]) + "\n"
 

@@ -329,9 +329,55 @@ def _seconds_per_element(cell: dict[str, Any]) -> float:
     return cell["median_s"] / max(1, math.prod(cell["shape"]))
 
 
-def _fraction(cell: dict[str, Any]) -> float | None:
+def fraction_of(cell: dict[str, Any]) -> float | None:
+    """A report cell's fraction of the floor, where it has a real one (bandwidth cells)."""
     fraction = cell.get("fraction_of_floor")
     return float(fraction) if isinstance(fraction, int | float) and 0 < fraction < math.inf else None
+
+
+def backend_of(cell: dict[str, Any]) -> str:
+    """A report cell's backend: its framework on its device."""
+    return f"{cell.get('framework')} on {cell.get('device')}"
+
+
+def cell_costs(group: list[dict[str, Any]]) -> list[float]:
+    """Each cell's cost among cells of one shape and dtype, lower faster: 1 / its fraction of the floor
+    where every cell has one (timed beside the floor, so the machine's drift between cells cancels, as
+    ``xbackend select`` ranks), else its median."""
+    fractions = [fraction_of(cell) for cell in group]
+    if any(fraction is None for fraction in fractions):
+        return [_median_or_inf(cell) for cell in group]
+    return [1 / fraction for fraction in fractions if fraction is not None]
+
+
+def _median_or_inf(cell: dict[str, Any]) -> float:
+    median = cell.get("median_s")
+    return float(median) if isinstance(median, int | float) and 0 < median < math.inf else math.inf
+
+
+def mark_fastest(cells: list[dict[str, Any]]) -> None:
+    """Set ``fastest`` on each cell: the lowest cost (``cell_costs``) among its backend's strategies for that shape and dtype.
+
+    ``rivals`` counts the backend's other strategies measured there: a win
+    without rivals is trivial, and the table marks only contested wins.
+    """
+    for cell in cells:
+        cell["fastest"], cell["rivals"] = False, 0
+    for group in ok_cells_by_key(cells, by_backend=True).values():
+        for cell in group:
+            cell["rivals"] = len(group) - 1
+        costs = cell_costs(group)
+        group[costs.index(min(costs))]["fastest"] = True
+
+
+def ok_cells_by_key(cells: list[dict[str, Any]], *, by_backend: bool) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """The cells that ran (status ok), by shape class and dtype, and by backend first where ``by_backend``."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for cell in cells:
+        if cell.get("status") == "ok":
+            key = (backend_of(cell),) if by_backend else ()
+            groups.setdefault((*key, cell.get("shape_class"), cell.get("dtype")), []).append(cell)
+    return groups
 
 
 def _speed_key(cell: dict[str, Any]) -> tuple[int, float]:
@@ -339,14 +385,14 @@ def _speed_key(cell: dict[str, Any]) -> tuple[int, float]:
     # beside the floor: GB/s of cells timed minutes apart differ by the machine's drift (on
     # the 2-vCPU Xeon VM a torch-numba cell read 12.2 GB/s in a slow spell whose floor read
     # 13.7, while torch-compile read 14.0 against 34.1). Cells without one, by time per element.
-    fraction = _fraction(cell)
+    fraction = fraction_of(cell)
     return (0, -fraction) if fraction is not None else (1, _seconds_per_element(cell))
 
 
 def _within_spread(cell: dict[str, Any], best: dict[str, Any]) -> bool:
     """Whether ``cell`` is as fast as ``best`` within ``best``'s spread (its median at most ``best``'s p80)."""
     spread = (best.get("p80_s") or 0) / best["median_s"]
-    fraction, best_fraction = _fraction(cell), _fraction(best)
+    fraction, best_fraction = fraction_of(cell), fraction_of(best)
     if fraction is not None and best_fraction is not None:
         return fraction * spread >= best_fraction
     return _seconds_per_element(cell) <= _seconds_per_element(best) * spread
