@@ -33,7 +33,7 @@ from .core.cache import LRUCache
 from .core.dtypes import numpy_dtype
 from .core.errors import AdapterUnavailable
 from .core.semantics import Plan
-from .core.timing import Budget, time_mul_sum
+from .core.timing import Budget, time_mul_sum, time_one_call
 from .registry import STRATEGIES, get_adapter, instantiated, on_change, register_strategy
 
 # JAX arrays spread over several devices go to the strategy that keeps them there.
@@ -376,9 +376,8 @@ def _first_calls(adapters: dict[str, Adapter], a: Any, b: Any, dtype: str, start
             break
         try:
             adapter.prepare(a, b)  # a compile (jax-jit, jax-rows) is a one-off: not what a call costs
-            outs: list[Any] = []
-            seconds = _timed_call(adapter, a, b, outs)
-            host = adapter.to_numpy(outs[0])
+            seconds, out = time_one_call(adapter, a, b)
+            host = adapter.to_numpy(out)
         except Exception:  # a candidate that fails here is simply not chosen
             continue
         if reference is None:
@@ -406,20 +405,8 @@ def _retimed_if_slow(
     for name in [name for name, seconds in first.items() if seconds > TRIAL_SLOW * fastest]:
         if time.perf_counter() - start + first[name] > TRIAL_LIMIT_S:
             continue  # no time to call it again: it stays as slow as it looked
-        first[name] = min(first[name], _timed_call(adapters[name], a, b))
+        first[name] = min(first[name], time_one_call(adapters[name], a, b)[0])
     return first
-
-
-def _timed_call(adapter: Adapter, a: Any, b: Any, outs: list[Any] | None = None) -> float:
-    """Seconds of one ``adapter.mul_sum(a, b)`` by the adapter's own timer (and its prelude); the result joins ``outs``."""
-
-    def call() -> Any:
-        out = adapter.mul_sum(a, b)
-        if outs is not None:
-            outs.append(out)
-        return out
-
-    return adapter.timer().time(call)
 
 
 def _not_stalled(seconds: dict[str, float]) -> dict[str, float]:

@@ -323,10 +323,15 @@ def _correct(cell: dict[str, Any]) -> bool:
     )
 
 
+def _median_or_inf(cell: dict[str, Any]) -> float:
+    median = cell.get("median_s")
+    return float(median) if isinstance(median, int | float) and 0 < median < math.inf else math.inf
+
+
 def _seconds_per_element(cell: dict[str, Any]) -> float:
     # Reports of one shape class may have measured different shapes (the quick grid's
     # tall-skinny is a quarter of the full one's): their medians compare per element.
-    return cell["median_s"] / max(1, math.prod(cell["shape"]))
+    return _median_or_inf(cell) / max(1, math.prod(cell.get("shape") or ()))
 
 
 def fraction_of(cell: dict[str, Any]) -> float | None:
@@ -341,18 +346,19 @@ def backend_of(cell: dict[str, Any]) -> str:
 
 
 def cell_costs(group: list[dict[str, Any]]) -> list[float]:
-    """Each cell's cost among cells of one shape and dtype, lower faster: 1 / its fraction of the floor
-    where every cell has one (timed beside the floor, so the machine's drift between cells cancels, as
-    ``xbackend select`` ranks), else its median."""
+    """Each cell's cost among cells of one shape class and dtype, lower faster.
+
+    1 / its fraction of the floor where every cell has one: a fraction is timed
+    in the cell's own rounds beside the floor, while GB/s of cells timed minutes
+    apart differ by the machine's drift (on the 2-vCPU Xeon VM a torch-numba
+    cell read 12.2 GB/s in a slow spell whose floor read 13.7, while
+    torch-compile read 14.0 against 34.1). Otherwise (latency cells) its median
+    per element.
+    """
     fractions = [fraction_of(cell) for cell in group]
     if any(fraction is None for fraction in fractions):
-        return [_median_or_inf(cell) for cell in group]
+        return [_seconds_per_element(cell) for cell in group]
     return [1 / fraction for fraction in fractions if fraction is not None]
-
-
-def _median_or_inf(cell: dict[str, Any]) -> float:
-    median = cell.get("median_s")
-    return float(median) if isinstance(median, int | float) and 0 < median < math.inf else math.inf
 
 
 def mark_fastest(cells: list[dict[str, Any]]) -> None:
@@ -380,22 +386,10 @@ def ok_cells_by_key(cells: list[dict[str, Any]], *, by_backend: bool) -> dict[tu
     return groups
 
 
-def _speed_key(cell: dict[str, Any]) -> tuple[int, float]:
-    # Bandwidth cells rank by their fraction of the floor, timed in each cell's own rounds
-    # beside the floor: GB/s of cells timed minutes apart differ by the machine's drift (on
-    # the 2-vCPU Xeon VM a torch-numba cell read 12.2 GB/s in a slow spell whose floor read
-    # 13.7, while torch-compile read 14.0 against 34.1). Cells without one, by time per element.
-    fraction = fraction_of(cell)
-    return (0, -fraction) if fraction is not None else (1, _seconds_per_element(cell))
-
-
 def _within_spread(cell: dict[str, Any], best: dict[str, Any]) -> bool:
     """Whether ``cell`` is as fast as ``best`` within ``best``'s spread (its median at most ``best``'s p80)."""
-    spread = (best.get("p80_s") or 0) / best["median_s"]
-    fraction, best_fraction = fraction_of(cell), fraction_of(best)
-    if fraction is not None and best_fraction is not None:
-        return fraction * spread >= best_fraction
-    return _seconds_per_element(cell) <= _seconds_per_element(best) * spread
+    cost, best_cost = cell_costs([cell, best])
+    return cost <= best_cost * (best.get("p80_s") or 0) / best["median_s"]
 
 
 def _ranked(library: str, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -406,7 +400,8 @@ def _ranked(library: str, cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     calls ``np.einsum`` itself for NumPy), so a difference the run could not
     resolve does not buy machinery.
     """
-    ranked = sorted(cells, key=_speed_key)
+    costs = cell_costs(cells)
+    ranked = [cells[i] for i in sorted(range(len(cells)), key=costs.__getitem__)]
     best, default = ranked[0], LIBRARIES[library].default_strategy
     tie = next((cell for cell in ranked[1:] if cell["adapter"] == default), None)
     if tie is not None and _within_spread(tie, best):

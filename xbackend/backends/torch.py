@@ -222,10 +222,13 @@ def openmp_workers_spin(torch: Any) -> bool:
     """
     if torch.get_num_threads() < 2 or not _openmp_backend(torch):
         return False
-    environ = {name: os.environ.get(name, "").strip().lower() for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    if environ["GOMP_SPINCOUNT"]:
-        return environ["GOMP_SPINCOUNT"] != "0"
-    return environ["OMP_WAIT_POLICY"] != "passive" and os.environ.get("KMP_BLOCKTIME", "").strip() != "0"
+    setting = {
+        name: os.environ.get(name, "").strip().lower()
+        for name in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "KMP_BLOCKTIME")
+    }
+    if setting["GOMP_SPINCOUNT"]:
+        return setting["GOMP_SPINCOUNT"] != "0"
+    return setting["OMP_WAIT_POLICY"] != "passive" and setting["KMP_BLOCKTIME"] != "0"
 
 
 @functools.cache

@@ -151,3 +151,14 @@ def time_mul_sum(adapter: Any, x: Any, y: Any, *, budget: Budget = DEFAULT_BUDGE
     timer = adapter.timer()
     first_call_s = timer.time(calls[0])
     return _sample(timer, calls, budget, first_call_s, compile_s)
+
+
+def time_one_call(adapter: Any, x: Any, y: Any) -> tuple[float, Any]:
+    """Seconds of one ``adapter.mul_sum(x, y)`` by the adapter's own timer (its prelude included), and its result."""
+    outs: list[Any] = []
+
+    def call() -> Any:
+        outs.append(adapter.mul_sum(x, y))
+        return outs[-1]
+
+    return adapter.timer().time(call), outs[-1]
