@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 from asv_config import write_config  # noqa: E402
 
+from benchmarks import common  # noqa: E402
+
 ASV = [sys.executable, "-m", "asv"]
 MACHINE = "ci-smoke"
 SMOKE_TIMEOUT_S = 900
@@ -71,7 +73,9 @@ def current_branch() -> str:
     return "main" if branch == "HEAD" else branch
 
 
-def make_workspace(benchmark_dir: Path = REPO / "benchmarks" / "benchmarks", grid: str = "smoke") -> Workspace:
+def make_workspace(
+    benchmark_dir: Path = REPO / "benchmarks" / "benchmarks", grid: str = "smoke", measure_only: str = ""
+) -> Workspace:
     root = Path(tempfile.mkdtemp(prefix="xbackend-asv-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     write_config(
@@ -84,7 +88,7 @@ def make_workspace(benchmark_dir: Path = REPO / "benchmarks" / "benchmarks", gri
     )
     home = root / "home"
     home.mkdir()
-    env = {**os.environ, "HOME": str(home), "XBACKEND_ASV_GRID": grid}
+    env = {**os.environ, "HOME": str(home), "XBACKEND_ASV_GRID": grid, common.MEASURE_ONLY_VARIABLE: measure_only}
     subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "asv_machine.py"), MACHINE],
         env=env,
@@ -95,13 +99,30 @@ def make_workspace(benchmark_dir: Path = REPO / "benchmarks" / "benchmarks", gri
     return Workspace(root, root / "asv.conf.json", env)
 
 
+# Every adapter's CPU cells, and the CUDA cells of two adapters, which must skip
+# (not fail) where there is no GPU: asv starts a process per selected cell even to
+# skip it, and the other adapters' CUDA cells doubled the run's ~4 minutes. The GPU
+# machine runs the suite through ``benchmarks/gpu_run.sh``.
+SMOKE_GPU_PROBES = ("numpy", "torch-eager")
+
+
+def smoke_cells_regex() -> str:
+    """The smoke run's cells, as a parameter regex for asv's ``-b`` and ``XBACKEND_ASV_MEASURE_ONLY``."""
+    shapes, dtypes = tuple(common.SMOKE_SHAPES), common.SMOKE_DTYPES
+    on_cpu = common.cells_regex(common.ADAPTERS, ("cpu",), shapes, dtypes)
+    on_cuda = common.cells_regex(SMOKE_GPU_PROBES, ("cuda",), shapes, dtypes)
+    return f"(?:{on_cpu}|{on_cuda})"
+
+
 @functools.cache
 def smoke_run() -> tuple[Workspace, AsvRun]:
-    """Every benchmark of the smoke grid once, results saved for HEAD."""
-    workspace = make_workspace()
+    """Every benchmark once on the smoke grid's CPU cells (and two adapters' CUDA cells), results saved for HEAD."""
+    cells = smoke_cells_regex()
+    workspace = make_workspace(measure_only=cells)
     run = workspace.asv(
-        "run", "--python=same", "--quick", "--show-stderr", "--set-commit-hash", "HEAD", "--machine", MACHINE
-    )
+        "run", "--python=same", "--quick", "--show-stderr", "--set-commit-hash", "HEAD", "--machine", MACHINE,
+        "--bench", cells,
+    )  # fmt: skip
     return workspace, run
 
 

@@ -427,8 +427,11 @@ def _rounds(adapters: dict[str, Adapter], first: dict[str, float], a: Any, b: An
         fit[name] = first[name]
     if len(fit) < 2:
         return {}
-    share = left / (TRIAL_ROUNDS * len(fit) * 2)
-    budget = Budget(warmup_s=0.0, measure_s=share, min_repeats=1, max_repeats=50)
+    # A visit costs time_mul_sum's first call, then samples until ``measure_s`` has
+    # passed, the last overshooting it by at most one call: two calls plus ``spare``,
+    # so that the rounds end within the limit rather than the limit cutting one short.
+    spare = max(0.0, (left / TRIAL_ROUNDS - 2 * sum(fit.values())) / len(fit))
+    budget = Budget(warmup_s=0.0, measure_s=spare, min_repeats=1, max_repeats=50)
     samples: dict[str, list[float]] = {name: [] for name in fit}
     for _ in range(TRIAL_ROUNDS):
         for name in list(samples):
