@@ -310,3 +310,48 @@ def test_where_time_is_short_the_slowest_candidate_sits_the_rounds_out(monkeypat
         (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
         assert entry["strategy"] == Quick.name and set(entry["median_s"]) == set(names), entry
         assert entry["trial_s"] < dispatch.TRIAL_LIMIT_S + 0.2
+
+
+class Producer:
+    """Inputs still being made (an asynchronous producer): ready ``seconds`` after ``start``."""
+
+    ready_at = 0.0
+
+    @classmethod
+    def start(cls, seconds: float) -> None:
+        cls.ready_at = time.perf_counter() + seconds
+
+    @classmethod
+    def wait(cls) -> None:
+        time.sleep(max(0.0, cls.ready_at - time.perf_counter()))
+
+
+class AwaitingInputs(NumpyAdapter):
+    """A planted strategy whose calls, like any reader of the inputs, wait for their producer."""
+
+    def synchronize(self, *arrays):
+        Producer.wait()
+
+    def _compute(self, a, b, plan):
+        Producer.wait()
+        return super()._compute(a, b, plan)
+
+
+class AwaitingPrior(AwaitingInputs):
+    name = "numpy-planted-awaiting-prior"
+
+
+class AwaitingRival(AwaitingInputs):
+    name = "numpy-planted-awaiting-rival"
+
+
+def test_the_inputs_producer_is_not_charged_to_the_first_candidate(monkeypatch):
+    names = [AwaitingPrior.name, AwaitingRival.name]
+    monkeypatch.setattr(dispatch, "trial_candidates", lambda choice: names)
+    with xbackend.registered(AwaitingPrior), xbackend.registered(AwaitingRival):
+        a, b = inputs()
+        Producer.start(dispatch.TRIAL_LIMIT_S + 0.1)  # longer than the whole trial may take
+        xbackend.mul_sum(a, b)
+        (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
+        assert set(entry["median_s"]) == set(names), entry
+        assert max(entry["median_s"].values()) < 0.1 and entry["trial_s"] < dispatch.TRIAL_LIMIT_S

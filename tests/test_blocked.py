@@ -25,3 +25,32 @@ def test_several_blocks_sum_within_the_bound(monkeypatch, dtype):
     a, b = host_inputs((5_000, 128), dtype, seed=21)  # 3 blocks, the last one partial
     out = adapter.mul_sum(adapter.asarray(a), adapter.asarray(b))
     assert_mul_sum_close(adapter.to_numpy(out), a, b)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "shape",
+    [(5_000, 128), (3, 70_000), (7, 3, 40_000), (30_001, 3, 5), (100_000,)],
+    ids=["row-blocks", "column-chunks", "chunks-of-axis-1", "inner-axes", "column"],
+)
+def test_the_tiled_path_sums_every_block_and_chunk_within_the_bound(monkeypatch, shape, dtype):
+    # 64 KiB tiles: several row blocks (the last one partial) and, for rows longer
+    # than a tile, several chunks of axis 1.
+    adapter = get_adapter("torch-blocked", "cpu")
+    monkeypatch.setattr(adapter, "_block_bytes", lambda: 64 << 10)
+    tiles = []
+    tiled = adapter._tiled
+    monkeypatch.setattr(adapter, "_tiled", lambda a, b: tiles.append(a.shape) or tiled(a, b))
+    a, b = host_inputs(shape, dtype, seed=len(shape))
+    out = adapter.mul_sum(adapter.asarray(a), adapter.asarray(b))
+    assert tiles, "float32 and float64 on the CPU take the tiled path"
+    assert tuple(out.shape) == shape[1:]
+    assert_mul_sum_close(adapter.to_numpy(out), a, b)
+
+
+def test_broadcast_rows_are_tiled_without_a_copy(monkeypatch):
+    adapter = get_adapter("torch-blocked", "cpu")
+    monkeypatch.setattr(adapter, "_block_bytes", lambda: 64 << 10)
+    a, b = host_inputs((1, 50_000), "float32", seed=3)[0], host_inputs((40, 50_000), "float32", seed=4)[1]
+    out = adapter.mul_sum(adapter.asarray(a), adapter.asarray(b))
+    assert_mul_sum_close(adapter.to_numpy(out), a, b)
