@@ -355,3 +355,44 @@ def test_the_inputs_producer_is_not_charged_to_the_first_candidate(monkeypatch):
         (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
         assert set(entry["median_s"]) == set(names), entry
         assert max(entry["median_s"].values()) < 0.1 and entry["trial_s"] < dispatch.TRIAL_LIMIT_S
+
+
+class Scaled(NumpyAdapter):
+    """A planted strategy returning numpy's result times ``factor`` (class attribute)."""
+
+    factor = 1.0
+
+    def _compute(self, a, b, plan):
+        return super()._compute(a, b, plan) * np.float32(self.factor)
+
+
+class Negated(Scaled):
+    name = "numpy-planted-negated"
+    factor = -1.0
+
+
+class WithinRounding(Scaled):
+    name = "numpy-planted-within-rounding"
+    factor = 1.004  # 0.4% off: beyond a fixed 0.1%, far within the rounding bound of a 2e6-term sum
+
+
+def _trialled(monkeypatch, rival: type[NumpyAdapter], shape: tuple[int, ...]) -> dict:
+    monkeypatch.setattr(dispatch, "trial_candidates", lambda choice: ["numpy", rival.name])
+    with xbackend.registered(rival):
+        a, b = inputs(shape)
+        assert_mul_sum_close(xbackend.mul_sum(a, b), a, b)
+        (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
+    return entry
+
+
+def test_a_candidate_whose_result_is_wrong_is_not_trialled(monkeypatch):
+    entry = _trialled(monkeypatch, Negated, BIG)
+    assert set(entry["median_s"]) == {"numpy"} and entry["strategy"] == "numpy", entry
+
+
+def test_a_long_sum_is_judged_by_the_rounding_bound_not_a_fixed_tolerance(monkeypatch):
+    # A 2e6 x 1 column: correct results may lie gamma_N(u) ~ 12% of sum |a_i b_i| apart
+    # (in practice, on a sum that cancels, a few tenths of a percent: -69.80 against -69.62
+    # for torch-numba and torch-einsum on 16e6 x 1), beyond a fixed 0.1% of the sum.
+    entry = _trialled(monkeypatch, WithinRounding, (2_000_000, 1))
+    assert set(entry["median_s"]) == {"numpy", WithinRounding.name}, entry

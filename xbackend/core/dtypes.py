@@ -7,6 +7,7 @@ here once, independent of any framework's dtype objects; ``numpy_dtype`` and
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 import numpy as np
@@ -30,6 +31,18 @@ UNIT_ROUNDOFF: Final = {
     "complex64": 2.0**-24,
     "complex128": 2.0**-53,
 }
+
+# The rigorous bound on a sum of N rounded products in any order is
+# ``BOUND_CONSTANT * (u + gamma(N, u)) * sum |a_i b_i|`` (testing/oracle.py derives
+# it); the constant absorbs second-order terms and the complex case.
+BOUND_CONSTANT: Final = 2.0
+
+
+def gamma(n: int, u: float) -> float:
+    """Higham's ``gamma_n = n u / (1 - n u)``; infinite when ``n u >= 1``."""
+    nu = n * u
+    return math.inf if nu >= 1 else nu / (1 - nu)
+
 
 # Largest finite value of each floating dtype (per component for complex).
 MAX_FINITE: Final = {

@@ -109,11 +109,10 @@ import numpy as np
 
 from ..backends import LIBRARIES, device_kind_of, library_of
 from ..core import dtypes as _dtypes
-from ..core.dtypes import numpy_dtype, numpy_dtype_name
+from ..core.dtypes import BOUND_CONSTANT, gamma, numpy_dtype, numpy_dtype_name
 from ..core.semantics import Plan, plan_mul_sum
 from ..registry import get_adapter
 
-BOUND_CONSTANT = 2.0
 # Per check: the chance that the probabilistic bound rejects a correct result
 # on data satisfying its assumptions (union bound over elements and roundings).
 FAILURE_PROBABILITY = 1e-12
@@ -139,12 +138,6 @@ __all__ = [
     "reference",
     "to_host",
 ]
-
-
-def gamma(n: int, u: float) -> float:
-    """Higham's ``gamma_n = n u / (1 - n u)``; infinite when ``n u >= 1``."""
-    nu = n * u
-    return math.inf if nu >= 1 else nu / (1 - nu)
 
 
 def probabilistic_lambda(n: int, u: float, failure_probability: float = FAILURE_PROBABILITY, checks: int = 1) -> float:
