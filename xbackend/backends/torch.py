@@ -375,8 +375,8 @@ class TorchBlocked(TorchAdapter):
       tile's rows are summed at the end; rows longer than the tile are taken a
       chunk of axis 1 at a time. One call per block, on torch's own OpenMP workers,
       so they are not left spinning beside the threads of another kernel
-      (``torch-numba``): 25-27 GB/s against torch-numba's 15-18 in a torch program
-      on a 2-vCPU AMD EPYC VM (float32, 128 MiB inputs).
+      (``torch-numba``): 29.0 GB/s against torch-numba's 17.2 in a torch program on
+      a 2-vCPU AMD EPYC VM (float32 4096 x 4096, ``docs/results/compare-cpu-amd.json``).
     - Elsewhere (half precision, complex, integers; every dtype on a GPU) each block
       is multiplied into one reused buffer in the product dtype and summed into a
       K-element accumulator in the accumulation dtype: two or three ATen calls a block.
