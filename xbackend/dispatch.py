@@ -314,7 +314,7 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
     prior.synchronize(a, b)
     _prepare_prior(prior, a, b)
     start = time.perf_counter()
-    every_first = _first_calls(adapters, a, b, choice.dtype, start)
+    every_first = _first_calls(adapters, a, b, start)
     if not every_first:
         return replace(choice, reason=f"{choice.reason}; no trial: no candidate ran")
     first = _not_stalled(every_first)
@@ -371,7 +371,7 @@ TRIAL_SLOW = 3.0
 TRIAL_MARGIN = 0.1
 
 
-def _first_calls(adapters: dict[str, Adapter], a: Any, b: Any, dtype: str, start: float) -> dict[str, float]:
+def _first_calls(adapters: dict[str, Adapter], a: Any, b: Any, start: float) -> dict[str, float]:
     """Seconds of each candidate's first call after its compile (the prior's first) whose result agrees with the prior's.
 
     No candidate starts once the trial's limit is spent.
