@@ -396,3 +396,46 @@ def test_a_long_sum_is_judged_by_the_rounding_bound_not_a_fixed_tolerance(monkey
     # for torch-numba and torch-einsum on 16e6 x 1), beyond a fixed 0.1% of the sum.
     entry = _trialled(monkeypatch, WithinRounding, (2_000_000, 1))
     assert set(entry["median_s"]) == {"numpy", WithinRounding.name}, entry
+
+
+def _agreement(got, reference, a, b) -> bool:
+    numpy_adapter = xbackend.get_adapter("numpy")
+    return dispatch._agrees(got, reference, numpy_adapter.plan(a, b), dispatch._Magnitudes(numpy_adapter, a, b))
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        lambda ref: np.where(np.arange(ref.size) == 0, np.inf, ref).astype(ref.dtype),
+        lambda ref: np.where(np.arange(ref.size) == 0, np.nan, ref).astype(ref.dtype),
+        lambda ref: -ref,
+        lambda ref: ref[::-1].copy(),
+    ],
+    ids=["an-infinity", "a-nan", "negated", "columns-reversed"],
+)
+def test_the_guard_rejects_a_wrong_result(candidate):
+    rng = np.random.default_rng(5)
+    a = rng.uniform(1, 2, (1000, 3)).astype(np.float32)
+    b = rng.uniform(1, 2, (1000, 3)).astype(np.float32) * np.array([1, 10, 100], np.float32)
+    reference = xbackend.get_adapter("numpy").mul_sum(a, b)
+    assert _agreement(reference.copy(), reference, a, b)
+    assert not _agreement(candidate(reference), reference, a, b)
+
+
+def test_the_guard_holds_infinities_and_nans_to_equality():
+    a = np.array([[3e38, 1.0, np.inf], [3e38, 1.0, 1.0]], np.float32)
+    b = np.array([[2.0, 1.0, 1.0], [1.0, 1.0, 1.0]], np.float32)
+    reference = np.array([np.inf, 2.0, np.inf], np.float32)
+    assert _agreement(reference.copy(), reference, a, b)
+    assert not _agreement(np.array([-np.inf, 2.0, np.inf], np.float32), reference, a, b)
+    assert not _agreement(np.array([3e38, 2.0, np.inf], np.float32), reference, a, b)
+
+
+def test_the_guard_sums_half_precision_magnitudes_without_overflow():
+    # 100000 products of magnitude 1: S = 1e5 overflows float16 (65504), which would void the bound.
+    rng = np.random.default_rng(6)
+    a = np.ones((100_000, 4), np.float16)
+    b = np.where(rng.random((100_000, 4)) < 0.6, 1, -1).astype(np.float16)
+    reference = xbackend.get_adapter("numpy").mul_sum(a, b)
+    assert _agreement(reference.copy(), reference, a, b)
+    assert not _agreement(-reference, reference, a, b)

@@ -54,3 +54,21 @@ def test_broadcast_rows_are_tiled_without_a_copy(monkeypatch):
     a, b = host_inputs((1, 50_000), "float32", seed=3)[0], host_inputs((40, 50_000), "float32", seed=4)[1]
     out = adapter.mul_sum(adapter.asarray(a), adapter.asarray(b))
     assert_mul_sum_close(adapter.to_numpy(out), a, b)
+
+
+@pytest.mark.parametrize("block_bytes", [64 << 10, None], ids=["many-tiles", "default-tile"])
+def test_products_are_rounded_before_they_are_added(monkeypatch, block_bytes):
+    # A fused multiply-add (addcmul_ on x86) keeps an overflowing product finite
+    # until it is added: inf and NaN would land elsewhere than in torch.sum(a * b, 0).
+    adapter = get_adapter("torch-blocked", "cpu")
+    if block_bytes is not None:
+        monkeypatch.setattr(adapter, "_block_bytes", lambda: block_bytes)
+    a, b = torch.ones(2, 600_000), torch.ones(2, 600_000)  # rows longer than a 2 MiB tile
+    a[:, :2] = 3e38
+    b[:, 0] = torch.tensor([2.0, -2.0])  # +inf + -inf: NaN
+    b[:, 1] = torch.tensor([-1.0, 2.0])  # -3e38 + inf: inf (fused: 3e38, finite)
+    out = adapter.mul_sum(a, b)
+    expected = torch.sum(a * b, 0)
+    assert torch.isnan(out[0]) and torch.isnan(expected[0])
+    assert out[1].item() == expected[1].item() == float("inf")
+    assert torch.equal(out[2:], expected[2:])

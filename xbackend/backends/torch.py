@@ -369,14 +369,15 @@ class TorchBlocked(TorchAdapter):
     ``_block_bytes()`` (at least ``BLOCK_BYTES``; a sixteenth of the last-level
     cache on the CPU, a quarter of the L2 on a GPU, so they never leave the cache).
 
-    - On the CPU, in float32 and float64, each block of rows is multiplied into an
-      accumulator tile of that size in one ATen call (``tile.addcmul_(a[blk], b[blk])``:
-      the product rounded, then the sum, as ``torch.mul`` and ``add`` would), and the
+    - On the CPU, in float32 and float64, each block of rows is multiplied into a
+      block-sized buffer and added into an accumulator tile of the same size
+      (``torch.mul(a[blk], b[blk], out=buf)``, ``tile.add_(buf)``: the product rounded,
+      then the sum, never a fused multiply-add, which ``addcmul_`` is on x86 and
+      which would move where an overflowing product turns into inf or NaN), and the
       tile's rows are summed at the end; rows longer than the tile are taken a
-      chunk of axis 1 at a time. One call per block, on torch's own OpenMP workers,
-      so they are not left spinning beside the threads of another kernel
-      (``torch-numba``): 29.0 GB/s against torch-numba's 17.2 in a torch program on
-      a 2-vCPU AMD EPYC VM (float32 4096 x 4096, ``docs/results/compare-cpu-amd.json``).
+      chunk of axis 1 at a time. Two elementwise calls per block on torch's own
+      OpenMP workers, so they are not left spinning beside the threads of another
+      kernel (``torch-numba``).
     - Elsewhere (half precision, complex, integers; every dtype on a GPU) each block
       is multiplied into one reused buffer in the product dtype and summed into a
       K-element accumulator in the accumulation dtype: two or three ATen calls a block.
@@ -388,12 +389,12 @@ class TorchBlocked(TorchAdapter):
     name = "torch-blocked"
     formulation = (
         "row blocks of ~LLC/16 (CPU) or L2/4 (GPU), at least BLOCK_BYTES: on the CPU in float32/float64 "
-        "tile.addcmul_(a[blk], b[blk]) into a block-sized tile, then tile.sum(0); otherwise "
+        "torch.mul(a[blk], b[blk], out=buf); tile.add_(buf) into a block-sized tile, then tile.sum(0); otherwise "
         "torch.mul(a[blk], b[blk], out=buf) (buf in the accumulation dtype); acc += buf.sum(0, dtype=<accumulation dtype>)"
     )
     BLOCK_BYTES = 1 << 20
-    # The dtypes whose product, accumulator and result share one type, so that one
-    # fused multiply-add call per block is what torch.mul then add would compute.
+    # The dtypes whose product, accumulator and result share one type: the tile
+    # adds the rounded products as they are.
     TILED_DTYPES = ("float32", "float64")
 
     def _block_bytes(self) -> int:
@@ -421,7 +422,7 @@ class TorchBlocked(TorchAdapter):
         return self._buffered(a, b, plan)
 
     def _tiled(self, a: Any, b: Any) -> Any:
-        """Rows multiplied and added into a block-sized tile (``addcmul_``), one chunk of axis 1 at a time."""
+        """Rows multiplied into a buffer and added into a block-sized tile, one chunk of axis 1 at a time."""
         torch = self.torch
         n, width, *inner = a.shape
         out = torch.empty((width, *inner), dtype=a.dtype, device=self.device)
@@ -430,12 +431,15 @@ class TorchBlocked(TorchAdapter):
         columns = max(1, min(width, tile_elements // per_column))
         rows = max(1, min(n, tile_elements // (columns * per_column)))
         tile = torch.empty((rows, columns, *inner), dtype=a.dtype, device=self.device)
+        buffer = torch.empty_like(tile)
         for first_column in range(0, width, columns):
             chunk = slice(first_column, min(width, first_column + columns))
-            acc = tile[:, : chunk.stop - chunk.start].zero_()
+            acc, products = tile[:, : chunk.stop - chunk.start].zero_(), buffer[:, : chunk.stop - chunk.start]
             for start in range(0, n, rows):
                 stop = min(n, start + rows)
-                acc[: stop - start].addcmul_(a[start:stop, chunk], b[start:stop, chunk])
+                acc[: stop - start].add_(
+                    torch.mul(a[start:stop, chunk], b[start:stop, chunk], out=products[: stop - start])
+                )
             torch.sum(acc, 0, out=out[chunk])
         return out
 
