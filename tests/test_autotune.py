@@ -400,7 +400,8 @@ def test_a_long_sum_is_judged_by_the_rounding_bound_not_a_fixed_tolerance(monkey
 
 def _agreement(got, reference, a, b) -> bool:
     numpy_adapter = xbackend.get_adapter("numpy")
-    return dispatch._agrees(got, reference, numpy_adapter.plan(a, b), dispatch._Magnitudes(numpy_adapter, a, b))
+    plan = numpy_adapter.plan(a, b)
+    return dispatch._agrees(got, reference, plan, dispatch._Magnitudes(numpy_adapter, a, b, plan))
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from .backends.jax import JaxAdapter, is_tracer
 from .backends.numpy import NumpyAdapter
 from .backends.torch import TorchAdapter, compiling, traceable_mul_sum
 from .core.cache import LRUCache
-from .core.dtypes import BOUND_CONSTANT, SMALLEST_NORMAL, UNIT_ROUNDOFF, gamma, numpy_dtype
+from .core.dtypes import SMALLEST_NORMAL, UNIT_ROUNDOFF, numpy_dtype, rigorous_factor
 from .core.errors import AdapterUnavailable
 from .core.semantics import Plan
 from .core.timing import Budget, time_mul_sum, time_one_call
@@ -314,7 +314,7 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
     prior.synchronize(a, b)
     _prepare_prior(prior, a, b)
     start = time.perf_counter()
-    every_first = _first_calls(adapters, a, b, start)
+    every_first = _first_calls(adapters, a, b, prior.plan(a, b), start)
     if not every_first:
         return replace(choice, reason=f"{choice.reason}; no trial: no candidate ran")
     first = _not_stalled(every_first)
@@ -371,7 +371,7 @@ TRIAL_SLOW = 3.0
 TRIAL_MARGIN = 0.1
 
 
-def _first_calls(adapters: dict[str, Adapter], a: Any, b: Any, start: float) -> dict[str, float]:
+def _first_calls(adapters: dict[str, Adapter], a: Any, b: Any, plan: Plan, start: float) -> dict[str, float]:
     """Seconds of each candidate's first call after its compile (the prior's first) whose result agrees with the prior's.
 
     No candidate starts once the trial's limit is spent.
@@ -387,8 +387,8 @@ def _first_calls(adapters: dict[str, Adapter], a: Any, b: Any, start: float) -> 
         except Exception:  # a candidate that fails here is simply not chosen
             continue
         if reference is None:
-            reference, magnitudes = host, _Magnitudes(adapter, a, b)
-        elif not _agrees(host, reference, adapter.plan(a, b), magnitudes):
+            reference, magnitudes = host, _Magnitudes(adapter, a, b, plan)
+        elif not _agrees(host, reference, plan, magnitudes):
             continue
         first[name] = seconds
     return _retimed_if_slow(adapters, first, a, b, start)
@@ -489,7 +489,7 @@ def _rounding_apart(plan: Plan, magnitudes: np.ndarray, result: np.ndarray) -> n
     Finite wherever ``result`` is (an infinite bound is no bound: where ``N u >= 1``
     or ``S`` overflowed float64, only equal results agree)."""
     u_acc, u_out = UNIT_ROUNDOFF[plan.acc_dtype], UNIT_ROUNDOFF[plan.out_dtype]
-    relative = BOUND_CONSTANT * (u_acc + gamma(plan.n, u_acc))
+    relative = rigorous_factor(plan.n, u_acc)
     flushed = plan.n * SMALLEST_NORMAL[plan.acc_dtype]
     apart = 2 * (relative * magnitudes + flushed + u_out * result)
     return np.where(np.isfinite(apart), apart, -1.0)
@@ -507,8 +507,8 @@ class _Magnitudes:
 
     BLOCK_ELEMENTS = 1 << 20
 
-    def __init__(self, adapter: Adapter, a: Any, b: Any) -> None:
-        self.adapter, self.a, self.b = adapter, a, b
+    def __init__(self, adapter: Adapter, a: Any, b: Any, plan: Plan) -> None:
+        self.adapter, self.a, self.b, self.plan = adapter, a, b, plan
         self.value: np.ndarray | None = None
 
     def __call__(self) -> np.ndarray:
@@ -517,7 +517,7 @@ class _Magnitudes:
         return self.value
 
     def _compute(self) -> np.ndarray:
-        plan = self.adapter.plan(self.a, self.b)
+        plan = self.plan
         rows = max(1, self.BLOCK_ELEMENTS // max(1, math.prod(plan.out_shape)))
         total = np.zeros(plan.out_shape, dtype=np.float64)
         with np.errstate(over="ignore", invalid="ignore"):

@@ -44,6 +44,11 @@ def gamma(n: int, u: float) -> float:
     return math.inf if nu >= 1 else nu / (1 - nu)
 
 
+def rigorous_factor(n: int, u: float) -> float:
+    """``BOUND_CONSTANT * (u + gamma(n, u))``: the rigorous bound's multiple of ``sum |a_i b_i|``."""
+    return BOUND_CONSTANT * (u + gamma(n, u))
+
+
 # Largest finite value of each floating dtype (per component for complex).
 MAX_FINITE: Final = {
     "float16": 65504.0,

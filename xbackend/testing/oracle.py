@@ -109,7 +109,7 @@ import numpy as np
 
 from ..backends import LIBRARIES, device_kind_of, library_of
 from ..core import dtypes as _dtypes
-from ..core.dtypes import BOUND_CONSTANT, gamma, numpy_dtype, numpy_dtype_name
+from ..core.dtypes import BOUND_CONSTANT, gamma, numpy_dtype, numpy_dtype_name, rigorous_factor
 from ..core.semantics import Plan, plan_mul_sum
 from ..registry import get_adapter
 
@@ -409,7 +409,7 @@ def error_bound(
         checks = ref.exact.size * max(1, len(ref.components))
         lam = probabilistic_lambda(operations, u_acc, failure_probability, checks)
         probabilistic = gamma_probabilistic(operations, u_acc, lam)
-    relative = BOUND_CONSTANT * (u_acc + growth)
+    relative = rigorous_factor(n_terms, u_acc)
     with np.errstate(invalid="ignore"):  # inf * 0 where an all-zero column meets an infinite gamma
         product_term = np.where(ref.abs_sum == 0, 0.0, relative * ref.abs_sum)
         if bound == "probabilistic" and probabilistic < growth:
