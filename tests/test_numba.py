@@ -35,6 +35,15 @@ def kernel_calls(monkeypatch) -> list[tuple[int, ...]]:
         rows_into(a, b, acc, row_lo, row_hi, col_lo, col_hi, chunk)
 
     monkeypatch.setattr(kernels, "rows_into", spy)
+    # Jobs on an OpenMP team call the kernel from compiled code: count them as they are handed over.
+    team_run = kernels.OpenMPTeam.run
+
+    def team_spy(team, jobs, chunk):
+        for job in (job for share in jobs for job in share if isinstance(job, kernels.RowsJob)):
+            calls.append((job.a.shape[0], job.row_lo, job.row_hi, job.col_lo, job.col_hi, chunk))
+        team_run(team, jobs, chunk)
+
+    monkeypatch.setattr(kernels.OpenMPTeam, "run", team_spy)
     return calls
 
 
@@ -292,3 +301,124 @@ def test_results_are_64_byte_aligned(k, dtype):
     assert out.ctypes.data % 64 == 0
     a, b = host_inputs((64, 100_000), dtype, seed=9)
     assert _numba(2).mul_sum(a, b).ctypes.data % 64 == 0  # column blocks, each zeroing its own columns
+
+
+# -- torch-numba on torch's own OpenMP workers -------------------------------------
+
+
+def _torch_team():
+    torch = pytest.importorskip("torch")
+    from xbackend.backends.torch import torch_openmp_team
+
+    team = torch_openmp_team(torch)
+    if team is None:
+        pytest.skip("torch's CPU ops do not run on an OpenMP runtime of its own here")
+    return torch, team
+
+
+def test_the_team_is_torchs_own_openmp_runtime():
+    # torch.set_num_threads sets the thread count of torch's runtime: the team's runtime
+    # reads it back, so the two are one library (not a second libgomp beside it).
+    torch, team = _torch_team()
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 3):
+            torch.set_num_threads(count)
+            assert team.max_threads() == count
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "complex64"])
+@pytest.mark.parametrize("shape", [(300_001, 8), (2_000_001,), (64, 100_003), (1_001, 3_000)])
+def test_torch_numba_hands_its_blocks_to_torchs_team(dtype, shape, monkeypatch):
+    torch, team = _torch_team()
+    import xbackend.backends.numba_kernels as kernels
+
+    handed: list[int] = []
+    team_run = kernels.OpenMPTeam.run
+    monkeypatch.setattr(
+        kernels.OpenMPTeam, "run", lambda own, jobs, chunk: handed.append(len(jobs)) or team_run(own, jobs, chunk)
+    )
+    adapter = get_adapter("torch-numba")
+    a, b = host_inputs(shape, dtype, seed=12)
+    out = adapter.to_numpy(adapter.mul_sum(adapter.asarray(a), adapter.asarray(b)))
+    assert handed == [torch.get_num_threads()] if torch.get_num_threads() > 1 else handed == []
+    assert_mul_sum_close(out, a, b)
+
+
+def test_every_share_is_summed_when_the_team_is_smaller_than_asked():
+    # OMP_THREAD_LIMIT=2 caps the team at two threads while five shares are handed
+    # over: each thread takes every second share, none is left out.
+    script = """
+import numpy as np, torch
+from xbackend.backends.torch import torch_openmp_team
+import xbackend.backends.numba_kernels as kernels
+team = torch_openmp_team(torch)
+assert team is not None
+rng = np.random.default_rng(3)
+a, b = rng.standard_normal((2, 5_000, 16)).astype(np.float32)
+sums = np.full((5, 16), np.nan, np.float32)
+bounds = np.linspace(0, 5_000, 6, dtype=int)
+jobs = [[kernels.RowsJob(a, b, sums[t], int(lo), int(hi), 0, 16, zero=True)] for t, (lo, hi) in enumerate(zip(bounds, bounds[1:]))]
+team.run(jobs, 1024)
+expected = np.stack([(a[lo:hi].astype(np.float64) * b[lo:hi]).sum(0) for lo, hi in zip(bounds, bounds[1:])])
+np.testing.assert_allclose(sums, expected, rtol=1e-4, atol=1e-3)
+print(team.max_threads())
+"""
+    pytest.importorskip("torch")
+    env = {**os.environ, "OMP_THREAD_LIMIT": "2", "OMP_NUM_THREADS": "2"}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    if "assert team is not None" in run.stderr:
+        pytest.skip("torch's CPU ops do not run on an OpenMP runtime of its own here")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["2"]
+
+
+def test_the_team_refuses_arrays_it_would_misread():
+    _, team = _torch_team()
+    import xbackend.backends.numba_kernels as kernels
+
+    a, b = host_inputs((64, 32), "float32", seed=4)
+    sums = np.zeros(32, np.float32)
+    strided = kernels.RowsJob(a[::2], b[::2], sums, 0, 32, 0, 32)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        team.run([[strided]], 1024)
+    mixed = kernels.RowsJob(a, b.astype(np.float64), sums, 0, 64, 0, 32)
+    with pytest.raises(ValueError, match="mix dtypes"):
+        team.run([[mixed]], 1024)
+    flat = kernels.RowsJob(a.ravel(), b.ravel(), sums, 0, 64, 0, 32)
+    with pytest.raises(ValueError, match="2-D"):
+        team.run([[flat]], 1024)
+    assert (sums == 0).all()
+
+
+def test_calls_from_two_threads_at_once_each_get_their_own_sums():
+    # Each calling thread that starts a parallel region leads a team of its own: two
+    # torch-numba calls at once never run each other's jobs.
+    from concurrent.futures import ThreadPoolExecutor
+
+    _torch_team()
+    adapter = get_adapter("torch-numba")
+    pairs = [host_inputs((200_000, 16), "float32", seed=20 + i) for i in range(2)]
+    tensors = [(adapter.asarray(a), adapter.asarray(b)) for a, b in pairs]
+    with ThreadPoolExecutor(2) as pool:
+        outs = list(
+            pool.map(lambda i: [adapter.to_numpy(adapter.mul_sum(*tensors[i % 2])) for _ in range(20)], range(2))
+        )
+    for i, runs in enumerate(outs):
+        for out in runs:
+            assert_mul_sum_close(out, *pairs[i % 2])
+
+
+def test_prepare_loads_the_teams_entry_even_where_the_kernel_was_loaded(monkeypatch):
+    # The kernel may have been loaded for numpy-numba already: torch-numba's prepare
+    # still loads the team's entry, so that no first timed call (or trial) pays for it.
+    _, team = _torch_team()
+    a, b = host_inputs((4_096, 64), "bfloat16", seed=2)
+    get_adapter("numpy-numba").prepare(a, b)
+    monkeypatch.setattr(team, "_loaded", set())
+    adapter = get_adapter("torch-numba")
+    x, y = adapter.asarray(a), adapter.asarray(b)
+    assert adapter.prepare(x, y) > 0
+    assert adapter.prepare(x, y) is None

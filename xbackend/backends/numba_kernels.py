@@ -19,6 +19,12 @@ float16 cast is software, 2.5 ns an element, a sixth of a 64 x 1e6 call.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -108,7 +114,11 @@ def narrow(value: object, bits: object) -> object:
 
 @overload(narrow)
 def _narrow(value, bits):
-    if value != types.float32 or not isinstance(bits, types.Array):
+    if not isinstance(bits, types.Array):
+        return None
+    if bits.dtype == value:  # already the result's format (compiled into the team's entries of other dtypes)
+        return lambda value, bits: value
+    if value != types.float32:
         return None
     if bits.dtype == types.uint16:
         return lambda value, bits: _float16_bits_from_float32(value)
@@ -160,6 +170,187 @@ def rows_into(
             for j in range(hi - lo):
                 out[j] += widen(a0[j]) * widen(b0[j])
             i += 1
+
+
+class RowsJob(NamedTuple):
+    """``rows_into(a, b, acc, row_lo, row_hi, col_lo, col_hi)``, ``acc`` zeroed first where ``zero``.
+
+    ``a`` and ``b`` are C-contiguous 2-D (kernel views); ``acc`` holds the
+    sums of columns ``col_lo`` to ``col_hi``.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    acc: np.ndarray
+    row_lo: int
+    row_hi: int
+    col_lo: int
+    col_hi: int
+    zero: bool = False
+
+
+class NarrowJob(NamedTuple):
+    """``narrow_into(acc, bits, lo, hi)``: float32 sums rounded into a half-precision result's bits."""
+
+    acc: np.ndarray
+    bits: np.ndarray
+    lo: int
+    hi: int
+
+
+Job = RowsJob | NarrowJob
+
+
+def run_jobs(jobs: Sequence[Job], chunk: int) -> None:
+    """One thread's jobs, in order, on the calling thread."""
+    for job in jobs:
+        if isinstance(job, NarrowJob):
+            narrow_into(*job)
+            continue
+        if job.zero:
+            job.acc[...] = 0
+        rows_into(job.a, job.b, job.acc, job.row_lo, job.row_hi, job.col_lo, job.col_hi, chunk)
+
+
+# -- the jobs on an OpenMP runtime's own team ---------------------------------------
+# A library that runs its CPU ops on OpenMP (torch) leaves its workers spinning
+# after each op, each holding a core; a kernel on threads of its own then shares
+# the cores with them. Run on that runtime's team instead (GOMP_parallel, the call
+# ``#pragma omp parallel`` compiles to), the kernel takes the workers over.
+# Each job is one row of int64s: what, then pointers and bounds (_encode).
+_ROWS, _ZEROED_ROWS, _NARROW = 1, 2, 3
+_JOB_FIELDS = 10
+# The header the team's threads read: the runtime's omp_get_thread_num and
+# omp_get_num_threads, the job table's threads, jobs per thread, column chunk and address.
+_HEADER_FIELDS = 6
+
+
+# The team's entry calls the kernels by these names, bound once: a test's spy
+# replacing the module's ``rows_into`` must not end up compiled into it.
+_team_rows_into, _team_narrow_into = rows_into, narrow_into
+
+
+@intrinsic
+def _voidptr_at(typingctx, address):
+    """``address`` (an int64) as a ``void *``."""
+    if address != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+
+    return types.voidptr(address), codegen
+
+
+@intrinsic
+def _call_int_function(typingctx, address):
+    """Call the C function ``int f(void)`` at ``address``."""
+    if address != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        function = ir.FunctionType(ir.IntType(32), [])
+        return builder.call(builder.inttoptr(args[0], function.as_pointer()), [])
+
+    return types.int32(address), codegen
+
+
+@functools.cache
+def _team_entry(element: type, acc: type) -> numba.core.ccallback.CFunc:
+    """The C function each thread of the team runs: its row of the job table, for inputs of ``element``."""
+
+    def entry(header_address):
+        header = numba.carray(header_address, _HEADER_FIELDS, dtype=np.int64)
+        # The runtime may start fewer threads than asked (OMP_THREAD_LIMIT, OMP_DYNAMIC):
+        # each thread takes every team-size-th share, so every share is summed.
+        team_size = _call_int_function(header[1])
+        jobs = numba.carray(_voidptr_at(header[5]), (header[2], header[3], _JOB_FIELDS), dtype=np.int64)
+        for share in range(_call_int_function(header[0]), header[2], team_size):
+            for job in jobs[share]:
+                what, first, second, rows, width, lo, hi = job[0], job[1], job[2], job[3], job[4], job[8], job[9]
+                if what == _NARROW:
+                    sums = numba.carray(_voidptr_at(first), width, dtype=acc)
+                    bits = numba.carray(_voidptr_at(second), width, dtype=element)
+                    _team_narrow_into(sums, bits, lo, hi)
+                elif what == _ROWS or what == _ZEROED_ROWS:
+                    a = numba.carray(_voidptr_at(first), (rows, width), dtype=element)
+                    b = numba.carray(_voidptr_at(second), (rows, width), dtype=element)
+                    sums = numba.carray(_voidptr_at(job[5]), hi - lo, dtype=acc)
+                    if what == _ZEROED_ROWS:
+                        sums[:] = 0
+                    _team_rows_into(a, b, sums, job[6], job[7], lo, hi, header[4])
+
+    return numba.cfunc(types.void(types.voidptr), cache=True)(entry)
+
+
+def _encode(job: Job) -> tuple[int, ...]:
+    if isinstance(job, NarrowJob):
+        return (_NARROW, job.acc.ctypes.data, job.bits.ctypes.data, 1, job.bits.size, 0, 0, 0, job.lo, job.hi)
+    what = _ZEROED_ROWS if job.zero else _ROWS
+    rows, width = job.a.shape
+    addresses = (job.a.ctypes.data, job.b.ctypes.data)
+    return (what, *addresses, rows, width, job.acc.ctypes.data, job.row_lo, job.row_hi, job.col_lo, job.col_hi)
+
+
+class OpenMPTeam:
+    """An OpenMP runtime (a loaded GNU-compatible ``libgomp``, ``libomp`` or ``libiomp5``) that runs jobs on its team."""
+
+    def __init__(self, runtime: ctypes.CDLL) -> None:
+        self._parallel = runtime.GOMP_parallel
+        self._parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        self._parallel.restype = None
+        self._thread_number = ctypes.cast(runtime.omp_get_thread_num, ctypes.c_void_p).value
+        self._team_size = ctypes.cast(runtime.omp_get_num_threads, ctypes.c_void_p).value
+        self.max_threads = runtime.omp_get_max_threads
+        self._loaded: set[tuple[np.dtype, np.dtype]] = set()
+        self.max_threads.restype = ctypes.c_int
+
+    def load(self, dtype: np.dtype, acc_dtype: np.dtype) -> float | None:
+        """Compile the team's entry for inputs of ``dtype`` summed in ``acc_dtype`` (or load it from numba's disk
+        cache): seconds spent, or None where it was loaded before."""
+        element = np.dtype(_BITS_OF.get(dtype.name, dtype))
+        if (element, acc_dtype) in self._loaded:
+            return None
+        start = time.perf_counter()
+        _team_entry(element.type, acc_dtype.type)
+        self._loaded.add((element, acc_dtype))
+        return time.perf_counter() - start
+
+    def run(self, jobs: Sequence[Sequence[Job]], chunk: int) -> None:
+        """``jobs[t]`` on thread ``t`` of a team of ``len(jobs)`` (the caller is thread 0); back when all are done.
+
+        Every array of every job must be C-contiguous and of the dtypes of the
+        first rows job: the threads read them by address. ctypes lets go of
+        the GIL for the call; the threads run compiled code only.
+        """
+        if not jobs:
+            return
+        rows = [job for thread in jobs for job in thread if isinstance(job, RowsJob)]
+        narrows = [job for thread in jobs for job in thread if isinstance(job, NarrowJob)]
+        element, acc = (rows[0].a.dtype, rows[0].acc.dtype) if rows else (narrows[0].bits.dtype, narrows[0].acc.dtype)
+        _check_team_arrays(rows, narrows, element, acc)
+        per_thread = max(len(thread) for thread in jobs)
+        table = np.zeros((len(jobs), per_thread, _JOB_FIELDS), np.int64)
+        for t, thread in enumerate(jobs):
+            for j, job in enumerate(thread):
+                table[t, j] = _encode(job)
+        header = [self._thread_number, self._team_size, len(jobs), per_thread, chunk, table.ctypes.data]
+        header = np.array(header, np.int64)
+        entry = _team_entry(element.type, acc.type)
+        self._parallel(entry.address, header.ctypes.data, len(jobs), 0)
+
+
+def _check_team_arrays(rows: list[RowsJob], narrows: list[NarrowJob], element: np.dtype, acc: np.dtype) -> None:
+    """Refuse, before any thread starts, an array the team's threads would misread by address."""
+    arrays = [x for job in rows for x in (job.a, job.b, job.acc)] + [x for job in narrows for x in (job.acc, job.bits)]
+    if not all(x.flags.c_contiguous for x in arrays):
+        raise ValueError("the OpenMP team reads its jobs' arrays by address: each must be C-contiguous")
+    inputs = [x for job in rows for x in (job.a, job.b)] + [job.bits for job in narrows]
+    sums = [job.acc for job in rows] + [job.acc for job in narrows]
+    if any(x.dtype != element for x in inputs) or any(x.dtype != acc for x in sums):
+        raise ValueError(f"the OpenMP team's jobs mix dtypes: inputs must all be {element}, sums {acc}")
+    if any(x.ndim != 2 for job in rows for x in (job.a, job.b)) or any(j.a.shape != j.b.shape for j in rows):
+        raise ValueError("the OpenMP team's rows jobs take two 2-D inputs of one shape")
 
 
 def load(dtype: np.dtype, acc_dtype: np.dtype) -> None:

@@ -26,7 +26,7 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from ..core.dtypes import numpy_dtype, numpy_dtype_name
 from ..core.probes import MemoryUse, cpu_count, cpu_l2_cache_bytes
 from ..core.semantics import Plan
 from .base import Adapter, Library, host_device
+
+if TYPE_CHECKING:
+    from .numba_kernels import OpenMPTeam
 
 # Rows per upcast block are chosen so that one float32 block is about 1 MiB: it
 # stays in cache and the Python loop is a few hundred iterations at most.
@@ -415,86 +418,103 @@ def _aligned_empty(k: int, dtype: np.dtype) -> np.ndarray:
     return raw[start : start + k * dtype.itemsize].view(dtype)
 
 
-def numba_threaded_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> np.ndarray:
+def numba_threaded_mul_sum(
+    a: np.ndarray, b: np.ndarray, plan: Plan, threads: int, team: OpenMPTeam | None = None
+) -> np.ndarray:
     """numpy-threads' row (or column) blocks on ``threads`` threads, each summed by the numba kernel.
 
     C-contiguous inputs that the kernel sums (``_numba_sums``) only: it reads
     rows as contiguous runs. Any other input (broadcast, strided, mixed
     precisions, integer) runs ``threaded_mul_sum``. Half-precision sums are
     rounded to the result by ``narrow_into``, column blocks each on their thread.
+    The blocks run on numpy-threads' pool, or on ``team`` (an OpenMP runtime's
+    own threads: torch-numba's, on torch's workers) where one is given.
     """
     a, b = broadcast_inputs(a, b, plan)
     k = math.prod(plan.out_shape)
     if not (_numba_sums(plan) and k and plan.n and a.flags.c_contiguous and b.flags.c_contiguous):
         return threaded_mul_sum(a, b, plan, threads)
     kernels = importlib.import_module("xbackend.backends.numba_kernels")
-    rows_into = kernels.rows_into
     a2, b2 = kernels.kernel_view(a.reshape(plan.n, k)), kernels.kernel_view(b.reshape(plan.n, k))
     acc_dtype = numpy_dtype(plan.acc_dtype)
-    chunk = _chunk_elements(acc_dtype.itemsize)
     threads = _useful_threads(plan, threads)
     # Half precision: the kernel also rounds the float32 sums into the result (NumPy's cast is software).
     result = None if plan.out_dtype == plan.acc_dtype else _aligned_empty(k, numpy_dtype(plan.out_dtype))
     result_bits = None if result is None else kernels.kernel_view(result)
-    if threads > 1 and _column_blocks(plan, threads):
-        # Zeroed by each thread, not by np.zeros: a large calloc maps fresh pages on
-        # every call, whose faults cost ~0.2 ms per 4 MB on that VM.
-        acc = _aligned_empty(k, acc_dtype)
-
-        def column_block(columns: tuple[int, int]) -> None:
-            acc[columns[0] : columns[1]] = 0
-            rows_into(a2, b2, acc[columns[0] : columns[1]], 0, plan.n, *columns, chunk)
-            if result_bits is not None:  # each thread rounds its own columns
-                kernels.narrow_into(acc, result_bits, *columns)
-
-        list(_pool(threads).map(column_block, _bounds(k, threads)))
+    by_columns = threads > 1 and _column_blocks(plan, threads)
+    if by_columns:
+        jobs, finish = _numba_column_jobs(kernels, a2, b2, acc_dtype, result_bits, threads)
     else:
-        if threads > 1:
-            partials = _pool(threads).map(
-                lambda rows: _numba_rows(rows_into, a2, b2, acc_dtype, rows, chunk), _bounds(plan.n, threads)
-            )
-            acc = _add_partials(partials)
-        else:
-            acc = _numba_rows(rows_into, a2, b2, acc_dtype, (0, plan.n), chunk)
-        if result_bits is not None:
-            kernels.narrow_into(acc, result_bits, 0, k)
+        jobs, finish = _numba_row_jobs(kernels, a2, b2, acc_dtype, threads)
+    chunk = _chunk_elements(acc_dtype.itemsize)
+    if team is not None and threads > 1:
+        team.run(jobs, chunk)
+    elif threads > 1:
+        list(_pool(threads).map(lambda own: kernels.run_jobs(own, chunk), jobs))
+    else:
+        kernels.run_jobs(jobs[0], chunk)
+    acc = finish()
+    if result_bits is not None and not by_columns:
+        kernels.narrow_into(acc, result_bits, 0, k)
     return (acc if result is None else result).reshape(plan.out_shape)
 
 
-def _numba_rows(
-    rows_into: Callable[..., None],
-    a2: np.ndarray,
-    b2: np.ndarray,
-    acc_dtype: np.dtype,
-    rows: tuple[int, int],
-    chunk: int,
-) -> np.ndarray:
-    """The sum in ``acc_dtype`` of rows ``rows`` of 2-D ``a2 * b2``; short rows summed as lane rows, as in
-    ``_lane_sum``."""
-    lo, hi = rows
-    k = a2.shape[1]
-    acc = _aligned_empty(k, acc_dtype)  # the result itself on one thread
-    acc[...] = 0
-    # k = 1 too: the kernel has no dot loop to lose
-    per_lane_row, whole_rows = _lane_layout(hi - lo, k, numba_lanes(a2.itemsize))
-    whole = lo + whole_rows
-    if per_lane_row > 1 and whole > lo:
-        width = per_lane_row * k
-        lanes = np.zeros(width, dtype=acc_dtype)
-        rows_into(
-            a2[lo:whole].reshape(-1, width),
-            b2[lo:whole].reshape(-1, width),
-            lanes,
-            0,
-            (whole - lo) // per_lane_row,
-            0,
-            width,
-            chunk,
-        )
-        acc = _fold_lanes(lanes, per_lane_row, (k,))
-        lo = whole
-    rows_into(a2, b2, acc, lo, hi, 0, k, chunk)
-    return acc
+def _numba_column_jobs(
+    kernels: Any, a2: np.ndarray, b2: np.ndarray, acc_dtype: np.dtype, result_bits: np.ndarray | None, threads: int
+) -> tuple[list[list[Any]], Callable[[], np.ndarray]]:
+    """One slice of axis 1 per thread, summed into its own slice of the sums (and rounded there, in half precision)."""
+    n, k = a2.shape
+    # Zeroed by each thread, not by np.zeros: a large calloc maps fresh pages on
+    # every call, whose faults cost ~0.2 ms per 4 MB on a 2-vCPU Xeon VM.
+    acc = _aligned_empty(k, acc_dtype)
+    jobs = []
+    for lo, hi in _bounds(k, threads):
+        own = [kernels.RowsJob(a2, b2, acc[lo:hi], 0, n, lo, hi, zero=True)]
+        if result_bits is not None:
+            own.append(kernels.NarrowJob(acc, result_bits, lo, hi))
+        jobs.append(own)
+    return jobs, lambda: acc
+
+
+def _numba_row_jobs(
+    kernels: Any, a2: np.ndarray, b2: np.ndarray, acc_dtype: np.dtype, threads: int
+) -> tuple[list[list[Any]], Callable[[], np.ndarray]]:
+    """One block of rows per thread, each summed into partial sums of its own, added at the end.
+
+    Short rows are summed as lane rows, as in ``_lane_sum`` (k = 1 too: the
+    kernel has no dot loop to lose): a thread's lanes and its leftover rows
+    go to two sets of partial sums, the lanes folded into columns at the end.
+    """
+    n, k = a2.shape
+    jobs, parts = [], []
+    for lo, hi in _bounds(n, threads):
+        own, lanes_of = [], None
+        per_lane_row, whole_rows = _lane_layout(hi - lo, k, numba_lanes(a2.itemsize))
+        if per_lane_row > 1 and whole_rows:
+            width = per_lane_row * k
+            lanes = np.zeros(width, acc_dtype)
+            lane_rows = whole_rows // per_lane_row
+            a_lanes, b_lanes = (x[lo : lo + whole_rows].reshape(lane_rows, width) for x in (a2, b2))
+            own.append(kernels.RowsJob(a_lanes, b_lanes, lanes, 0, lane_rows, 0, width))
+            lanes_of, lo = (lanes, per_lane_row), lo + whole_rows
+        rest = _aligned_empty(k, acc_dtype)  # the result itself on one thread
+        rest[...] = 0
+        if hi > lo or lanes_of is None:
+            own.append(kernels.RowsJob(a2, b2, rest, lo, hi, 0, k))
+        jobs.append(own)
+        parts.append((lanes_of, rest, hi > lo))
+
+    def finish() -> np.ndarray:
+        partials = []
+        for lanes_of, rest, has_rest in parts:
+            if lanes_of is None:
+                partials.append(rest)
+                continue
+            folded = _fold_lanes(lanes_of[0], lanes_of[1], (k,))
+            partials.append(_add_partials([folded, rest]) if has_rest else folded)
+        return np.asarray(_add_partials(partials))
+
+    return jobs, finish
 
 
 def _threaded_einsum_dot(x: np.ndarray, y: np.ndarray, *, threads: int) -> float:
@@ -566,7 +586,14 @@ class NumbaKernel:
     def prepare(self, a: Any, b: Any) -> float | None:
         """Load the kernel for the inputs' dtype: seconds spent, or None where it was loaded or is not used."""
         plan = self.plan(a, b)
-        return _numba_load_s(plan) if _numba_sums(plan) else None
+        if not _numba_sums(plan):
+            return None
+        spent = [seconds for seconds in (_numba_load_s(plan), self._load_team_entry(plan)) if seconds is not None]
+        return sum(spent) if spent else None
+
+    def _load_team_entry(self, plan: Plan) -> float | None:
+        """Seconds to load what runs the blocks on another library's threads (none here), or None."""
+        return None
 
     @classmethod
     def _device_unavailable_reason(cls, device: str) -> str | None:

@@ -11,6 +11,7 @@ global flags allow it, so the call pins full precision for its duration.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import importlib
 import importlib.util
@@ -28,7 +29,7 @@ from ..core.probes import DeviceEventTimer, HostTimer, MemoryUse, Timer, gpu_l2_
 from ..core.semantics import Plan, plan_mul_sum
 from ..core.shapes import strided_partials_layout, sum_strided_partials
 from .base import Adapter, Library
-from .numpy import NumbaKernel, threaded_mul_sum
+from .numpy import NumbaKernel, numba_threaded_mul_sum, threaded_mul_sum
 
 # torch-compile executables kept per adapter (least recently used evicted); only
 # inputs of 1 MiB and more compile, so churn over small shapes adds none.
@@ -352,13 +353,58 @@ class TorchNumpy(TorchAdapter):
 
 
 class TorchNumba(NumbaKernel, TorchNumpy):
-    """``torch-numba``: numpy-numba's kernel on zero-copy NumPy views of CPU tensors, as ``torch-numpy`` runs np.einsum."""
+    """``torch-numba``: numpy-numba's kernel on zero-copy NumPy views of CPU tensors, on torch's own OpenMP workers.
+
+    The blocks run on the team of torch's OpenMP runtime (``torch_openmp_team``),
+    the workers every torch op leaves spinning: on threads of its own the kernel
+    shared the cores with them. Where torch's CPU ops are not on OpenMP, or its
+    runtime is not found, they run on numpy-threads' pool as ``torch-numpy``'s do.
+    """
 
     name = "torch-numba"
     formulation = (
         "the numpy-numba strategy (a numba kernel adding four rows per pass, per block) on zero-copy NumPy views "
-        "of the tensors, on torch.get_num_threads() threads, result wrapped by torch.from_numpy"
+        "of the tensors, on torch.get_num_threads() of torch's own OpenMP workers (GOMP_parallel of torch's "
+        "runtime; else a thread pool), result wrapped by torch.from_numpy"
     )
+
+    def host_mul_sum(self, a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> np.ndarray:
+        return numba_threaded_mul_sum(a, b, plan, threads, torch_openmp_team(self.torch))
+
+    def _load_team_entry(self, plan: Plan) -> float | None:
+        team = torch_openmp_team(self.torch)
+        return None if team is None else team.load(numpy_dtype(plan.out_dtype), numpy_dtype(plan.acc_dtype))
+
+
+# Where torch's wheels keep the OpenMP runtime their CPU ops run on: beside
+# libtorch_cpu, or (auditwheel-repaired wheels) in a sibling ``torch.libs``.
+_OPENMP_RUNTIMES = ("libgomp", "libiomp5", "libomp")
+
+
+@functools.cache
+def torch_openmp_team(torch: Any) -> Any:
+    """The team of the OpenMP runtime torch's CPU ops run on, for the numba kernel's jobs; None where there is none.
+
+    Only a runtime already loaded in this process from torch's own
+    directories counts (``RTLD_NOLOAD``): that is the one whose workers
+    torch's ops leave spinning, never a second copy of the library.
+    """
+    if not _openmp_backend(torch) or not hasattr(os, "RTLD_NOLOAD"):
+        return None
+    home = os.path.dirname(torch.__file__)
+    folders = [os.path.join(home, "lib"), os.path.join(os.path.dirname(home), "torch.libs")]
+    for folder in folders:
+        names = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        for name in names:
+            if not name.startswith(_OPENMP_RUNTIMES) or ".so" not in name and not name.endswith(".dylib"):
+                continue
+            try:
+                runtime = ctypes.CDLL(os.path.join(folder, name), mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+                kernels = importlib.import_module("xbackend.backends.numba_kernels")
+                return kernels.OpenMPTeam(runtime)
+            except (OSError, AttributeError):  # not loaded, or not a GNU-compatible runtime
+                continue
+    return None
 
 
 class TorchBlocked(TorchAdapter):
