@@ -259,6 +259,10 @@ from xbackend.testing import assert_mul_sum_close
 for dtype in ("float32", "bfloat16"):
     a, b = host_inputs((300_000, 8), dtype, seed=7)
     assert_mul_sum_close(get_adapter("numpy-numba").mul_sum(a, b), a, b)
+    if get_adapter("torch-numba").unavailable_reason("cpu") is None:  # the OpenMP team's entry is cached too
+        torch_numba = get_adapter("torch-numba")
+        out = torch_numba.mul_sum(torch_numba.asarray(a), torch_numba.asarray(b))
+        assert_mul_sum_close(torch_numba.to_numpy(out), a, b)
 """
 
 
@@ -273,9 +277,9 @@ def test_a_damaged_disk_cache_is_emptied_not_raised(damaged, tmp_path):
 
     assert run().returncode == 0
     suffix = ".nbi" if damaged == "index" else ".nbc"
-    for kernel in ("rows_into", "narrow_into"):  # every cached kernel of the module, damaged at once
+    for kernel in ("rows_into", "narrow_into", "_team_entry"):  # every cached kernel of the module, damaged at once
         files = [path for path in tmp_path.rglob(f"*{kernel}*") if path.suffix == suffix]
-        assert files, f"numba wrote no cache of {kernel}"
+        assert files or kernel == "_team_entry", f"numba wrote no cache of {kernel}"
         for path in files:
             path.write_bytes(b"\xbd not a pickle")
     second = run()
@@ -390,6 +394,24 @@ def test_the_team_refuses_arrays_it_would_misread():
     flat = kernels.RowsJob(a.ravel(), b.ravel(), sums, 0, 64, 0, 32)
     with pytest.raises(ValueError, match="2-D"):
         team.run([[flat]], 1024)
+    # The compiled kernel checks no bounds: each job's are checked before any thread starts.
+    for rows, columns in [((0, 65), (0, 32)), ((-1, 64), (0, 32)), ((0, 64), (0, 33)), ((5, 4), (0, 32))]:
+        with pytest.raises(ValueError, match="lie outside its inputs"):
+            team.run([[kernels.RowsJob(a, b, sums, *rows, *columns)]], 1024)
+    with pytest.raises(ValueError, match=r"sums have shape \(32,\), not \(16,\)"):
+        team.run([[kernels.RowsJob(a, b, sums, 0, 64, 0, 16)]], 1024)
+    with pytest.raises(ValueError, match="at least 1"):
+        team.run([[kernels.RowsJob(a, b, sums, 0, 64, 0, 32)]], 0)
+    with pytest.raises(ValueError, match="read-only"):
+        team.run([[kernels.RowsJob(a, b, np.broadcast_to(sums, (32,)), 0, 64, 0, 32)]], 1024)
+    half = a.astype(np.float16)  # not as its bits (kernel_view): the entry has no float16 type
+    with pytest.raises(ValueError, match="not float16 in float32"):
+        team.run([[kernels.RowsJob(half, half, sums, 0, 64, 0, 32)]], 1024)
+    bits = np.zeros(32, np.uint16)
+    with pytest.raises(ValueError, match="narrow job's elements 0:33"):
+        team.run([[kernels.NarrowJob(sums, bits, 0, 33)]], 1024)
+    with pytest.raises(TypeError, match="RowsJob and NarrowJob only"):
+        team.run([[(a, b, sums)]], 1024)
     assert (sums == 0).all()
 
 
@@ -422,3 +444,32 @@ def test_prepare_loads_the_teams_entry_even_where_the_kernel_was_loaded(monkeypa
     x, y = adapter.asarray(a), adapter.asarray(b)
     assert adapter.prepare(x, y) > 0
     assert adapter.prepare(x, y) is None
+
+
+@pytest.mark.parametrize("name", ["numpy-threads", "numpy-numba", "torch-numba"])
+def test_a_forked_child_sums_on_threads_of_its_own(name):
+    # A child has none of its parent's threads: a thread pool inherited from the parent
+    # queued work no thread ran, and GNU OpenMP's team waits for workers that are gone.
+    adapter = get_adapter(name)
+    if adapter.unavailable_reason("cpu") is not None:
+        pytest.skip(adapter.unavailable_reason("cpu"))
+    script = f"""
+import os, signal
+from xbackend.measure import host_inputs
+from xbackend.registry import get_adapter
+from xbackend.testing import assert_mul_sum_close
+adapter = get_adapter({name!r})
+a, b = host_inputs((2_000, 5_000), "float32", seed=3)
+x, y = adapter.asarray(a), adapter.asarray(b)
+adapter.mul_sum(x, y)  # the parent's threads start
+child = os.fork()
+if child == 0:
+    signal.alarm(30)
+    assert_mul_sum_close(adapter.to_numpy(adapter.mul_sum(x, y)), a, b)
+    os._exit(0)
+_, status = os.waitpid(child, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+print("child summed")
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.split() == ["child", "summed"], run.stderr[-2000:]

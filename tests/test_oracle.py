@@ -114,7 +114,7 @@ def test_bound_formula_float32():
     # Not integers: their sums would be exact in every order (see test_exact_sums_are_bounded_by_output_rounding).
     a, b = arrays("float32", [1.1, 2.2, 3.3, 4.4], [1, 1, 1, -1])
     big, s = np.abs(a.astype(np.float64)).sum(), float(np.sum(a.astype(np.float64) * b))
-    expected = 2 * (U32 + gamma(4, U32)) * big + 4 * 2.0**-126 + (U32 + U64) * abs(s)
+    expected = 2 * (U32 + gamma(4, U32)) * big + 4 * 2.0**-126 + (U32 + U64) * abs(s) + U32 * 2.0**-126
     assert error_bound(reference(a, b)) == pytest.approx(expected, rel=1e-15)
 
 
@@ -124,7 +124,7 @@ def test_bound_formula_half_precision_products_are_formed_in_float32():
     big, s = np.abs(p).sum(), float(p.sum())
     assert not reference(a, b).components[0].exact  # S exceeds 2**24 times the products' quantum
     # Products are formed in float32, exactly: no float16 rounding term, only float32's and the output's.
-    expected = 2 * (U32 + gamma(4, U32)) * big + 4 * 2.0**-126 + (U16 + U64) * abs(s)
+    expected = 2 * (U32 + gamma(4, U32)) * big + 4 * 2.0**-126 + (U16 + U64) * abs(s) + U16 * 2.0**-14
     assert error_bound(reference(a, b)) == pytest.approx(expected, rel=1e-15)
 
 
@@ -135,6 +135,17 @@ def test_bound_catches_one_dropped_row_and_admits_the_correct_result():
     dropped = np.einsum("i,i->", a[:-1], b[:-1])
     assert check_mul_sum(np.asarray(correct), a, b).failure is None
     assert check_mul_sum(np.asarray(dropped), a, b).failure is not None
+
+
+def test_an_exact_sum_among_the_output_subnormals_may_round_to_half_their_spacing():
+    # 2**-10 - 65533 * 2**-26 = 3 * 2**-26: summed exactly, and a float16 subnormal
+    # (spacing 2**-24). Rounded correctly it is 2**-24, a quarter of that spacing off,
+    # far more than u_out |s|; a zero or a negated result is still out of bound.
+    a, b = arrays("float16", [2.0**-5, -923 * 2.0**-16], [2.0**-5, 71 * 2.0**-10])
+    assert reference(a, b).components[0].exact.all()
+    assert check_mul_sum(np.array(2.0**-24, np.float16), a, b).failure is None
+    assert check_mul_sum(np.array(0.0, np.float16), a, b).failure is not None
+    assert check_mul_sum(np.array(-(2.0**-24), np.float16), a, b).failure is not None
 
 
 def test_subnormal_results_are_bounded_absolutely():

@@ -29,6 +29,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
+from numba.core import ccallback, sigutils
 from numba.extending import intrinsic, overload
 
 # Half-precision inputs travel as these integer views of their bits: one integer type
@@ -256,7 +257,7 @@ def _call_int_function(typingctx, address):
 
 
 @functools.cache
-def _team_entry(element: type, acc: type) -> numba.core.ccallback.CFunc:
+def _team_entry(element: type, acc: type) -> ccallback.CFunc:
     """The C function each thread of the team runs: its row of the job table, for inputs of ``element``."""
 
     def entry(header_address):
@@ -280,7 +281,12 @@ def _team_entry(element: type, acc: type) -> numba.core.ccallback.CFunc:
                         sums[:] = 0
                     _team_rows_into(a, b, sums, job[6], job[7], lo, hi, header[4])
 
-    return numba.cfunc(types.void(types.voidptr), cache=True)(entry)
+    signature = sigutils.normalize_signature(types.void(types.voidptr))
+    callback = ccallback.CFunc(entry, signature, locals={}, options={})
+    callback.enable_caching()  # as numba.cfunc(..., cache=True) does, with a damaged cache file dropped first
+    _drop_an_unreadable_cache(callback)
+    callback.compile()
+    return callback
 
 
 def _encode(job: Job) -> tuple[int, ...]:
@@ -323,7 +329,11 @@ class OpenMPTeam:
         first rows job: the threads read them by address. ctypes lets go of
         the GIL for the call; the threads run compiled code only.
         """
-        if not jobs:
+        if chunk < 1:
+            raise ValueError(f"the column chunk must be at least 1, not {chunk}")
+        if not all(isinstance(job, RowsJob | NarrowJob) for thread in jobs for job in thread):
+            raise TypeError("the OpenMP team runs RowsJob and NarrowJob only")
+        if not any(jobs):
             return
         rows = [job for thread in jobs for job in thread if isinstance(job, RowsJob)]
         narrows = [job for thread in jobs for job in thread if isinstance(job, NarrowJob)]
@@ -340,17 +350,47 @@ class OpenMPTeam:
         self._parallel(entry.address, header.ctypes.data, len(jobs), 0)
 
 
+# What the team's entry reads (half precision as its bits: kernel_view) and sums in.
+_TEAM_SUMS = {
+    np.dtype(np.float32): np.dtype(np.float32),
+    np.dtype(np.float64): np.dtype(np.float64),
+    np.dtype(np.complex64): np.dtype(np.complex64),
+    np.dtype(np.complex128): np.dtype(np.complex128),
+    np.dtype(np.uint16): np.dtype(np.float32),
+    np.dtype(np.int16): np.dtype(np.float32),
+}
+
+
 def _check_team_arrays(rows: list[RowsJob], narrows: list[NarrowJob], element: np.dtype, acc: np.dtype) -> None:
-    """Refuse, before any thread starts, an array the team's threads would misread by address."""
+    """Refuse, before any thread starts, an array the team's threads would misread by address.
+
+    The compiled kernel checks no bounds, so every job's bounds are checked here.
+    """
+    if _TEAM_SUMS.get(element) != acc:
+        kinds = ", ".join(f"{x} summed in {y}" for x, y in _TEAM_SUMS.items())
+        raise ValueError(f"the OpenMP team sums {kinds} (half precision as kernel_view bits), not {element} in {acc}")
     arrays = [x for job in rows for x in (job.a, job.b, job.acc)] + [x for job in narrows for x in (job.acc, job.bits)]
     if not all(x.flags.c_contiguous for x in arrays):
         raise ValueError("the OpenMP team reads its jobs' arrays by address: each must be C-contiguous")
+    if not all(x.flags.writeable for x in [job.acc for job in rows] + [job.bits for job in narrows]):
+        raise ValueError("the OpenMP team writes each job's sums (rows jobs) or bits (narrow jobs): they are read-only")
     inputs = [x for job in rows for x in (job.a, job.b)] + [job.bits for job in narrows]
     sums = [job.acc for job in rows] + [job.acc for job in narrows]
     if any(x.dtype != element for x in inputs) or any(x.dtype != acc for x in sums):
         raise ValueError(f"the OpenMP team's jobs mix dtypes: inputs must all be {element}, sums {acc}")
     if any(x.ndim != 2 for job in rows for x in (job.a, job.b)) or any(j.a.shape != j.b.shape for j in rows):
         raise ValueError("the OpenMP team's rows jobs take two 2-D inputs of one shape")
+    for job in rows:
+        rows_count, width = job.a.shape
+        if not (0 <= job.row_lo <= job.row_hi <= rows_count and 0 <= job.col_lo <= job.col_hi <= width):
+            raise ValueError(f"a rows job's rows {job.row_lo}:{job.row_hi} or columns {job.col_lo}:{job.col_hi} "
+                             f"lie outside its inputs of shape {job.a.shape}")  # fmt: skip
+        if job.acc.shape != (job.col_hi - job.col_lo,):
+            raise ValueError(f"a rows job's sums have shape {job.acc.shape}, not ({job.col_hi - job.col_lo},)")
+    for job in narrows:
+        if job.acc.ndim != 1 or job.acc.shape != job.bits.shape or not 0 <= job.lo <= job.hi <= job.bits.size:
+            raise ValueError(f"a narrow job's elements {job.lo}:{job.hi} lie outside its 1-D sums "
+                             f"{job.acc.shape} and bits {job.bits.shape}, which must be of one shape")  # fmt: skip
 
 
 def load(dtype: np.dtype, acc_dtype: np.dtype) -> None:
@@ -369,7 +409,7 @@ def load(dtype: np.dtype, acc_dtype: np.dtype) -> None:
         narrow_into(acc, kernel_view(np.zeros(1, dtype)), 0, 1)
 
 
-def _drop_an_unreadable_cache(kernel: numba.core.registry.CPUDispatcher) -> None:
+def _drop_an_unreadable_cache(kernel: numba.core.registry.CPUDispatcher | ccallback.CFunc) -> None:
     """Empty numba's disk cache of ``kernel`` when a file of it cannot be read back.
 
     numba copes with a missing cache file but raises on a damaged one (a bad

@@ -349,6 +349,9 @@ def _chunked_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
+# A forked child has none of its parent's threads: a pool inherited from it would
+# queue work that no thread runs (the call hung). The child starts pools of its own.
+os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:

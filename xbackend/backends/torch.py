@@ -381,14 +381,24 @@ class TorchNumba(NumbaKernel, TorchNumpy):
 _OPENMP_RUNTIMES = ("libgomp", "libiomp5", "libomp")
 
 
-@functools.cache
-def torch_openmp_team(torch: Any) -> Any:
-    """The team of the OpenMP runtime torch's CPU ops run on, for the numba kernel's jobs; None where there is none.
+# GNU OpenMP does not survive fork: in a child of a process whose team had
+# started, a parallel region waits forever for the parent's workers (torch's own
+# ops too). A forked child runs torch-numba's blocks on a thread pool of its own.
+_FORKED_CHILD = []
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _FORKED_CHILD.append(True))
 
-    Only a runtime already loaded in this process from torch's own
-    directories counts (``RTLD_NOLOAD``): that is the one whose workers
-    torch's ops leave spinning, never a second copy of the library.
-    """
+
+def torch_openmp_team(torch: Any) -> Any:
+    """The team of the OpenMP runtime torch's CPU ops run on, for the numba kernel's jobs; None where there is
+    none, and in a forked child."""
+    return None if _FORKED_CHILD else _find_openmp_team(torch)
+
+
+@functools.cache
+def _find_openmp_team(torch: Any) -> Any:
+    """Only a runtime already loaded in this process from torch's own directories counts (``RTLD_NOLOAD``):
+    the one whose workers torch's ops leave spinning, never a second copy of the library."""
     if not _openmp_backend(torch) or not hasattr(os, "RTLD_NOLOAD"):
         return None
     home = os.path.dirname(torch.__file__)

@@ -31,7 +31,9 @@ zero. The bound therefore adds ``U + N tiny_acc + tiny_out``, where ``U`` sums
 ``|p_i|`` over the products with a subnormal operand or a product below
 ``tiny_in`` (each may be lost entirely), ``N tiny_acc`` covers flushed partial
 sums and ``tiny_out`` a flushed result (only when ``|s|`` is near the
-subnormal range). For data of ordinary size all three are zero or negligible.
+subnormal range). Where every order sums exactly, a result among the output's
+subnormals still rounds to half their spacing, ``u_out tiny_out``, which is added
+too. For data of ordinary size all of these are zero or negligible.
 
 The probabilistic bound (Higham and Mary, "A new approach to probabilistic
 rounding error analysis", SIAM J. Sci. Comput. 41(5), 2019, Thm. 3.1 for inner
@@ -423,7 +425,10 @@ def error_bound(
     # Where every order sums exactly, only the output rounding remains.
     summed_exactly = np.logical_and.reduce([c.exact for c in ref.components]) if ref.components else False
     rounding = np.where(summed_exactly, 0.0, product_term + underflow_term)
-    return rounding + (u_out + _ORACLE_ROUNDOFF) * np.abs(ref.exact)
+    # The result's own rounding: u_out |s|, and where s lies among the output's
+    # subnormals, half their spacing (u_out tiny_out), which no multiple of |s| covers.
+    subnormal_rounding = np.where(ref.abs_sum == 0, 0.0, u_out * tiny_out)
+    return rounding + (u_out + _ORACLE_ROUNDOFF) * np.abs(ref.exact) + subnormal_rounding
 
 
 def _check_bound_name(bound: str) -> None:
