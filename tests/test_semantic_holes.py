@@ -280,6 +280,20 @@ def test_overflow_in_the_accumulation_dtype_is_accepted(xbackend_adapter, case):
     assert_mul_sum_close(out, a, b, bound="probabilistic")
 
 
+@pytest.mark.parametrize("case", ["infinity", "overflow"])
+def test_a_repeated_value_is_multiplied_into_every_product(xbackend_adapter, case):
+    # A (1,) input against (N,): every product is formed and rounded, then summed.
+    # np.einsum summed a repeated value as value * sum(other): -inf * (rows of both
+    # signs) gave -inf, not NaN, and 1e30 * 1e10 never overflowed.
+    ad = xbackend_adapter
+    rng = np.random.default_rng(5)
+    b = rng.standard_normal(3_000).astype(np.float32) * (1e10 if case == "overflow" else 1)
+    a = np.array([-np.inf if case == "infinity" else 1e30], np.float32)
+    for x, y in ((a, b), (b, a)):
+        out = ad.to_numpy(ad.mul_sum(ad.asarray(x), ad.asarray(y)))
+        assert np.isnan(out), f"{case}: {out}"
+
+
 def test_oracle_accepts_overflow_only_where_the_accumulation_dtype_can_overflow():
     a, b = np.array([3e38, 3e38, -3e38], np.float32), np.ones(3, np.float32)
     for got, ok in ((np.inf, True), (3e38, True), (-np.inf, False), (np.nan, False)):

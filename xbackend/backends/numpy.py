@@ -163,9 +163,27 @@ def accumulated_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
 
 def _block_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
     """The sum over dim 0 of one block of broadcast inputs, in ``plan.acc_dtype``."""
-    if plan.acc_dtype == plan.out_dtype:
-        return np.asarray(np.einsum("i...,i...->...", a, b))
-    return _upcast_by_blocks(a, b, plan)
+    if plan.acc_dtype != plan.out_dtype:
+        return _upcast_by_blocks(a, b, plan)
+    if a.ndim == 1 and a.shape[0] > 1 and 0 in (a.strides[0], b.strides[0]):
+        return _repeated_value_sum(a, b)
+    return np.asarray(np.einsum("i...,i...->...", a, b))
+
+
+def _repeated_value_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A full sum of products where an input repeats one value (stride 0), its products rounded one by one.
+
+    np.einsum sums such a reduction as the value times the other input's sum:
+    -inf times rows of both signs gave -inf where the products (inf and -inf)
+    sum to NaN, and a product that overflows was never formed. Blocks of
+    products keep the extra memory to one block.
+    """
+    total = np.zeros((), a.dtype)
+    with np.errstate(**_IEEE_QUIET):
+        for start in range(0, a.shape[0], _UPCAST_BLOCK_ELEMENTS):
+            block = slice(start, start + _UPCAST_BLOCK_ELEMENTS)
+            total = total + np.add.reduce(np.multiply(a[block], b[block]))
+    return np.asarray(total)
 
 
 def _upcast_by_blocks(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
