@@ -368,7 +368,7 @@ jobs = [[kernels.RowsJob(a, b, sums[t], int(lo), int(hi), 0, 16, zero=True)] for
 team.run(jobs, 1024)
 expected = np.stack([(a[lo:hi].astype(np.float64) * b[lo:hi]).sum(0) for lo, hi in zip(bounds, bounds[1:])])
 np.testing.assert_allclose(sums, expected, rtol=1e-4, atol=1e-3)
-print(team.max_threads())
+print("summed")
 """
     pytest.importorskip("torch")
     env = {**os.environ, "OMP_THREAD_LIMIT": "2", "OMP_NUM_THREADS": "2"}
@@ -376,7 +376,7 @@ print(team.max_threads())
     if "assert team is not None" in run.stderr:
         pytest.skip("torch's CPU ops do not run on an OpenMP runtime of its own here")
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["2"]
+    assert run.stdout.split() == ["summed"]
 
 
 def test_the_team_refuses_arrays_it_would_misread():
