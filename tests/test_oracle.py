@@ -170,3 +170,16 @@ def test_wrong_dtype_shape_and_nan_are_failures():
     assert "shape (2,)" in check_mul_sum(np.array([4.0], np.float32), a, b).failure
     assert check_mul_sum(np.array([4.0, np.nan], np.float32), a, b).failure is not None
     assert check_mul_sum(np.array([4.0, 6.0], np.float32), a, b).ratio == 0
+
+
+def test_an_infinite_imaginary_sum_leaves_the_real_sum_as_it_is():
+    # (-0.5+0j) * (-inf+0j): real 0.5 * inf - 0 * 0 = inf, imaginary -0.5 * 0 + 0 * -inf = NaN.
+    # The real part is +inf, not the NaN that 1j * nan would have written into it.
+    a = np.array([-0.5 + 0j, 1 + 1j], np.complex64)
+    b = np.array([complex(-np.inf, 0), 2 + 0j], np.complex64)
+    exact = reference(a, b).exact
+    assert exact.real == np.inf and np.isnan(exact.imag)
+    with np.errstate(invalid="ignore"):
+        out = np.complex64(complex(np.inf, np.nan))
+    assert check_mul_sum(np.array(out), a, b).failure is None
+    assert check_mul_sum(np.array(np.complex64(complex(np.nan, np.nan))), a, b).failure is not None

@@ -303,7 +303,10 @@ def _reference(a: np.ndarray, b: np.ndarray) -> Reference:
         (xr, xi), (yr, yi) = _real_parts(x), _real_parts(y)
         rr, ii = _exact_products(xr, yr, wide), [-t for t in _exact_products(xi, yi, wide)]
         ri, ir = _exact_products(xr, yi, wide), _exact_products(xi, yr, wide)
-        exact = _fsum_columns(rr + ii) + 1j * _fsum_columns(ri + ir)
+        # Filled part by part: 1j * inf is nan + inf*1j, which would turn an infinite or NaN
+        # imaginary sum into a NaN real part.
+        exact = np.empty(x.shape[1], np.complex128)
+        exact.real, exact.imag = _fsum_columns(rr + ii), _fsum_columns(ri + ir)
         abs_sum = np.maximum(
             np.abs(xr * yr).sum(0) + np.abs(xi * yi).sum(0),
             np.abs(xr * yi).sum(0) + np.abs(xi * yr).sum(0),
