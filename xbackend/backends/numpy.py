@@ -294,17 +294,15 @@ def _lane_layout(rows: int, k: int, lanes: int = _LANES) -> tuple[int, int]:
     return per_lane_row, rows // per_lane_row * per_lane_row
 
 
-# The numba kernel's lane rows are set in bytes, not elements: each pass starts eight
-# new streams of one lane row each, and every stream start costs the prefetcher a ramp,
-# so short (2-byte) elements want more lanes. Measured on a 2-vCPU Xeon VM, 2 threads,
-# interleaved: 32 KiB rows against 4096 lanes were 1-7% faster on all nine of bfloat16,
-# float16 and float32 at 16e6 x 1, 1e6 x 32 and 4e6 x 8 (float16 column 22.7 -> 24.0 GB/s).
-_NUMBA_LANE_BYTES = 32 * 1024
+def numba_lanes(acc_itemsize: int) -> int:
+    """Lanes per lane row of the numba kernel, whose partial sums are ``acc_itemsize`` bytes each.
 
-
-def numba_lanes(itemsize: int) -> int:
-    """Lanes per lane row of the numba kernel for elements of ``itemsize`` bytes."""
-    return max(_LANES, _NUMBA_LANE_BYTES // itemsize)
+    Half the sums the kernel adds one row per pass (``ONE_ROW_SUMS_BYTES``):
+    lane rows follow each other in memory, so its two input streams run on
+    through a thread's whole block, and the sums stay in L1.
+    """
+    kernels = importlib.import_module("xbackend.backends.numba_kernels")
+    return kernels.ONE_ROW_SUMS_BYTES // 2 // acc_itemsize
 
 
 def _lane_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
@@ -378,8 +376,8 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 
 # -- numpy-numba: numpy-threads' blocks, each summed by a numba kernel -----------
-# np.einsum adds one row at a time into the partial sums; the kernel adds four
-# (numba_kernels.rows_into). Measured interleaved on a 2-vCPU Xeon VM, 2 threads,
+# np.einsum adds one row at a time into the partial sums; the kernel adds four where
+# rows are long, and reads lane rows as a dot does (numba_kernels.rows_into). Measured interleaved on a 2-vCPU Xeon VM, 2 threads,
 # float32 (21 rounds, 3 rotating input pairs, median GB/s): square 4096 x 4096
 # 18.2 -> 25.7, tall-skinny 1e6 x 32 22.0 -> 29.4, short-wide 64 x 1e6 17.9 -> 25.5,
 # column 16e6 x 1 17.3 -> 22.7.
@@ -510,7 +508,7 @@ def _numba_row_jobs(
     jobs, parts = [], []
     for lo, hi in _bounds(n, threads):
         own, lanes_of = [], None
-        per_lane_row, whole_rows = _lane_layout(hi - lo, k, numba_lanes(a2.itemsize))
+        per_lane_row, whole_rows = _lane_layout(hi - lo, k, numba_lanes(acc_dtype.itemsize))
         if per_lane_row > 1 and whole_rows:
             width = per_lane_row * k
             lanes = np.zeros(width, acc_dtype)
@@ -624,8 +622,8 @@ class NumbaKernel:
 class NumpyNumbaAdapter(NumbaKernel, NumpyThreadsAdapter):
     name = "numpy-numba"
     formulation = (
-        "numpy-threads' blocks, each summed by a numba kernel (nogil, cached on disk) that adds four rows per pass "
-        "into column chunks of L2/8; C-contiguous float32/float64/complex64/complex128 inputs, and float16/bfloat16 "
+        "numpy-threads' blocks, each summed by a numba kernel (nogil, cached on disk) that adds lane rows of 4 KiB "
+        "of sums one per pass and longer rows four per pass, into column chunks of L2/8; C-contiguous float32/float64/complex64/complex128 inputs, and float16/bfloat16 "
         "widened to float32 in the kernel; others: numpy-threads"
     )
     blocks_summed_by = "a numba kernel per block"
