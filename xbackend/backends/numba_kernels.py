@@ -146,10 +146,10 @@ def narrow_into(acc: np.ndarray, bits: np.ndarray, lo: int, hi: int) -> None:
 # input streams then run on from row to row (a lane row follows the one before it),
 # as a dot's do, and the sums stay in L1 (32 KiB or more on x86). Longer rows go
 # four per pass, which reads and writes their partial sums (in L2) a quarter as often.
-# One thread, interleaved, 2-vCPU AMD EPYC VM (GB/s; torch.dot 27.8-30.4 beside it):
-# 16e6 elements as rows of 1024 lanes, float32 28.3 one row a pass against 21.1 four
-# rows (float16 30.7 against 13.6); rows of 8192, float32 23.5 against 25.5. The
-# crossing lies between 8 and 16 KiB of sums for float16, float32, float64, complex64.
+# One thread, interleaved, 2-vCPU AMD EPYC VM, 16e6 elements (GB/s; torch.dot 29.9-30.5
+# beside it), one row a pass / four adjacent rows / four rows a quarter apart: rows of
+# 1024 float32 29.4 / 22.1 / 28.4 (float16 29.3 / 13.0 / 27.0); of 2048, 30.3 / 23.7 /
+# 29.0 (float16 31.2 / 21.8 / 26.5); of 4096, 26.3 / 25.7 / 28.0 (float16 23.4 / 20.8 / 26.0).
 ONE_ROW_SUMS_BYTES = 8 * 1024
 
 
@@ -161,8 +161,8 @@ def rows_into(
 
     Columns in chunks of ``chunk``, so that the partial sums stay in the core's
     L2; a chunk of at most ``ONE_ROW_SUMS_BYTES`` of sums adds one row per pass,
-    a longer one four (eight streams in flight, the sums read and written once
-    per four rows). Each product and sum is rounded on its own: no fastmath, so
+    a longer one four, a quarter of the rows apart (eight streams in flight, the
+    sums read and written once per four rows). Each product and sum is rounded on its own: no fastmath, so
     no FMA contraction or reassociation beyond the four-row grouping, which the
     bound allows (any summation order).
     """
@@ -171,14 +171,17 @@ def rows_into(
         out = acc[lo - col_lo : hi - col_lo]
         i = row_lo
         if (hi - lo) * acc.itemsize > ONE_ROW_SUMS_BYTES:
-            while i + 4 <= row_hi:
-                a0, a1, a2, a3 = a[i, lo:hi], a[i + 1, lo:hi], a[i + 2, lo:hi], a[i + 3, lo:hi]
-                b0, b1, b2, b3 = b[i, lo:hi], b[i + 1, lo:hi], b[i + 2, lo:hi], b[i + 3, lo:hi]
+            # The four rows of a pass lie a quarter of the rows apart, so that each of
+            # the eight streams runs on from pass to pass (rows i and i + 1 are adjacent).
+            q = (row_hi - row_lo) // 4
+            for i in range(row_lo, row_lo + q):
+                a0, a1, a2, a3 = a[i, lo:hi], a[i + q, lo:hi], a[i + 2 * q, lo:hi], a[i + 3 * q, lo:hi]
+                b0, b1, b2, b3 = b[i, lo:hi], b[i + q, lo:hi], b[i + 2 * q, lo:hi], b[i + 3 * q, lo:hi]
                 for j in range(hi - lo):
                     out[j] += (widen(a0[j]) * widen(b0[j]) + widen(a1[j]) * widen(b1[j])) + (
                         widen(a2[j]) * widen(b2[j]) + widen(a3[j]) * widen(b3[j])
                     )
-                i += 4
+            i = row_lo + 4 * q
         while i < row_hi:
             a0, b0 = a[i, lo:hi], b[i, lo:hi]
             for j in range(hi - lo):
