@@ -183,3 +183,20 @@ def test_an_infinite_imaginary_sum_leaves_the_real_sum_as_it_is():
         out = np.complex64(complex(np.inf, np.nan))
     assert check_mul_sum(np.array(out), a, b).failure is None
     assert check_mul_sum(np.array(np.complex64(complex(np.nan, np.nan))), a, b).failure is not None
+
+
+@pytest.mark.parametrize("dtype", ["complex64", "complex128"])
+def test_an_infinity_in_a_components_second_product_decides_its_sum(dtype):
+    # (1+1j) * (inf+0j): imaginary 1 * 0 + 1 * inf = inf, real 1 * inf - 1 * 0 = inf. The
+    # infinity of the imaginary part comes from its second product (imag(a) * real(b)).
+    a = np.array([1 + 1j, 2 + 0j], dtype)
+    b = np.array([complex(np.inf, 0), 1 + 3j], dtype)
+    exact = reference(a, b).exact
+    assert exact.real == np.inf and exact.imag == np.inf
+    assert check_mul_sum(np.array(np.sum(a * b), dtype), a, b).failure is None
+    assert check_mul_sum(np.array(complex(np.inf, np.nan), dtype), a, b).failure is not None
+    # Both products of the real part infinite, of opposite signs: NaN, however it is summed.
+    a = np.array([complex(1, -1)], dtype)
+    b = np.array([complex(np.inf, -np.inf)], dtype)
+    exact = reference(a, b).exact
+    assert np.isnan(exact.real) and exact.imag == -np.inf  # imaginary: 1 * -inf + -1 * inf

@@ -235,13 +235,18 @@ def _exact_products(x: np.ndarray, y: np.ndarray, wide: bool) -> list[np.ndarray
     return [p, e]
 
 
-def _fsum_columns(terms: list[np.ndarray]) -> np.ndarray:
-    """Correctly rounded column sums of the stacked terms, with IEEE semantics for inf/nan."""
-    stacked = np.concatenate(terms, axis=0)  # (terms*N, M)
-    products = terms[0]
+def _fsum_columns(products: list[list[np.ndarray]]) -> np.ndarray:
+    """Correctly rounded column sums of the products' exact terms, with IEEE semantics for inf/nan.
+
+    Each entry of ``products`` is one product array's terms, the product first
+    (as in ``_component``): a complex component sums two products, and an
+    infinity or NaN in either decides its sum.
+    """
+    stacked = np.concatenate([term for terms in products for term in terms], axis=0)  # (terms*N, M)
+    rounded = np.concatenate([terms[0] for terms in products], axis=0)
     out = np.empty(stacked.shape[1])
     for col in range(stacked.shape[1]):
-        column = products[:, col]
+        column = rounded[:, col]
         if np.all(np.isfinite(column)):
             out[col] = _exact_sum(stacked[:, col].tolist())
         elif np.isnan(column).any() or (np.isposinf(column).any() and np.isneginf(column).any()):
@@ -306,7 +311,7 @@ def _reference(a: np.ndarray, b: np.ndarray) -> Reference:
         # Filled part by part: 1j * inf is nan + inf*1j, which would turn an infinite or NaN
         # imaginary sum into a NaN real part.
         exact = np.empty(x.shape[1], np.complex128)
-        exact.real, exact.imag = _fsum_columns(rr + ii), _fsum_columns(ri + ir)
+        exact.real, exact.imag = _fsum_columns([rr, ii]), _fsum_columns([ri, ir])
         abs_sum = np.maximum(
             np.abs(xr * yr).sum(0) + np.abs(xi * yi).sum(0),
             np.abs(xr * yi).sum(0) + np.abs(xi * yr).sum(0),
@@ -319,7 +324,7 @@ def _reference(a: np.ndarray, b: np.ndarray) -> Reference:
     else:
         x64, y64 = x.astype(np.float64), y.astype(np.float64)
         terms = _exact_products(x64, y64, wide)
-        exact = _fsum_columns(terms)
+        exact = _fsum_columns([terms])
         abs_sum = np.abs(x64 * y64).sum(0)
         underflow = _underflow_mass(x64, y64, tiny)
         components = (_component([terms], plan.acc_dtype),)
