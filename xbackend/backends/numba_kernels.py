@@ -162,9 +162,9 @@ def rows_into(
     Columns in chunks of ``chunk``, so that the partial sums stay in the core's
     L2; a chunk of at most ``ONE_ROW_SUMS_BYTES`` of sums adds one row per pass,
     a longer one four, a quarter of the rows apart (eight streams in flight, the
-    sums read and written once per four rows). Each product and sum is rounded on its own: no fastmath, so
-    no FMA contraction or reassociation beyond the four-row grouping, which the
-    bound allows (any summation order).
+    sums read and written once per four rows). Each product and sum is rounded
+    on its own: no fastmath, so no FMA contraction or reassociation beyond the
+    four-row grouping, which the bound allows (any summation order).
     """
     for lo in range(col_lo, col_hi, chunk):
         hi = min(col_hi, lo + chunk)

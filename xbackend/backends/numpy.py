@@ -377,7 +377,8 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 # -- numpy-numba: numpy-threads' blocks, each summed by a numba kernel -----------
 # np.einsum adds one row at a time into the partial sums; the kernel adds four where
-# rows are long, and reads lane rows as a dot does (numba_kernels.rows_into). Measured interleaved on a 2-vCPU Xeon VM, 2 threads,
+# rows are long, and reads lane rows as a dot does (numba_kernels.rows_into). With
+# four rows a pass throughout, measured interleaved on a 2-vCPU Xeon VM, 2 threads,
 # float32 (21 rounds, 3 rotating input pairs, median GB/s): square 4096 x 4096
 # 18.2 -> 25.7, tall-skinny 1e6 x 32 22.0 -> 29.4, short-wide 64 x 1e6 17.9 -> 25.5,
 # column 16e6 x 1 17.3 -> 22.7.
@@ -622,9 +623,10 @@ class NumbaKernel:
 class NumpyNumbaAdapter(NumbaKernel, NumpyThreadsAdapter):
     name = "numpy-numba"
     formulation = (
-        "numpy-threads' blocks, each summed by a numba kernel (nogil, cached on disk) that adds lane rows of 4 KiB "
-        "of sums one per pass and longer rows four per pass, into column chunks of L2/8; C-contiguous float32/float64/complex64/complex128 inputs, and float16/bfloat16 "
-        "widened to float32 in the kernel; others: numpy-threads"
+        "numpy-threads' blocks, each summed by a numba kernel (nogil, cached on disk) that adds lane rows of "
+        "4 KiB of sums one per pass and longer rows four per pass, into column chunks of L2/8; C-contiguous "
+        "float32/float64/complex64/complex128 inputs, and float16/bfloat16 widened to float32 in the kernel; "
+        "others: numpy-threads"
     )
     blocks_summed_by = "a numba kernel per block"
 

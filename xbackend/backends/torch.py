@@ -363,9 +363,9 @@ class TorchNumba(NumbaKernel, TorchNumpy):
 
     name = "torch-numba"
     formulation = (
-        "the numpy-numba strategy (a numba kernel per block: lane rows one per pass, long rows four) on zero-copy NumPy views "
-        "of the tensors, on torch.get_num_threads() of torch's own OpenMP workers (GOMP_parallel of torch's "
-        "runtime; else a thread pool), result wrapped by torch.from_numpy"
+        "the numpy-numba strategy (a numba kernel per block: lane rows one per pass, long rows four) on "
+        "zero-copy NumPy views of the tensors, on torch.get_num_threads() of torch's own OpenMP workers "
+        "(GOMP_parallel of torch's runtime; else a thread pool), result wrapped by torch.from_numpy"
     )
 
     def host_mul_sum(self, a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> np.ndarray:
