@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import time
 import warnings
 from dataclasses import replace
@@ -135,6 +137,33 @@ def test_a_corrupt_or_foreign_wisdom_file_is_ignored_with_one_warning(monkeypatc
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once: the second lookup is silent
         assert_mul_sum_close(xbackend.mul_sum(a, b), a, b)
+
+
+def _forget_stamps():
+    for cached in (selection.strategies_fingerprint, selection.library_versions, selection._load_wisdom):
+        cached.cache_clear()
+
+
+def test_wisdom_of_a_kernel_that_has_since_changed_is_ignored(monkeypatch, tmp_path):
+    entry = {"library": "numpy", "device": "cpu", "dtype": "float32", "shape_class": "square"}
+    selection.record_wisdom(entry | {"strategy": "numpy-threads"})
+    assert selection.wisdom()[tuple(entry.values())]["strategy"] == "numpy-threads"
+    # The same machine and libraries after an upgrade of xbackend that changed one kernel.
+    changed = tmp_path / "backends"
+    shutil.copytree(selection.STRATEGY_SOURCES, changed, ignore=shutil.ignore_patterns("__pycache__"))
+    kernels = changed / "numba_kernels.py"
+    kernels.write_text(kernels.read_text() + "\n# a kernel changed since the trial\n")
+    monkeypatch.setattr(selection, "STRATEGY_SOURCES", changed)
+    _forget_stamps()
+    try:
+        with pytest.warns(RuntimeWarning, match="wisdom file .* other xbackend strategies"):
+            assert selection.wisdom() == {}
+        a, b = inputs()
+        monkeypatch.setattr(dispatch, "run_trial", lambda choice, a, b: choice)
+        assert xbackend.choose(a, b).source.startswith("shipped")
+    finally:
+        monkeypatch.undo()
+        _forget_stamps()
 
 
 def test_torch_compile_competes_only_on_request(monkeypatch):
@@ -440,3 +469,32 @@ def test_the_guard_sums_half_precision_magnitudes_without_overflow():
     reference = xbackend.get_adapter("numpy").mul_sum(a, b)
     assert _agreement(reference.copy(), reference, a, b)
     assert not _agreement(-reference, reference, a, b)
+
+
+class FastOnce(NumpyAdapter):
+    """Fast on its first call, then stalled (as numba's workers were while another process held a core)."""
+
+    name = "numpy-planted-fast-once"
+    calls = 0
+
+    def _compute(self, a, b, plan):
+        FastOnce.calls += 1
+        if FastOnce.calls > 1:
+            time.sleep(0.05)
+        return super()._compute(a, b, plan)
+
+
+def test_a_candidate_dropped_from_the_rounds_is_reported_by_its_one_call(monkeypatch):
+    # Its one fast call stays in the record, but it must not read as a median that lost.
+    FastOnce.calls = 0
+    order = ["numpy-planted-fast", "numpy-planted-fast-once"]
+    monkeypatch.setattr(dispatch, "trial_candidates", lambda choice: order)
+    with xbackend.registered(Fast), xbackend.registered(FastOnce):
+        a, b = inputs()
+        choice = dispatch.run_trial(xbackend.choose(a, b), a, b)
+        assert choice.strategy == "numpy-planted-fast"
+        (entry,) = json.loads(selection.wisdom_path().read_text())["entries"]
+        assert entry["in_rounds"] == ["numpy-planted-fast"]
+        assert "numpy-planted-fast-once" in entry["median_s"]
+        assert re.search(r"numpy-planted-fast-once [\d.]+ ms \(one call, out of the rounds\)", choice.reason)
+        assert re.search(r"numpy-planted-fast [\d.]+ ms(,|\))", choice.reason), choice.reason

@@ -241,7 +241,11 @@ def _trial_result(key: selection.TableKey) -> tuple[str, dict[str, Any]] | None:
 
 
 def _trial_figures(entry: dict[str, Any]) -> str:
-    timings = ", ".join(f"{name} {seconds * 1e3:.3g} ms" for name, seconds in entry["median_s"].items())
+    in_rounds = entry.get("in_rounds", list(entry["median_s"]))  # wisdom of before 2026-11-28 has no such list
+    timings = ", ".join(
+        f"{name} {seconds * 1e3:.3g} ms" + ("" if name in in_rounds else " (one call, out of the rounds)")
+        for name, seconds in entry["median_s"].items()
+    )
     shape = "x".join(map(str, entry["shape"]))
     return f"fastest in a {entry['trial_s']:.2g} s trial at {shape} (median per call: {timings})"
 
@@ -335,6 +339,8 @@ def run_trial(choice: Choice, a: Any, b: Any) -> Choice:
         "strategy": winner,
         "shape": [int(n) for n in getattr(a, "shape", ())],
         "median_s": dict(sorted(figures.items(), key=lambda item: item[1])),
+        # Whose figure is a median of the rounds; the others' is one first call (stalled, or sat the rounds out).
+        "in_rounds": sorted(medians),
         "prior": choice.strategy,
         "trial_s": time.perf_counter() - start,
         "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

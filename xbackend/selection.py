@@ -71,10 +71,24 @@ def wisdom_path() -> Path:
     return tuned_table_path().with_name(f"wisdom-{machine_id()}.json")
 
 
+# The strategies a trial times live here: a trial is valid for this code only.
+STRATEGY_SOURCES = Path(__file__).with_name("backends")
+
+
+@functools.cache
+def strategies_fingerprint() -> str:
+    """A digest of the strategies' source (``xbackend/backends/*.py``): it changes whenever a kernel does."""
+    digest = hashlib.sha1()
+    for source in sorted(STRATEGY_SOURCES.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 @functools.cache
 def library_versions() -> dict[str, str | None]:
-    """Every selectable library's distributions and their versions: a trial is valid for these only."""
-    versions: dict[str, str | None] = {}
+    """Every selectable library's distributions and their versions, and xbackend's strategies: a trial is valid
+    for these only (a trial of an older kernel says nothing of today's)."""
+    versions: dict[str, str | None] = {"xbackend strategies": strategies_fingerprint()}
     for name in SELECTABLE_LIBRARIES:
         for distribution in LIBRARIES[name].distributions:
             try:
@@ -107,7 +121,7 @@ def _load_wisdom(path: str, stamp: tuple[float, int] | None) -> dict[TableKey, d
         _warn_wisdom(path, f"cannot be used ({type(exc).__name__}: {exc})")
         return {}
     if document.get("machine") != machine_id() or document.get("versions") != library_versions():
-        _warn_wisdom(path, "was written on another machine or for other library versions")
+        _warn_wisdom(path, "was written on another machine, for other library versions or other xbackend strategies")
         return {}
     return {_key(entry): entry for entry in entries if isinstance(entry, dict) and _valid(entry)}
 
