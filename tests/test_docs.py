@@ -147,7 +147,7 @@ def test_cells_view_renders_each_figure_from_the_report():
             "| `torch-eager` | 29.6 ms, 4.53 GB/s, 0.21 | 12.3 us |",
             "| `torch-blocked` | **6.7 ms, 20 GB/s, 0.92** | failed |",
             "",
-            "Floors (GB/s of a library dot over the same bytes, per allocator): square: torch 21.8.",
+            "Floors (GB/s of the fastest read of the same bytes, per allocator): square: torch 21.8.",
             "Every cell's error was within the bound (worst 0.5 of it).",
             "",
         ]

@@ -10,6 +10,7 @@ import pytest
 import xbackend
 from xbackend import measure
 from xbackend.backends.numpy import NumpyAdapter
+from xbackend.core.dtypes import numpy_dtype
 from xbackend.measure import Budget, CellResult
 
 TINY = Budget(warmup_s=0.0, measure_s=0.05, min_repeats=5, max_repeats=200)
@@ -195,6 +196,52 @@ def test_cpu_floor_reads_memory_of_the_cells_framework(name):
     np.testing.assert_array_equal(cell_adapter.host_view(x), a)  # a view of the native buffer, same values
 
 
+def test_each_memorys_floor_reads_that_memory_and_its_allocator_ratio_is_taken_in_the_same_rounds():
+    cells = [xbackend.get_adapter(name, "cpu") for name in ("numpy", "torch-eager", "jax-jit")]
+    a, b = measure.host_inputs((512, 256), "float32")
+    floors = measure.measure_floors("cpu", a, b, memories=cells, budget=TINY)
+    assert sorted(floors) == ["jax", "numpy", "torch"]
+    for memory, floor in floors.items():
+        assert floor.memory == memory and floor.method in floor.candidates
+        assert all(label.endswith(f"in {memory}-allocated memory") for label in floor.candidates), floor.candidates
+        assert floor.gbps == pytest.approx(max(floor.candidates.values()))
+    # torch.dot wraps NumPy's and XLA's buffers in place; XLA's dot reads only its own.
+    assert any(label.startswith("torch.dot") for label in floors["numpy"].candidates)
+    assert any(label.startswith("torch.dot") for label in floors["jax"].candidates)
+    assert not any(label.startswith("jax.") for label in floors["numpy"].candidates)
+    fastest = max(floors.values(), key=lambda floor: floor.gbps)
+    for floor in floors.values():
+        assert floor.fastest_memory == fastest.memory
+        assert floor.allocator_ratio == pytest.approx(floor.gbps / fastest.gbps)
+    assert fastest.allocator_ratio == 1.0
+
+
+def test_torch_wraps_another_frameworks_buffer_without_a_copy():
+    torch = pytest.importorskip("torch")
+    adapter = xbackend.get_adapter("torch-eager", "cpu")
+    jax_adapter = xbackend.get_adapter("jax-jit", "cpu")
+    host = jax_adapter.host_view(jax_adapter.asarray(np.arange(6, dtype=np.float32)))
+    wrapped = adapter.from_host_view(host)
+    assert isinstance(wrapped, torch.Tensor) and wrapped.data_ptr() == host.ctypes.data
+    np.testing.assert_array_equal(wrapped.numpy(), np.arange(6, dtype=np.float32))
+    assert adapter.from_host_view(np.zeros(4, numpy_dtype("bfloat16"))) is None
+
+
+def test_a_grid_times_each_cell_beside_the_floor_of_its_own_memory():
+    budget = Budget(warmup_s=0.0, measure_s=0.05, min_repeats=5, max_repeats=200)
+    shared = measure.SharedInputs((512, 256), "float32", 0, budget)
+    cells = [xbackend.get_adapter(name, "cpu") for name in ("numpy", "torch-eager")]
+    shared.measure_floors(cells)
+    assert sorted(shared.floors) == ["cpu/numpy", "cpu/torch"]
+    for adapter in cells:
+        cell = shared.measure(adapter)
+        floor = shared.floors[f"cpu/{adapter.framework}"]
+        assert cell.status == "ok", cell.error
+        assert cell.floor_memory == adapter.framework
+        assert cell.floor_method.startswith(floor.method) and "timed in the cell's rounds" in cell.floor_method
+        assert cell.memory_floor_gbps == floor.gbps and cell.allocator_ratio == floor.allocator_ratio
+
+
 def test_floor_falls_back_to_its_own_memory_where_it_cannot_view():
     floor_adapter = measure.floor_adapter("cpu")
     assert measure.floor_memory_owner(floor_adapter, None) == "numpy"
@@ -256,7 +303,8 @@ def test_measure_cell_has_every_figure():
         and key not in ("error", "error_failure", "compile_s")
         and not key.startswith(("dispatch_", "plain_call"))  # only the latency cells of -auto adapters have these
     ]
-    assert missing == []
+    assert missing == ["allocator_ratio"]  # a grid's figure: one cell's floor reads one memory
+    assert cell.floor_memory == "numpy"
     assert cell.gbps == pytest.approx(cell.bytes_moved / cell.median_s / 1e9)
     assert cell.fraction_of_floor == pytest.approx(cell.gbps / cell.floor_gbps)
     assert cell.error_ratio <= 1
@@ -425,3 +473,19 @@ def test_a_strategy_faster_than_the_floor_kernel_is_the_floor():
     assert [cell.fraction_of_floor for cell in cells] == [1.0, 0.4]
     assert cells[1].floor_gbps == pytest.approx(12.5)
     assert cells[1].floor_method.startswith("a on cpu (a strategy; 1.25x the floor kernel timed beside it")
+
+
+def test_a_strategy_beating_its_memorys_floor_leaves_other_memories_alone():
+    # torch's pages read slower than NumPy's on some machines: a torch strategy above
+    # torch memory's floor says nothing about a NumPy cell's floor.
+    cells = [
+        CellResult("torch-fast", "torch", "cpu", "s", [8, 8], "float32", floor_memory="torch"),
+        CellResult("torch-slow", "torch", "cpu", "s", [8, 8], "float32", floor_memory="torch"),
+        CellResult("numpy", "numpy", "cpu", "s", [8, 8], "float32", floor_memory="numpy"),
+    ]
+    for cell, fraction in zip(cells, (1.2, 0.6, 0.9)):
+        cell.gbps, cell.floor_gbps, cell.floor_median_s = 10 * fraction, 10.0, 1.0
+        cell.fraction_of_floor, cell.floor_method = fraction, "planted dot, timed in the cell's rounds"
+    measure.best_floor(cells)
+    assert [cell.fraction_of_floor for cell in cells] == pytest.approx([1.0, 0.5, 0.9])
+    assert cells[2].floor_method == "planted dot, timed in the cell's rounds"

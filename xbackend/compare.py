@@ -379,6 +379,8 @@ def _floor_record(shape_class: str, dtype: str, key: str, floor: Floor | None) -
         "noise": floor.timing.noise,
         "bytes": floor.bytes,
         "method": floor.method,
+        "allocator_ratio": floor.allocator_ratio,
+        "fastest_memory": floor.fastest_memory,
     }
 
 

@@ -21,8 +21,11 @@ Public API (kept stable for the asv suite)::
                                         compile and first call reported apart, then timed calls
     floor_adapter(device) -> Adapter    the adapter whose library dot is the floor on that hardware
     measure_floor(adapter_or_device, a, b, *, budget=DEFAULT_BUDGET, copies=1, memory_of=None) -> Floor
-                                        a library dot over the same bytes on the same device
+                                        the fastest kernel over the same bytes on the same device
                                         (in ``memory_of``'s framework's memory where it can be viewed)
+    measure_floors(adapter_or_device, a, b, *, memories, budget=..., copies=1) -> {memory: Floor}
+                                        the same in several frameworks' memory, in one set of rounds,
+                                        with each memory's allocator ratio
     time_beside_floor(adapter, x, y, floor.kernel, *, budget=DEFAULT_BUDGET, copies=1) -> (Timing, Timing)
                                         the cell and the floor's best kernel, in alternating rounds
     floor_memory_owner(floor_adapter, memory_of) -> str
@@ -75,12 +78,17 @@ Choices, and why:
   one beats all kernels, it is the floor, and ``floor_method`` says so. BLAS
   has no 16-bit or integer dot, so for every dtype other than float32 /
   float64 the kernels read float32 arrays of the same total bytes. On the CPU
-  the kernels read buffers allocated by the cell's own framework where they can
-  view them (NumPy asks for transparent huge pages, torch's and XLA's
-  allocators do not; on the 2-vCPU Xeon VM the three read alike, 26.9-27.4
-  GB/s for ``torch.dot``, but a machine's page handling may differ); that
-  figure stays as ``memory_floor_gbps`` and the floor is the best over all
-  memories. That kernel is then timed again beside each cell, the two
+  the floor of a cell reads the buffers allocated by the cell's own
+  framework, through every kernel that can wrap them in place (NumPy's and
+  torch's wrap any framework's, XLA's only its own): the same bytes in the
+  same pages. Allocators differ: NumPy asks for transparent huge pages,
+  torch's and XLA's CPU allocators do not; on the 2-vCPU Xeon VM the three
+  read alike (26.9-27.4 GB/s for ``torch.dot``), on the 2-vCPU AMD EPYC VM
+  torch's and XLA's pages read at ~0.87 of NumPy's. That is the allocator
+  figure (``allocator_ratio``: each memory's floor over the fastest memory's,
+  all timed in the same rounds), reported beside the fractions, not in them:
+  a strategy reads the pages its caller allocated. The cell's floor kernel
+  is then timed again beside each cell, the two
   alternating in ``FLOOR_ROUNDS`` rounds that share the cell's budget
   (``time_beside_floor``), and the fraction is cell GB/s / that floor GB/s:
   a drift of the machine between cells (20-40% within a minute on the 2-vCPU
@@ -162,6 +170,7 @@ __all__ = [
     "host_inputs",
     "measure_cell",
     "measure_floor",
+    "measure_floors",
     "measure_grid",
     "synchronized_call",
     "ThreadPoint",
@@ -294,6 +303,13 @@ class Floor:
     candidates: dict[str, float] = field(default_factory=dict)
     # The winner, to be timed again beside each cell (None once its operands are released).
     kernel: FloorKernel | None = field(default=None, compare=False, repr=False)
+    # Whose allocator holds the operands ("numpy", "torch", ...; on a GPU, the
+    # first floor library's name: device memory is one kind whoever allocates it).
+    memory: str | None = None
+    # The allocator figure: this floor's GB/s over the fastest memory's, where the
+    # floors of several memories were timed in the same rounds (``measure_floors``).
+    allocator_ratio: float | None = None
+    fastest_memory: str | None = None
 
     @property
     def gbps(self) -> float:
@@ -356,33 +372,90 @@ def measure_floor(
     """The fastest streaming read of the bytes of host inputs ``a`` and ``b`` on the given device's hardware.
 
     Every floor kernel of every library available there is a candidate (a
-    given adapter, or list of adapters: only theirs). With ``memory_of`` (the adapter under test)
-    host kernels read buffers allocated by that adapter's framework wherever
-    they can view them in place (``host_view``): the same kind of pages the
-    cell reads, so the fraction measures the strategy, not the allocator.
+    given adapter, or list of adapters: only theirs). With ``memory_of`` (the
+    adapter under test) on the CPU, the candidates are the kernels that read
+    the buffers allocated by that adapter's framework in place (``host_view``,
+    ``from_host_view``): the same kind of pages the cell reads, so the fraction
+    measures the strategy, not the allocator. Without it, each library's
+    kernels read their own library's memory.
     """
-    if isinstance(adapter_or_device, str):
-        adapters = floor_adapters(adapter_or_device)
-    elif isinstance(adapter_or_device, Adapter):
-        adapters = [adapter_or_device]
-    else:
-        adapters = list(adapter_or_device)
+    (floor,) = measure_floors(adapter_or_device, a, b, memories=[memory_of], budget=budget, copies=copies).values()
+    return floor
+
+
+def measure_floors(
+    adapter_or_device: Adapter | str | Sequence[Adapter],
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    memories: Sequence[Adapter | None],
+    budget: Budget = DEFAULT_BUDGET,
+    copies: int = 1,
+) -> dict[str, Floor]:
+    """``measure_floor`` in the memory of each of ``memories``, every kernel of every memory in the same rounds.
+
+    Keyed by memory owner (``Floor.memory``). Where two or more memories are
+    timed, each floor's ``allocator_ratio`` is its GB/s over the fastest
+    memory's: a ratio taken in one window, so the machine's drift stays out of it.
+    """
+    adapters = _floor_adapters_of(adapter_or_device)
     fa, fb = floor_inputs(a, b)
+    by_memory: dict[str, list[_Candidate]] = {}
+    for memory_of in memories:
+        memory = floor_memory_owner(adapters[0], memory_of)
+        if memory not in by_memory:
+            by_memory[memory] = _floor_candidates(adapters, memory_of, memory, fa, fb, copies)
+    missing = [memory for memory, candidates in by_memory.items() if not candidates]
+    if missing:
+        names = ", ".join(adapter.name for adapter in adapters)
+        raise AdapterUnavailable(f"no floor kernel among {names} reads {', '.join(missing)}-allocated memory")
+    timings = _interleaved([candidate for candidates in by_memory.values() for candidate in candidates], budget)
+    size = fa.nbytes + fb.nbytes
+    floors = {
+        memory: _fastest(candidates, timings, size, adapters[0].device, memory)
+        for memory, candidates in by_memory.items()
+    }
+    if len(floors) < 2:
+        return floors
+    fastest = max(floors.values(), key=lambda floor: floor.gbps)
+    return {
+        memory: replace(floor, allocator_ratio=floor.gbps / fastest.gbps, fastest_memory=fastest.memory)
+        for memory, floor in floors.items()
+    }
+
+
+# (label, timer, one call per rotated operand pair)
+_Candidate = tuple[str, Any, list[Callable[[], Any]]]
+
+
+def _floor_adapters_of(adapter_or_device: Adapter | str | Sequence[Adapter]) -> list[Adapter]:
+    if isinstance(adapter_or_device, str):
+        return floor_adapters(adapter_or_device)
+    if isinstance(adapter_or_device, Adapter):
+        return [adapter_or_device]
+    return list(adapter_or_device)
+
+
+def _floor_candidates(
+    adapters: Sequence[Adapter], memory_of: Adapter | None, memory: str, fa: np.ndarray, fb: np.ndarray, copies: int
+) -> list[_Candidate]:
+    """The kernels of ``adapters`` that read ``memory`` (on a GPU, or without ``memory_of``: every kernel)."""
     candidates = []
     for floor in adapters:
+        owner = floor_memory_owner(floor, memory_of)
+        if memory_of is not None and floor.device == "cpu" and owner != memory:
+            continue  # it would read its own library's pages: the allocator figure, not this memory's floor
         pairs = [_floor_operands(floor, memory_of, fa, fb) for _ in range(copies)]
-        owner = pairs[0][2]
         for name, kernel in floor.floor_kernels().items():
             label = f"{name} on {floor.device}, {fa.dtype.name}, in {owner}-allocated memory"
             candidates.append((label, floor.timer(), [functools.partial(kernel, u, v) for u, v, _ in pairs]))
-    if not candidates:
-        raise AdapterUnavailable(f"no floor kernel among {', '.join(a.name for a in adapters)}")
-    timings = _interleaved(candidates, budget)
-    size = fa.nbytes + fb.nbytes
-    label, timing = min(timings.items(), key=lambda item: item[1].median_s)
-    rates = {name: size / each.median_s / 1e9 for name, each in timings.items()}
-    winner = next(FloorKernel(timer, calls) for name, timer, calls in candidates if name == label)
-    return Floor(timing, size, adapters[0].device, label, rates, winner)
+    return candidates
+
+
+def _fastest(candidates: list[_Candidate], timings: dict[str, Timing], size: int, device: str, memory: str) -> Floor:
+    label, timer, calls = min(candidates, key=lambda candidate: timings[candidate[0]].median_s)
+    rates = {name: size / timings[name].median_s / 1e9 for name, _, _ in candidates}
+    return Floor(timings[label], size, device, label, rates, FloorKernel(timer, calls), memory)
 
 
 # A cell and its floor kernel share one cell's budget, half each, in FLOOR_ROUNDS
@@ -404,7 +477,7 @@ def time_beside_floor(
     return replace(timings["cell"], compile_s=compile_s), timings["floor"]
 
 
-def _interleaved(candidates: list[tuple[str, Any, list[Callable[[], Any]]]], budget: Budget) -> dict[str, Timing]:
+def _interleaved(candidates: list[_Candidate], budget: Budget) -> dict[str, Timing]:
     """Each candidate's timing, sampled in ``FLOOR_ROUNDS`` rounds that alternate between the candidates."""
     share = Budget(
         warmup_s=budget.warmup_s / FLOOR_ROUNDS,
@@ -429,24 +502,25 @@ def _merged(timings: list[Timing], first_call_s: float) -> Timing:
 def floor_memory_owner(floor: Adapter, memory_of: Adapter | None) -> str:
     """Whose allocator holds ``floor``'s operands when measured for ``memory_of``.
 
-    The cell's own memory wherever ``floor``'s kernels can read a zero-copy host
-    view of it (NumPy's, on the CPU), else the floor library's own.
+    The cell's own memory wherever ``floor``'s library can wrap a zero-copy host
+    view of it (on the CPU: NumPy and torch wrap any framework's), else the
+    floor library's own.
     """
     if memory_of is None or floor.device != "cpu" or hardware(memory_of.device) != "cpu":
         return floor.framework
     if memory_of.framework == floor.framework:
         return floor.framework
-    view = memory_of.host_view(memory_of.asarray(np.ones(1, np.float32) * 0.5))
-    return memory_of.framework if view is not None and floor.is_native(view) else floor.framework
+    view = memory_of.host_view(memory_of.asarray(np.full(1, 0.5, np.float32)))
+    return memory_of.framework if view is not None and floor.from_host_view(view) is not None else floor.framework
 
 
 def _floor_operands(floor: Adapter, memory_of: Adapter | None, fa: np.ndarray, fb: np.ndarray) -> tuple[Any, Any, str]:
     if floor_memory_owner(floor, memory_of) != floor.framework:
         assert memory_of is not None
-        # The views keep their native arrays alive through their base.
+        # Each wrapper keeps its view, and the view its native array, alive.
         return (
-            memory_of.host_view(memory_of.asarray(fa)),
-            memory_of.host_view(memory_of.asarray(fb)),
+            floor.from_host_view(memory_of.host_view(memory_of.asarray(fa))),
+            floor.from_host_view(memory_of.host_view(memory_of.asarray(fb))),
             memory_of.framework,
         )
     return floor.asarray(fa), floor.asarray(fb), floor.framework
@@ -529,6 +603,10 @@ class CellResult:
     floor_noise: float | None = None
     floor_method: str | None = None
     memory_floor_gbps: float | None = None
+    # Whose allocator holds the cell's inputs, and so the floor's operands; that
+    # memory's floor over the fastest memory's, in the same rounds (``Floor``).
+    floor_memory: str | None = None
+    allocator_ratio: float | None = None
     fraction_of_floor: float | None = None
     extra_memory_bytes: int | None = None
     extra_memory_method: str | None = None
@@ -570,14 +648,12 @@ def measure_cell(
     inputs: tuple[np.ndarray, np.ndarray] | None = None,
     floor: Floor | None = None,
     check: ErrorCheck | None = None,
-    reference: Floor | None = None,
 ) -> CellResult:
     """Measure one cell. Pass ``inputs``, ``floor`` and ``check`` to share them across adapters.
 
-    ``floor``: the floor in memory of the cell's framework (its allocator
-    figure); ``reference``: the floor whose kernel is timed beside the cell
-    (default ``floor``; a grid passes the best over every allocator). Never
-    raises for a failure of the adapter: the cell records it.
+    ``floor``: the floor in the memory of the cell's framework, whose kernel
+    is timed again beside the cell. Never raises for a failure of the
+    adapter: the cell records it.
     """
     shape = tuple(int(n) for n in shape)
     cell = CellResult(
@@ -590,7 +666,7 @@ def measure_cell(
         bytes_moved=bytes_moved(shape, dtype),
     )
     try:
-        _measure_into(cell, adapter, shape, dtype, budget, seed, inputs, floor, check, reference)
+        _measure_into(cell, adapter, shape, dtype, budget, seed, inputs, floor, check)
     except UnsupportedDtypeError as exc:
         cell.status, cell.error = "unsupported", str(exc)
     except Exception as exc:  # MemoryError and framework OOMs included: the grid goes on
@@ -611,18 +687,16 @@ def _measure_into(
     inputs: tuple[np.ndarray, np.ndarray] | None,
     floor: Floor | None,
     check: ErrorCheck | None,
-    reference: Floor | None,
 ) -> None:
     a, b = inputs if inputs is not None else host_inputs(shape, dtype, seed)
     cache = cache_state(adapter, shape, dtype)
     cell.cache_kind, cell.cache_state, cell.input_sets = cache.kind, cache.description, cache.copies
     if cache.bandwidth and floor is None:
         floor = _floor_or_none(cell, adapter, a, b, budget, cache.copies)
-    reference = reference or floor
     x, y = adapter.asarray(a), adapter.asarray(b)
     beside = None
-    if cache.bandwidth and reference is not None and reference.kernel is not None:
-        timing, beside = time_beside_floor(adapter, x, y, reference.kernel, budget=budget, copies=cache.copies)
+    if cache.bandwidth and floor is not None and floor.kernel is not None:
+        timing, beside = time_beside_floor(adapter, x, y, floor.kernel, budget=budget, copies=cache.copies)
     else:
         timing = time_mul_sum(adapter, x, y, budget=budget, copies=cache.copies)
     _fill_timing(cell, timing)
@@ -635,8 +709,8 @@ def _measure_into(
         _fill_overhead(cell, measure_dispatch_overhead(adapter, x, y, budget=budget))
         return
     cell.gbps = cell.bytes_moved / timing.median_s / 1e9
-    if floor is not None and reference is not None:
-        _fill_floor(cell, floor, reference, beside)
+    if floor is not None:
+        _fill_floor(cell, floor, beside)
 
 
 # -- dispatch overhead ------------------------------------------------------------
@@ -741,14 +815,14 @@ def _fill_timing(cell: CellResult, timing: Timing) -> None:
     cell.samples_s = list(timing.samples_s)
 
 
-def _fill_floor(cell: CellResult, floor: Floor, reference: Floor, beside: Timing | None) -> None:
-    """The cell's floor: ``reference``'s kernel as timed ``beside`` the cell (else its own timing); ``floor``,
-    the kernels in the cell's framework's memory, is the allocator figure."""
-    timing = beside or reference.timing
+def _fill_floor(cell: CellResult, floor: Floor, beside: Timing | None) -> None:
+    """The cell's floor: ``floor``'s kernel as timed ``beside`` the cell (else its own timing), and its allocator
+    figures."""
+    timing = beside or floor.timing
     cell.floor_median_s, cell.floor_noise = timing.median_s, timing.noise
-    cell.floor_gbps = reference.bytes / timing.median_s / 1e9
-    cell.floor_method = reference.method + (", timed in the cell's rounds" if beside is not None else "")
-    cell.memory_floor_gbps = floor.gbps
+    cell.floor_gbps = floor.bytes / timing.median_s / 1e9
+    cell.floor_method = floor.method + (", timed in the cell's rounds" if beside is not None else "")
+    cell.memory_floor_gbps, cell.floor_memory, cell.allocator_ratio = floor.gbps, floor.memory, floor.allocator_ratio
     # A ratio of rates: the floor's bytes differ from the cell's by under 4
     # bytes where a 16-bit input has an odd element count.
     cell.fraction_of_floor = cell.gbps / cell.floor_gbps
@@ -783,33 +857,37 @@ class SharedInputs:
 
     def floor(self, cell_adapter: Adapter) -> Floor | None:
         """The floor on the cell's hardware, in its framework's memory (None: a latency cell, or no floor kernel)."""
+        key = self._key(cell_adapter)
+        if key is not None and key not in self.floors:
+            self.measure_floors([cell_adapter])
+        return self.floors.get(key) if key is not None else None
+
+    def measure_floors(self, cell_adapters: Sequence[Adapter]) -> None:
+        """The floors of every memory these cells read and no floor has yet, per hardware in one set of rounds."""
+        by_hardware: dict[str, dict[str, Adapter]] = {}
+        for adapter in cell_adapters:
+            key = self._key(adapter)
+            if key is not None and key not in self.floors:
+                by_hardware.setdefault(hardware(adapter.device), {}).setdefault(key, adapter)
+        for cells in by_hardware.values():
+            floors = self._measure_floors(list(cells.values()))
+            for key in cells:
+                self.floors[key] = floors.get(key.split("/", 1)[1]) if floors else None
+
+    def _key(self, cell_adapter: Adapter) -> str | None:
+        """``"<hardware>/<memory owner>"`` of the cell's floor; None where its hardware has no floor kernel."""
         try:
             adapter = floor_adapter(cell_adapter.device)
         except Exception:
             return None
-        key = f"{hardware(cell_adapter.device)}/{floor_memory_owner(adapter, cell_adapter)}"
-        if key not in self.floors:
-            self.floors[key] = self._measure_floor(adapter, cell_adapter)
-        return self.floors[key]
+        return f"{hardware(cell_adapter.device)}/{floor_memory_owner(adapter, cell_adapter)}"
 
-    def _measure_floor(self, adapter: Adapter, cell_adapter: Adapter) -> Floor | None:
-        state = cache_state(adapter, self.shape, self.dtype)
+    def _measure_floors(self, cell_adapters: list[Adapter]) -> dict[str, Floor] | None:
+        device = cell_adapters[0].device
+        state = cache_state(floor_adapter(device), self.shape, self.dtype)
         if not state.bandwidth:
             return None
-        return measure_floor(
-            cell_adapter.device, *self.inputs, budget=self.budget, copies=state.copies, memory_of=cell_adapter
-        )
-
-    def reference(self, cell_adapter: Adapter) -> Floor | None:
-        """The fastest floor measured so far on the cell's hardware, in any allocator's memory: the kernel timed
-        beside every cell there. The other floors release their operands."""
-        prefix = f"{hardware(cell_adapter.device)}/"
-        floors = {key: floor for key, floor in self.floors.items() if key.startswith(prefix) and floor is not None}
-        best = max(floors.values(), key=lambda floor: floor.gbps, default=None)
-        for key, floor in floors.items():
-            if floor is not best and floor.kernel is not None:
-                self.floors[key] = replace(floor, kernel=None)
-        return best
+        return measure_floors(device, *self.inputs, memories=cell_adapters, budget=self.budget, copies=state.copies)
 
     def measure(self, adapter: Adapter, shape_class: str | None = None) -> CellResult:
         """``measure_cell`` for ``adapter`` on these inputs, with the shared check and floors."""
@@ -821,9 +899,8 @@ class SharedInputs:
             check = None
         try:
             floor = self.floor(adapter)
-            reference = self.reference(adapter) if floor is not None else None
         except Exception:
-            floor = reference = None
+            floor = None
         return measure_cell(
             adapter,
             self.shape,
@@ -834,26 +911,25 @@ class SharedInputs:
             inputs=self.inputs,
             floor=floor,
             check=check,
-            reference=reference,
         )
 
 
 def best_floor(cells: Sequence[CellResult]) -> None:
     """Where a strategy of one (shape, dtype) beat the floor kernel timed beside it, make it the floor.
 
-    Each cell's fraction is a ratio to the best floor kernel of its hardware (in
-    any allocator's memory; the cell's own stays as ``memory_floor_gbps``),
-    timed in the cell's own rounds. Where the fastest cell's fraction exceeds 1,
-    the floor is that strategy: every fraction of the hardware is divided by
-    it (``floor_method`` says so), so no fraction exceeds 1 but by noise. The
+    Each cell's fraction is a ratio to the best floor kernel reading its
+    framework's memory on its hardware, timed in the cell's own rounds. Where
+    the fastest cell of one (hardware, memory) has a fraction above 1, the
+    floor is that strategy: every fraction there is divided by it
+    (``floor_method`` says so), so no fraction exceeds 1 but by noise. The
     ratios, not GB/s, are compared: GB/s of cells timed minutes apart differ by
     the machine's drift.
     """
-    by_hardware: dict[str, list[CellResult]] = {}
+    by_memory: dict[tuple[str, str | None], list[CellResult]] = {}
     for cell in cells:
         if cell.fraction_of_floor is not None and cell.floor_gbps is not None:
-            by_hardware.setdefault(hardware(cell.device), []).append(cell)
-    for group in by_hardware.values():
+            by_memory.setdefault((hardware(cell.device), cell.floor_memory), []).append(cell)
+    for group in by_memory.values():
         fastest = max(group, key=lambda cell: cell.fraction_of_floor or 0.0)
         lead = fastest.fraction_of_floor or 0.0
         if lead <= 1.0:
@@ -949,11 +1025,10 @@ def _measure_group(
         progress(len(measured), len(cells), f"inputs {first.shape_class} {dtype}")
     shared = SharedInputs(shape, dtype, seed, budget)
     try:
-        for index in members:  # every allocator's floor first: the best is timed beside each cell
-            try:
-                shared.floor(cells[index].adapter)
-            except Exception:  # measure_cell measures it again for the cell and records why it failed
-                pass
+        try:  # every memory's floor first, in the same rounds: the allocator figures
+            shared.measure_floors([cells[index].adapter for index in members])
+        except Exception:  # measure_cell measures each again for its cell and records why it failed
+            pass
         for index in members:
             cell = cells[index]
             if progress:

@@ -167,9 +167,11 @@ def format_table(report: dict[str, Any]) -> str:
         "* fastest of its backend's strategies (framework on device) for that shape and dtype, where it has several"
     )
     lines.append(
-        "GB/s = 2*N*K*itemsize / median; floor = the fastest read of the same bytes on the device (best library dot,"
+        "GB/s = 2*N*K*itemsize / median; floor = the fastest read of the same bytes in the same memory (best kernel"
     )
-    lines.append("or a strategy that beat it), timed in rounds alternating with the cell's;")
+    lines.append(
+        "over the cell's framework's buffers, or a strategy that beat it), timed in rounds alternating with the cell's;"
+    )
     lines.append("frac = GB/s / floor GB/s; err/bound = worst |out - exact| / rigorous bound (<= 1 is correct);")
     lines.append("latency cells report time only. ! = noise (p80-p20)/median above 10%.")
     lines.append("")
@@ -252,7 +254,16 @@ def _overhead_lines(report: dict[str, Any]) -> list[str]:
 
 def _floor_lines(report: dict[str, Any]) -> list[str]:
     methods = sorted({f["method"] for f in report["floors"] if f["method"]})
-    return ["floor: " + "; ".join(methods)] if methods else ["floor: not measured"]
+    lines = ["floor: " + "; ".join(methods)] if methods else ["floor: not measured"]
+    ratios: dict[str, list[str]] = {}
+    for floor in report["floors"]:
+        if floor.get("allocator_ratio") is not None:
+            group = f"{floor['shape_class']} {floor['dtype']}"
+            ratios.setdefault(group, []).append(f"{floor['memory']} {floor['allocator_ratio']:.2f}")
+    if ratios:
+        lines.append("allocators (each memory's floor / the fastest memory's, same rounds; not in the fractions):")
+        lines += [f"  {group}: {', '.join(figures)}" for group, figures in ratios.items()]
+    return lines
 
 
 def _context_lines(report: dict[str, Any]) -> list[str]:
@@ -843,9 +854,12 @@ def _floors_line(report: dict[str, Any], dtype: str) -> str:
     per_shape: dict[str, list[str]] = {}
     for floor in floors:
         label = floor["memory"] if len(hardware) == 1 else f"{floor['hardware']}/{floor['memory']}"
-        per_shape.setdefault(floor["shape_class"], []).append(f"{label} {floor['gbps']:.3g}")
+        ratio = floor.get("allocator_ratio")
+        figure = f"{label} {floor['gbps']:.3g}" + (f" ({ratio:.2f})" if ratio is not None else "")
+        per_shape.setdefault(floor["shape_class"], []).append(figure)
     text = "; ".join(f"{shape}: {', '.join(values)}" for shape, values in per_shape.items())
-    return f"Floors (GB/s of a library dot over the same bytes, per allocator): {text or 'none measured'}."
+    ratios = " (in brackets: over the fastest memory's, in the same rounds)" if "(" in text else ""
+    return f"Floors (GB/s of the fastest read of the same bytes, per allocator{ratios}): {text or 'none measured'}."
 
 
 def _error_line(cells: list[dict[str, Any]]) -> str:

@@ -213,6 +213,14 @@ class Adapter(abc.ABC):
         """
         return None
 
+    def from_host_view(self, view: np.ndarray) -> Any | None:
+        """A native array over the very buffer of host array ``view`` (no copy); None where that takes a copy.
+
+        ``view`` may be another framework's buffer (``host_view``): the floor
+        kernels of each library that can wrap it read the cell's own pages.
+        """
+        return None
+
     def floor_kernels(self) -> dict[str, Callable[[Any, Any], Any]]:
         """Streaming reads of the flattened native ``x`` and ``y`` (dots), by what they run: the floor's candidates.
 

@@ -100,6 +100,9 @@ class NumpyAdapter(Adapter):
     def host_view(self, x: np.ndarray) -> np.ndarray:
         return x
 
+    def from_host_view(self, view: np.ndarray) -> np.ndarray:
+        return view
+
     honours_cpu_threads = True
     # Set by fix_cpu_threads: the threads of the floor's chunk dots and of numpy-threads.
     threads: int | None = None

@@ -17,6 +17,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -83,6 +84,17 @@ class TorchAdapter(Adapter):
             # NumPy has no bfloat16 of its own: view the bits, then reinterpret as ml_dtypes'.
             return x.view(self.torch.int16).numpy().view(numpy_dtype("bfloat16"))
         return x.numpy()
+
+    def from_host_view(self, view: np.ndarray) -> Any | None:
+        if self.device != "cpu" or view.dtype == numpy_dtype("bfloat16"):
+            return None
+        with warnings.catch_warnings():
+            # A JAX buffer's view is read-only; the floor kernels only read it.
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+            try:
+                return self.torch.from_numpy(view)
+            except TypeError:  # a dtype torch has no tensor of
+                return None
 
     def synchronize(self, *arrays: Any) -> None:
         if self.device == "cuda":
