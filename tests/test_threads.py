@@ -125,10 +125,10 @@ def test_fixed_threads_are_reported():
 
 
 def _pools_used(monkeypatch) -> list[int]:
-    """Thread counts of the pools numpy-threads' blocks run on, recorded from here on."""
+    """Threads numpy-threads' blocks run on (a pool's workers and the calling thread), recorded from here on."""
     used: list[int] = []
     pool = numpy_backend._pool
-    monkeypatch.setattr(numpy_backend, "_pool", lambda threads: used.append(threads) or pool(threads))
+    monkeypatch.setattr(numpy_backend, "_pool", lambda workers: used.append(workers + 1) or pool(workers))
     return used
 
 
