@@ -39,6 +39,8 @@ _BITS_OF = {"bfloat16": np.int16, "float16": np.uint16}
 
 def kernel_view(x: np.ndarray) -> np.ndarray:
     """``x`` as the kernel reads it: itself, or the bits of a float16 or bfloat16 array (no copy)."""
+    if x.dtype.itemsize != 2:  # a dtype's name costs microseconds in every call
+        return x
     bits = _BITS_OF.get(x.dtype.name)
     return x if bits is None else x.view(bits)
 
@@ -187,6 +189,53 @@ def rows_into(
             for j in range(hi - lo):
                 out[j] += widen(a0[j]) * widen(b0[j])
             i += 1
+
+
+# row_share_into calls the kernel by this name, bound once: a test's spy replacing the
+# module's ``rows_into`` must not end up compiled into it (as for the team's entry).
+_share_rows_into = rows_into
+
+
+@numba.njit(nogil=True, cache=True)
+def row_share_into(
+    a: np.ndarray, b: np.ndarray, sums: np.ndarray, row_lo: int, row_hi: int, rows_per_lane_row: int, chunk: int
+) -> None:
+    """``sums`` (zeroed here) = the column sums of rows ``row_lo`` to ``row_hi`` of ``a``, ``b`` (both n x k).
+
+    One thread's share of a row-block sum, in one compiled call: where
+    ``rows_per_lane_row`` > 1, its whole lane rows (that many rows each, lane
+    l holding column l % k) are summed into lanes and folded into ``sums``,
+    then the rows left over are added there one by one (``rows_into`` both).
+    """
+    k = a.shape[1]
+    sums[:] = 0
+    whole = whole_lane_rows(row_hi - row_lo, rows_per_lane_row)
+    if whole:
+        width = rows_per_lane_row * k
+        lane_rows = whole // rows_per_lane_row
+        lanes = np.zeros(width, sums.dtype)
+        a_lanes = a[row_lo : row_lo + whole].reshape((lane_rows, width))
+        b_lanes = b[row_lo : row_lo + whole].reshape((lane_rows, width))
+        _share_rows_into(a_lanes, b_lanes, lanes, 0, lane_rows, 0, width, chunk)
+        for row in range(rows_per_lane_row):
+            for j in range(k):
+                sums[j] += lanes[row * k + j]
+    _share_rows_into(a, b, sums, row_lo + whole, row_hi, 0, k, chunk)
+
+
+@numba.njit(nogil=True, cache=True)
+def whole_lane_rows(rows: int, rows_per_lane_row: int) -> int:
+    """How many of ``rows`` rows fill whole lane rows of ``rows_per_lane_row`` rows (none where that is 1)."""
+    return rows // rows_per_lane_row * rows_per_lane_row if rows_per_lane_row > 1 else 0
+
+
+@numba.njit(nogil=True, cache=True)
+def add_shares_into(shares: np.ndarray, stride: int, count: int, out: np.ndarray) -> None:
+    """``out[j]`` = the sum over ``t < count`` of ``shares[t * stride + j]``: the threads' partial sums added."""
+    out[:] = shares[: out.size]
+    for t in range(1, count):
+        for j in range(out.size):
+            out[j] += shares[t * stride + j]
 
 
 class RowsJob(NamedTuple):
@@ -410,7 +459,8 @@ def _check_team_arrays(rows: list[RowsJob], narrows: list[NarrowJob], element: n
 
 
 def load(dtype: np.dtype, acc_dtype: np.dtype) -> None:
-    """Compile ``rows_into`` for inputs of ``dtype`` summed in ``acc_dtype``, or load it from numba's disk cache.
+    """Compile the kernels (``rows_into``, the row shares) for inputs of ``dtype`` summed in ``acc_dtype``, or load
+    them from numba's disk cache.
 
     The signature is the one the strategies call with: read-only 2-D inputs
     (``np.broadcast_to`` views; numba compiles writable ones apart), a 1-D
@@ -421,6 +471,8 @@ def load(dtype: np.dtype, acc_dtype: np.dtype) -> None:
     rows = kernel_view(np.broadcast_to(np.ones((1, 1), dtype), (1, 1)))
     acc = np.zeros(1, acc_dtype)
     rows_into(rows, rows, acc, 0, 1, 0, 1, 1)
+    row_share_into(rows, rows, acc, 0, 1, 2, 1)
+    add_shares_into(acc, 1, 1, acc)
     if rows.dtype != dtype:  # half precision: the sums are rounded back by the kernel too
         narrow_into(acc, kernel_view(np.zeros(1, dtype)), 0, 1)
 

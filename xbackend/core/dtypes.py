@@ -7,6 +7,7 @@ here once, independent of any framework's dtype objects; ``numpy_dtype`` and
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Final
 
@@ -202,6 +203,7 @@ def accumulation_dtype(dtype: str) -> str:
 
 
 # -- the NumPy bridge -----------------------------------------------------------
+@functools.lru_cache(maxsize=64)  # parsing a name costs microseconds, and strategies ask on every call
 def numpy_dtype(name: str) -> np.dtype:
     if name == "bfloat16":
         import ml_dtypes
