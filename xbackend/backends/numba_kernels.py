@@ -503,5 +503,7 @@ def _drop_an_unreadable_cache(kernel: numba.core.registry.CPUDispatcher | ccallb
             kernel._cache = numba.core.caching.NullCache()
 
 
-for _kernel in (rows_into, narrow_into):
+# Every kernel of this module kept in numba's disk cache (the team's entries apart: _team_entry).
+CACHED_KERNELS = (rows_into, narrow_into, row_share_into, add_shares_into, whole_lane_rows)
+for _kernel in CACHED_KERNELS:
     _drop_an_unreadable_cache(_kernel)
