@@ -139,15 +139,21 @@ def test_a_corrupt_or_foreign_wisdom_file_is_ignored_with_one_warning(monkeypatc
         assert_mul_sum_close(xbackend.mul_sum(a, b), a, b)
 
 
+def _trial_entry() -> dict:
+    """A wisdom entry as a trial writes it: numpy-threads fastest for numpy float32 square."""
+    entry = {"library": "numpy", "device": "cpu", "dtype": "float32", "shape_class": "square"}
+    entry |= {"strategy": "numpy-threads", "shape": list(BIG), "median_s": {"numpy-threads": 0.001}}
+    return entry | {"in_rounds": ["numpy-threads"], "prior": "numpy", "trial_s": 0.5}
+
+
 def _forget_stamps():
     for cached in (selection.strategies_fingerprint, selection.library_versions, selection._load_wisdom):
         cached.cache_clear()
 
 
 def test_wisdom_of_a_kernel_that_has_since_changed_is_ignored(monkeypatch, tmp_path):
-    entry = {"library": "numpy", "device": "cpu", "dtype": "float32", "shape_class": "square"}
-    selection.record_wisdom(entry | {"strategy": "numpy-threads"})
-    assert selection.wisdom()[tuple(entry.values())]["strategy"] == "numpy-threads"
+    selection.record_wisdom(_trial_entry())
+    assert selection.wisdom()[("numpy", "cpu", "float32", "square")]["strategy"] == "numpy-threads"
     # The same machine and libraries after an upgrade of xbackend that changed one kernel.
     changed = tmp_path / "backends"
     shutil.copytree(selection.STRATEGY_SOURCES, changed, ignore=shutil.ignore_patterns("__pycache__"))
@@ -498,3 +504,28 @@ def test_a_candidate_dropped_from_the_rounds_is_reported_by_its_one_call(monkeyp
         assert "numpy-planted-fast-once" in entry["median_s"]
         assert re.search(r"numpy-planted-fast-once [\d.]+ ms \(one call, out of the rounds\)", choice.reason)
         assert re.search(r"numpy-planted-fast [\d.]+ ms(,|\))", choice.reason), choice.reason
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"in_rounds": None},
+        {"in_rounds": "numpy-numba"},
+        {"median_s": [0.001]},
+        {"median_s": {"numpy-numba": "fast"}},
+        {"trial_s": "0.5"},
+        {"shape": 5},
+    ],
+    ids=["rounds-null", "rounds-string", "medians-list", "median-text", "cost-text", "shape-number"],
+)
+def test_a_damaged_wisdom_entry_is_left_out_with_a_warning_not_raised(damage):
+    # explain prints an entry's figures on every dispatch: a damaged one must not reach it.
+    entry = _trial_entry()
+    document = {"schema": selection.WISDOM_SCHEMA, "machine": selection.machine_id()}
+    document |= {"versions": selection.library_versions(), "entries": [entry, entry | damage]}
+    _write(selection.wisdom_path(), document)
+    a, b = inputs()
+    with pytest.warns(RuntimeWarning, match="1 unusable entries"):
+        choice = xbackend.choose(a, b)
+    assert choice.strategy == "numpy-threads" and "wisdom" in choice.source  # the intact entry still counts
+    assert_mul_sum_close(xbackend.mul_sum(a, b), a, b)

@@ -489,3 +489,44 @@ def test_a_strategy_beating_its_memorys_floor_leaves_other_memories_alone():
     measure.best_floor(cells)
     assert [cell.fraction_of_floor for cell in cells] == pytest.approx([1.0, 0.5, 0.9])
     assert cells[2].floor_method == "planted dot, timed in the cell's rounds"
+
+
+def test_memory_no_kernel_can_view_gets_the_same_kernels_whichever_cell_asks_first():
+    # dask's and array-api's buffers are read as NumPy's: the NumPy memory's floor must not
+    # lose torch.dot because a dask cell asked for it before the numpy cell did.
+    a, b = measure.host_inputs((256, 128), "float32")
+    for first in ("dask", "array-api", "numpy"):
+        memories = [xbackend.get_adapter(first, "cpu"), xbackend.get_adapter("torch-eager", "cpu")]
+        floors = measure.measure_floors("cpu", a, b, memories=memories, budget=TINY)
+        labels = sorted(label.split(" on ")[0] for label in floors["numpy"].candidates)
+        assert any(label.startswith("torch.dot") for label in labels), (first, labels)
+        assert all(label.endswith("in numpy-allocated memory") for label in floors["numpy"].candidates)
+
+
+def test_floor_inputs_are_native_and_c_ordered():
+    a, b = measure.host_inputs((64, 48), "float32")
+    fa, fb = measure.floor_inputs(np.asfortranarray(a), b)
+    assert fa.flags.c_contiguous and fb.flags.c_contiguous
+    np.testing.assert_array_equal(fa, a)  # the same values, read flat by every dot without a copy
+    swapped = a.astype(a.dtype.newbyteorder(">"))
+    fa, fb = measure.floor_inputs(swapped, swapped)
+    assert fa.dtype == np.float32 and fa.dtype.isnative and fa.nbytes == a.nbytes
+
+
+def test_floor_edge_cases_are_refused_or_harmless():
+    a, b = measure.host_inputs((64, 48), "float32")
+    with pytest.raises(ValueError, match="copies must be at least 1"):
+        measure.measure_floors("cpu", a, b, memories=[None], copies=0)
+    with pytest.raises(ValueError, match="at least one floor adapter"):
+        measure.measure_floor([], a, b)
+    empty = np.zeros((0, 4), np.float32)
+    cells = [xbackend.get_adapter(name, "cpu") for name in ("numpy", "torch-eager")]
+    floors = measure.measure_floors("cpu", empty, empty, memories=cells, budget=TINY)  # no ratio of 0 GB/s
+    assert all(floor.allocator_ratio is None for floor in floors.values())
+
+
+def test_torch_declines_what_it_cannot_wrap():
+    pytest.importorskip("torch")
+    adapter = xbackend.get_adapter("torch-eager", "cpu")
+    assert adapter.from_host_view(np.ones(8, ">f4")) is None  # another byte order
+    assert adapter.from_host_view(np.ones(8, np.float32)[::-1]) is None  # a negative stride

@@ -123,13 +123,34 @@ def _load_wisdom(path: str, stamp: tuple[float, int] | None) -> dict[TableKey, d
     if document.get("machine") != machine_id() or document.get("versions") != library_versions():
         _warn_wisdom(path, "was written on another machine, for other library versions or other xbackend strategies")
         return {}
-    return {_key(entry): entry for entry in entries if isinstance(entry, dict) and _valid(entry)}
+    usable = [entry for entry in entries if isinstance(entry, dict) and _valid(entry) and _valid_trial(entry)]
+    if len(usable) < len(entries):
+        damaged = len(entries) - len(usable)
+        _warn_wisdom(path, f"has {damaged} unusable entries", "they are ignored and their keys tried again")
+    return {_key(entry): entry for entry in usable}
 
 
-def _warn_wisdom(path: str, problem: str) -> None:
+def _valid_trial(entry: dict[str, Any]) -> bool:
+    """Whether a wisdom entry has the figures ``explain`` prints: a trial's medians, cost, shape and rounds."""
+    medians, shape, rounds = entry.get("median_s"), entry.get("shape"), entry.get("in_rounds", [])
+    return (
+        isinstance(medians, dict)
+        and all(isinstance(name, str) and _is_seconds(value) for name, value in medians.items())
+        and _is_seconds(entry.get("trial_s"))
+        and isinstance(shape, list)
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in shape)
+        and isinstance(rounds, list)
+        and all(isinstance(name, str) for name in rounds)
+    )
+
+
+def _is_seconds(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
+def _warn_wisdom(path: str, problem: str, consequence: str = "it is ignored and replaced by the next trial") -> None:
     warnings.warn(
-        f"xbackend: the wisdom file {path} {problem}; it is ignored and replaced by the next trial "
-        "(delete it to silence this)",
+        f"xbackend: the wisdom file {path} {problem}; {consequence} (delete it to silence this)",
         RuntimeWarning,
         stacklevel=5,
     )

@@ -93,7 +93,7 @@ class TorchAdapter(Adapter):
             warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
             try:
                 return self.torch.from_numpy(view)
-            except TypeError:  # a dtype torch has no tensor of
+            except (TypeError, ValueError):  # a dtype torch lacks, another byte order, a negative stride
                 return None
 
     def synchronize(self, *arrays: Any) -> None:
