@@ -509,12 +509,11 @@ def numba_threaded_mul_sum(
         jobs, finish = _numba_column_jobs(kernels, a2, b2, acc_dtype, result_bits, threads)
     else:
         jobs, finish = _numba_row_jobs(kernels, a2, b2, acc_dtype, threads)
-    if team is not None and threads > 1:
+    # Here threads > 1: one thread's rows went as a single share above.
+    if team is not None:
         team.run(jobs, chunk)
-    elif threads > 1:
-        _on_threads(lambda own: kernels.run_jobs(own, chunk), jobs)
     else:
-        kernels.run_jobs(jobs[0], chunk)
+        _on_threads(lambda own: kernels.run_jobs(own, chunk), jobs)
     acc = finish()
     if result_bits is not None and not by_columns:
         kernels.narrow_into(acc, result_bits, 0, k)
