@@ -264,12 +264,30 @@ class NarrowJob(NamedTuple):
     hi: int
 
 
-Job = RowsJob | NarrowJob
+class ShareJob(NamedTuple):
+    """``row_share_into(a, b, acc, row_lo, row_hi, rows_per_lane_row)``: one thread's block of rows, in one call.
+
+    ``a`` and ``b`` are C-contiguous 2-D (kernel views); ``acc`` (zeroed by
+    the kernel) holds the block's sums of every column.
+    """
+
+    a: np.ndarray
+    b: np.ndarray
+    acc: np.ndarray
+    row_lo: int
+    row_hi: int
+    rows_per_lane_row: int
+
+
+Job = RowsJob | NarrowJob | ShareJob
 
 
 def run_jobs(jobs: Sequence[Job], chunk: int) -> None:
     """One thread's jobs, in order, on the calling thread."""
     for job in jobs:
+        if isinstance(job, ShareJob):
+            row_share_into(*job, chunk)
+            continue
         if isinstance(job, NarrowJob):
             narrow_into(*job)
             continue
@@ -284,7 +302,7 @@ def run_jobs(jobs: Sequence[Job], chunk: int) -> None:
 # the cores with them. Run on that runtime's team instead (GOMP_parallel, the call
 # ``#pragma omp parallel`` compiles to), the kernel takes the workers over.
 # Each job is one row of int64s: what, then pointers and bounds (_encode).
-_ROWS, _ZEROED_ROWS, _NARROW = 1, 2, 3
+_ROWS, _ZEROED_ROWS, _NARROW, _SHARE = 1, 2, 3, 4
 _JOB_FIELDS = 10
 # The header the team's threads read: the runtime's omp_get_thread_num and
 # omp_get_num_threads, the job table's threads, jobs per thread, column chunk and address.
@@ -293,7 +311,7 @@ _HEADER_FIELDS = 6
 
 # The team's entry calls the kernels by these names, bound once: a test's spy
 # replacing the module's ``rows_into`` must not end up compiled into it.
-_team_rows_into, _team_narrow_into = rows_into, narrow_into
+_team_rows_into, _team_narrow_into, _team_row_share_into = rows_into, narrow_into, row_share_into
 
 
 @intrinsic
@@ -338,6 +356,11 @@ def _team_entry(element: type, acc: type) -> ccallback.CFunc:
                     sums = numba.carray(_voidptr_at(first), width, dtype=acc)
                     bits = numba.carray(_voidptr_at(second), width, dtype=element)
                     _team_narrow_into(sums, bits, lo, hi)
+                elif what == _SHARE:
+                    a = numba.carray(_voidptr_at(first), (rows, width), dtype=element)
+                    b = numba.carray(_voidptr_at(second), (rows, width), dtype=element)
+                    sums = numba.carray(_voidptr_at(job[5]), width, dtype=acc)
+                    _team_row_share_into(a, b, sums, job[6], job[7], job[8], header[4])
                 elif what == _ROWS or what == _ZEROED_ROWS:
                     a = numba.carray(_voidptr_at(first), (rows, width), dtype=element)
                     b = numba.carray(_voidptr_at(second), (rows, width), dtype=element)
@@ -357,6 +380,10 @@ def _team_entry(element: type, acc: type) -> ccallback.CFunc:
 def _encode(job: Job) -> tuple[int, ...]:
     if isinstance(job, NarrowJob):
         return (_NARROW, job.acc.ctypes.data, job.bits.ctypes.data, 1, job.bits.size, 0, 0, 0, job.lo, job.hi)
+    if isinstance(job, ShareJob):
+        rows, width = job.a.shape
+        addresses = (job.a.ctypes.data, job.b.ctypes.data, rows, width, job.acc.ctypes.data)
+        return (_SHARE, *addresses, job.row_lo, job.row_hi, job.rows_per_lane_row, 0)
     what = _ZEROED_ROWS if job.zero else _ROWS
     rows, width = job.a.shape
     addresses = (job.a.ctypes.data, job.b.ctypes.data)
@@ -391,19 +418,21 @@ class OpenMPTeam:
         """``jobs[t]`` on thread ``t`` of a team of ``len(jobs)`` (the caller is thread 0); back when all are done.
 
         Every array of every job must be C-contiguous and of the dtypes of the
-        first rows job: the threads read them by address. ctypes lets go of
-        the GIL for the call; the threads run compiled code only.
+        first rows (or share) job: the threads read them by address. ctypes
+        lets go of the GIL for the call; the threads run compiled code only.
         """
         if chunk < 1:
             raise ValueError(f"the column chunk must be at least 1, not {chunk}")
-        if not all(isinstance(job, RowsJob | NarrowJob) for thread in jobs for job in thread):
-            raise TypeError("the OpenMP team runs RowsJob and NarrowJob only")
+        if not all(isinstance(job, RowsJob | NarrowJob | ShareJob) for thread in jobs for job in thread):
+            raise TypeError("the OpenMP team runs RowsJob, ShareJob and NarrowJob only")
         if not any(jobs):
             return
-        rows = [job for thread in jobs for job in thread if isinstance(job, RowsJob)]
+        reads = [job for thread in jobs for job in thread if not isinstance(job, NarrowJob)]
         narrows = [job for thread in jobs for job in thread if isinstance(job, NarrowJob)]
-        element, acc = (rows[0].a.dtype, rows[0].acc.dtype) if rows else (narrows[0].bits.dtype, narrows[0].acc.dtype)
-        _check_team_arrays(rows, narrows, element, acc)
+        element, acc = (
+            (reads[0].a.dtype, reads[0].acc.dtype) if reads else (narrows[0].bits.dtype, narrows[0].acc.dtype)
+        )
+        _check_team_arrays(reads, narrows, element, acc)
         per_thread = max(len(thread) for thread in jobs)
         table = np.zeros((len(jobs), per_thread, _JOB_FIELDS), np.int64)
         for t, thread in enumerate(jobs):
@@ -426,7 +455,9 @@ _TEAM_SUMS = {
 }
 
 
-def _check_team_arrays(rows: list[RowsJob], narrows: list[NarrowJob], element: np.dtype, acc: np.dtype) -> None:
+def _check_team_arrays(
+    reads: list[RowsJob | ShareJob], narrows: list[NarrowJob], element: np.dtype, acc: np.dtype
+) -> None:
     """Refuse, before any thread starts, an array the team's threads would misread by address.
 
     The compiled kernel checks no bounds, so every job's bounds are checked here.
@@ -434,28 +465,38 @@ def _check_team_arrays(rows: list[RowsJob], narrows: list[NarrowJob], element: n
     if _TEAM_SUMS.get(element) != acc:
         kinds = ", ".join(f"{x} summed in {y}" for x, y in _TEAM_SUMS.items())
         raise ValueError(f"the OpenMP team sums {kinds} (half precision as kernel_view bits), not {element} in {acc}")
-    arrays = [x for job in rows for x in (job.a, job.b, job.acc)] + [x for job in narrows for x in (job.acc, job.bits)]
+    arrays = [x for job in reads for x in (job.a, job.b, job.acc)] + [x for job in narrows for x in (job.acc, job.bits)]
     if not all(x.flags.c_contiguous for x in arrays):
         raise ValueError("the OpenMP team reads its jobs' arrays by address: each must be C-contiguous")
-    if not all(x.flags.writeable for x in [job.acc for job in rows] + [job.bits for job in narrows]):
-        raise ValueError("the OpenMP team writes each job's sums (rows jobs) or bits (narrow jobs): they are read-only")
-    inputs = [x for job in rows for x in (job.a, job.b)] + [job.bits for job in narrows]
-    sums = [job.acc for job in rows] + [job.acc for job in narrows]
+    if not all(x.flags.writeable for x in [job.acc for job in reads] + [job.bits for job in narrows]):
+        raise ValueError("the OpenMP team writes each job's sums (rows, share jobs) or bits (narrow jobs): they are "
+                         "read-only")  # fmt: skip
+    inputs = [x for job in reads for x in (job.a, job.b)] + [job.bits for job in narrows]
+    sums = [job.acc for job in reads] + [job.acc for job in narrows]
     if any(x.dtype != element for x in inputs) or any(x.dtype != acc for x in sums):
         raise ValueError(f"the OpenMP team's jobs mix dtypes: inputs must all be {element}, sums {acc}")
-    if any(x.ndim != 2 for job in rows for x in (job.a, job.b)) or any(j.a.shape != j.b.shape for j in rows):
-        raise ValueError("the OpenMP team's rows jobs take two 2-D inputs of one shape")
-    for job in rows:
-        rows_count, width = job.a.shape
-        if not (0 <= job.row_lo <= job.row_hi <= rows_count and 0 <= job.col_lo <= job.col_hi <= width):
-            raise ValueError(f"a rows job's rows {job.row_lo}:{job.row_hi} or columns {job.col_lo}:{job.col_hi} "
-                             f"lie outside its inputs of shape {job.a.shape}")  # fmt: skip
-        if job.acc.shape != (job.col_hi - job.col_lo,):
-            raise ValueError(f"a rows job's sums have shape {job.acc.shape}, not ({job.col_hi - job.col_lo},)")
+    if any(x.ndim != 2 for job in reads for x in (job.a, job.b)) or any(j.a.shape != j.b.shape for j in reads):
+        raise ValueError("the OpenMP team's rows and share jobs take two 2-D inputs of one shape")
+    for job in reads:
+        _check_bounds(job)
     for job in narrows:
         if job.acc.ndim != 1 or job.acc.shape != job.bits.shape or not 0 <= job.lo <= job.hi <= job.bits.size:
             raise ValueError(f"a narrow job's elements {job.lo}:{job.hi} lie outside its 1-D sums "
                              f"{job.acc.shape} and bits {job.bits.shape}, which must be of one shape")  # fmt: skip
+
+
+def _check_bounds(job: RowsJob | ShareJob) -> None:
+    """A rows or share job's rows, columns and sums within its inputs."""
+    kind = "share" if isinstance(job, ShareJob) else "rows"
+    rows_count, width = job.a.shape
+    col_lo, col_hi = (0, width) if isinstance(job, ShareJob) else (job.col_lo, job.col_hi)
+    if not (0 <= job.row_lo <= job.row_hi <= rows_count and 0 <= col_lo <= col_hi <= width):
+        raise ValueError(f"a {kind} job's rows {job.row_lo}:{job.row_hi} or columns {col_lo}:{col_hi} "
+                         f"lie outside its inputs of shape {job.a.shape}")  # fmt: skip
+    if job.acc.shape != (col_hi - col_lo,):
+        raise ValueError(f"a {kind} job's sums have shape {job.acc.shape}, not ({col_hi - col_lo},)")
+    if isinstance(job, ShareJob) and job.rows_per_lane_row < 1:
+        raise ValueError(f"a share job's lane rows hold at least 1 row each, not {job.rows_per_lane_row}")
 
 
 def load(dtype: np.dtype, acc_dtype: np.dtype) -> None:

@@ -500,51 +500,52 @@ def numba_threaded_mul_sum(
     result_bits = None if result is None else kernels.kernel_view(result)
     by_columns = threads > 1 and _column_blocks(plan, threads)
     chunk = _chunk_elements(acc_dtype.itemsize)
-    if not by_columns and (team is None or threads == 1):
-        acc = _numba_row_shares(kernels, a2, b2, acc_dtype, threads, chunk)
+    if not by_columns:
+        acc = _numba_row_shares(kernels, a2, b2, acc_dtype, threads, chunk, team)
         if result_bits is not None:
             kernels.narrow_into(acc, result_bits, 0, k)
         return (acc if result is None else result).reshape(plan.out_shape)
-    if by_columns:
-        jobs, finish = _numba_column_jobs(kernels, a2, b2, acc_dtype, result_bits, threads)
-    else:
-        jobs, finish = _numba_row_jobs(kernels, a2, b2, acc_dtype, threads)
-    # Here threads > 1: one thread's rows went as a single share above.
+    jobs, acc = _numba_column_jobs(kernels, a2, b2, acc_dtype, result_bits, threads)
     if team is not None:
         team.run(jobs, chunk)
     else:
         _on_threads(lambda own: kernels.run_jobs(own, chunk), jobs)
-    acc = finish()
-    if result_bits is not None and not by_columns:
-        kernels.narrow_into(acc, result_bits, 0, k)
     return (acc if result is None else result).reshape(plan.out_shape)
 
 
 def _numba_row_shares(
-    kernels: Any, a2: np.ndarray, b2: np.ndarray, acc_dtype: np.dtype, threads: int, chunk: int
+    kernels: Any, a2: np.ndarray, b2: np.ndarray, acc_dtype: np.dtype, threads: int, chunk: int, team: Any = None
 ) -> np.ndarray:
     """One block of rows per thread, each summed by one compiled call (``row_share_into``) into partial sums of
     its own, then added by another: the Python around a call is a few lines, not a list of jobs per thread.
 
     That Python runs right after a streaming call has evicted the interpreter's
     caches: building the jobs and folding the lanes took 250-350 us of a 4.4
-    ms call on a 2-vCPU AMD EPYC VM.
+    ms call on a 2-vCPU AMD EPYC VM. The blocks run on numpy-threads' pool, or
+    on ``team`` (an OpenMP runtime's threads) where one is given.
     """
     n, k = a2.shape
     shares = _row_shares(n, threads)
     stride = _padded(k, acc_dtype.itemsize)  # each thread's sums on cache lines of their own
     sums = _aligned_empty(stride * len(shares), acc_dtype)
     per_lane_row = _lane_layout(n, k, numba_lanes(acc_dtype.itemsize))[0]
-    _on_threads(
-        lambda rows: kernels.row_share_into(
-            a2, b2, sums[rows[2] * stride : rows[2] * stride + k], rows[0], rows[1], per_lane_row, chunk
-        ),
-        shares,
-    )
-    if len(shares) == 1:
-        return sums[:k]
-    out = _aligned_empty(k, acc_dtype)
-    kernels.add_shares_into(sums, stride, len(shares), out)
+    # Allocated before the threads run: right after them, with the interpreter's
+    # caches evicted by the stream, the same allocation took 60-90 us, not 12.
+    out = sums[:k] if len(shares) == 1 else _aligned_empty(k, acc_dtype)
+    if team is not None and len(shares) > 1:
+        jobs = [
+            [kernels.ShareJob(a2, b2, sums[t * stride : t * stride + k], lo, hi, per_lane_row)] for lo, hi, t in shares
+        ]
+        team.run(jobs, chunk)
+    else:
+        _on_threads(
+            lambda rows: kernels.row_share_into(
+                a2, b2, sums[rows[2] * stride : rows[2] * stride + k], rows[0], rows[1], per_lane_row, chunk
+            ),
+            shares,
+        )
+    if len(shares) > 1:
+        kernels.add_shares_into(sums, stride, len(shares), out)
     return out
 
 
@@ -562,7 +563,7 @@ def _padded(k: int, itemsize: int) -> int:
 
 def _numba_column_jobs(
     kernels: Any, a2: np.ndarray, b2: np.ndarray, acc_dtype: np.dtype, result_bits: np.ndarray | None, threads: int
-) -> tuple[list[list[Any]], Callable[[], np.ndarray]]:
+) -> tuple[list[list[Any]], np.ndarray]:
     """One slice of axis 1 per thread, summed into its own slice of the sums (and rounded there, in half precision)."""
     n, k = a2.shape
     # Zeroed by each thread, not by np.zeros: a large calloc maps fresh pages on
@@ -574,48 +575,7 @@ def _numba_column_jobs(
         if result_bits is not None:
             own.append(kernels.NarrowJob(acc, result_bits, lo, hi))
         jobs.append(own)
-    return jobs, lambda: acc
-
-
-def _numba_row_jobs(
-    kernels: Any, a2: np.ndarray, b2: np.ndarray, acc_dtype: np.dtype, threads: int
-) -> tuple[list[list[Any]], Callable[[], np.ndarray]]:
-    """One block of rows per thread, each summed into partial sums of its own, added at the end.
-
-    Short rows are summed as lane rows, as in ``_lane_sum`` (k = 1 too: the
-    kernel has no dot loop to lose): a thread's lanes and its leftover rows
-    go to two sets of partial sums, the lanes folded into columns at the end.
-    """
-    n, k = a2.shape
-    jobs, parts = [], []
-    for lo, hi in _bounds(n, threads):
-        own, lanes_of = [], None
-        per_lane_row, whole_rows = _lane_layout(hi - lo, k, numba_lanes(acc_dtype.itemsize))
-        if per_lane_row > 1 and whole_rows:
-            width = per_lane_row * k
-            lanes = np.zeros(width, acc_dtype)
-            lane_rows = whole_rows // per_lane_row
-            a_lanes, b_lanes = (x[lo : lo + whole_rows].reshape(lane_rows, width) for x in (a2, b2))
-            own.append(kernels.RowsJob(a_lanes, b_lanes, lanes, 0, lane_rows, 0, width))
-            lanes_of, lo = (lanes, per_lane_row), lo + whole_rows
-        rest = _aligned_empty(k, acc_dtype)  # the result itself on one thread
-        rest[...] = 0
-        if hi > lo or lanes_of is None:
-            own.append(kernels.RowsJob(a2, b2, rest, lo, hi, 0, k))
-        jobs.append(own)
-        parts.append((lanes_of, rest, hi > lo))
-
-    def finish() -> np.ndarray:
-        partials = []
-        for lanes_of, rest, has_rest in parts:
-            if lanes_of is None:
-                partials.append(rest)
-                continue
-            folded = _fold_lanes(lanes_of[0], lanes_of[1], (k,))
-            partials.append(_add_partials([folded, rest]) if has_rest else folded)
-        return np.asarray(_add_partials(partials))
-
-    return jobs, finish
+    return jobs, acc
 
 
 def _threaded_einsum_dot(x: np.ndarray, y: np.ndarray, *, threads: int) -> float:
