@@ -530,7 +530,8 @@ class TorchBlocked(TorchAdapter):
             if product == dtype:
                 torch.mul(a[start:stop], b[start:stop], out=block)
             else:  # half precision: upcast the block, then multiply in float32 (mul would round in half)
-                block.copy_(a[start:stop])
+                # Resolved first: copy_ between float16 and float32 drops a negative bit (torch 2.13 CPU).
+                block.copy_(_resolved(a[start:stop]))
                 block.mul_(b[start:stop])
             _accumulate(torch, acc, block.sum(0, dtype=acc.dtype))
         return acc.to(self.torch_dtype(plan.out_dtype))
