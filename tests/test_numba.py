@@ -461,6 +461,19 @@ def test_the_team_refuses_arrays_it_would_misread():
     ]:
         with pytest.raises(ValueError, match=match):
             team.run([[bad]], 1024)
+    # Bounds go into an int64 table: a float would be truncated there (rows 0:63.9 summed 0:63).
+    for bad, error, match in [
+        (share._replace(row_hi=63.9), TypeError, "ShareJob's row_hi must be an integer, not 63.9"),
+        (share._replace(rows_per_lane_row=2**63), ValueError, "rows_per_lane_row .* outside int64's range"),
+        (share._replace(acc=[0.0] * 32), TypeError, "ShareJob's acc must be a NumPy array, not list"),
+    ]:
+        with pytest.raises(error, match=match):
+            team.run([[bad]], 1024)
+    with pytest.raises(TypeError, match="column chunk must be an integer"):
+        team.run([[share]], 1.5)
+    team.run(([job] for job in [share]), 1024)  # a generator of jobs is read, not taken for empty
+    assert_mul_sum_close(sums, a, b)
+    sums[:] = 0
     with pytest.raises(TypeError, match="RowsJob, ShareJob and NarrowJob only"):
         team.run([[(a, b, sums)]], 1024)
     assert (sums == 0).all()

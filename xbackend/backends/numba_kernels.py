@@ -421,10 +421,14 @@ class OpenMPTeam:
         first rows (or share) job: the threads read them by address. ctypes
         lets go of the GIL for the call; the threads run compiled code only.
         """
+        _check_integer("the column chunk", chunk)
         if chunk < 1:
             raise ValueError(f"the column chunk must be at least 1, not {chunk}")
+        jobs = [list(thread) for thread in jobs]  # iterables of any kind, each read once
         if not all(isinstance(job, RowsJob | NarrowJob | ShareJob) for thread in jobs for job in thread):
             raise TypeError("the OpenMP team runs RowsJob, ShareJob and NarrowJob only")
+        for job in (job for thread in jobs for job in thread):
+            _check_fields(job)
         if not any(jobs):
             return
         reads = [job for thread in jobs for job in thread if not isinstance(job, NarrowJob)]
@@ -453,6 +457,28 @@ _TEAM_SUMS = {
     np.dtype(np.uint16): np.dtype(np.float32),
     np.dtype(np.int16): np.dtype(np.float32),
 }
+
+
+# A job's fields that hold arrays; every other one but RowsJob.zero is an integer the table holds as an int64.
+_ARRAY_FIELDS = frozenset({"a", "b", "acc", "bits"})
+
+
+def _check_fields(job: Job) -> None:
+    """NumPy arrays where ``job`` takes arrays, integers of int64's range where it takes bounds (a float would be
+    truncated silently in the int64 table)."""
+    for name, value in zip(job._fields, job):
+        if name in _ARRAY_FIELDS:
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"a {type(job).__name__}'s {name} must be a NumPy array, not {type(value).__name__}")
+        elif name != "zero":
+            _check_integer(f"a {type(job).__name__}'s {name}", value)
+
+
+def _check_integer(what: str, value: object) -> None:
+    if not isinstance(value, int | np.integer):
+        raise TypeError(f"{what} must be an integer, not {value!r}")
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"{what} ({value}) lies outside int64's range")
 
 
 def _check_team_arrays(
