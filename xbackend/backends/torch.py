@@ -397,6 +397,8 @@ _OPENMP_RUNTIMES = ("libgomp", "libiomp5", "libomp")
 # GNU OpenMP does not survive fork: in a child of a process whose team had
 # started, a parallel region waits forever for the parent's workers (torch's own
 # ops too). A forked child runs torch-numba's blocks on a thread pool of its own.
+# Only forks after this module's import are seen: a child that first imports
+# xbackend after its parent ran torch ops hangs in torch-numba as in any torch op.
 _FORKED_CHILD = []
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _FORKED_CHILD.append(True))
