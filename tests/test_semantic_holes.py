@@ -280,18 +280,35 @@ def test_overflow_in_the_accumulation_dtype_is_accepted(xbackend_adapter, case):
     assert_mul_sum_close(out, a, b, bound="probabilistic")
 
 
+@pytest.mark.parametrize(
+    ("trailing", "order"), [((), "C"), ((1,), "C"), ((1, 1), "C"), ((3,), "F")], ids=["1-D", "Nx1", "Nx1x1", "NxK-F"]
+)
 @pytest.mark.parametrize("case", ["infinity", "overflow"])
-def test_a_repeated_value_is_multiplied_into_every_product(xbackend_adapter, case):
-    # A (1,) input against (N,): every product is formed and rounded, then summed.
-    # np.einsum summed a repeated value as value * sum(other): -inf * (rows of both
-    # signs) gave -inf, not NaN, and 1e30 * 1e10 never overflowed.
+def test_a_repeated_value_is_multiplied_into_every_product(xbackend_adapter, case, trailing, order):
+    # A (1, ...) input against (N, ...): every product is formed and rounded, then summed.
+    # Where its loop ran along dim 0 (a row of one element; a row against a Fortran-ordered
+    # input), np.einsum summed a repeated value as value * sum(other): -inf * (rows of
+    # both signs) gave -inf, not NaN, and 1e30 * 1e10 never overflowed.
     ad = xbackend_adapter
     rng = np.random.default_rng(5)
-    b = rng.standard_normal(3_000).astype(np.float32) * (1e10 if case == "overflow" else 1)
-    a = np.array([-np.inf if case == "infinity" else 1e30], np.float32)
+    b = rng.standard_normal((3_000, *trailing)).astype(np.float32) * (1e10 if case == "overflow" else 1)
+    b = np.asarray(b, order=order)
+    a = np.full((1, *trailing), -np.inf if case == "infinity" else 1e30, np.float32)
     for x, y in ((a, b), (b, a)):
         out = ad.to_numpy(ad.mul_sum(ad.asarray(x), ad.asarray(y)))
-        assert np.isnan(out), f"{case}: {out}"
+        assert out.shape == trailing and np.isnan(out).all(), f"{case}: {out}"
+
+
+@pytest.mark.parametrize("shape", [(3_000, 1), (3_000, 3)])
+def test_a_row_repeated_by_broadcast_to_after_a_cached_call(shape):
+    # mul_sum caches one kernel per shape and dtype, whatever the strides: a row that
+    # np.broadcast_to repeats, of the shape a plain call cached, must still sum to NaN.
+    rng = np.random.default_rng(6)
+    b = np.asfortranarray(rng.standard_normal(shape).astype(np.float32))
+    xbackend.mul_sum(b, b)
+    a = np.broadcast_to(np.full((1, shape[1]), -np.inf, np.float32), shape)
+    assert np.isnan(xbackend.mul_sum(a, b)).all()
+    assert np.isnan(xbackend.mul_sum(b, a)).all()
 
 
 def test_oracle_accepts_overflow_only_where_the_accumulation_dtype_can_overflow():

@@ -156,7 +156,11 @@ class NumpyAdapter(Adapter):
             and a.dtype == b.dtype == numpy_dtype(plan.out_dtype)
             and plan.acc_dtype == plan.out_dtype
         )
-        return functools.partial(np.einsum, "i...,i...->...") if direct else super().kernel(a, b, plan)
+        if not direct:
+            return super().kernel(a, b, plan)
+        # The cached kernel serves later inputs of this shape whatever their strides: a
+        # row repeated by np.broadcast_to takes the products' way (_repeated_row_sum).
+        return lambda x, y: numpy_mul_sum(x, y, plan) if _repeats_a_row(x, y) else np.einsum("i...,i...->...", x, y)
 
 
 def numpy_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
@@ -180,24 +184,32 @@ def _block_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
     """The sum over dim 0 of one block of broadcast inputs, in ``plan.acc_dtype``."""
     if plan.acc_dtype != plan.out_dtype:
         return _upcast_by_blocks(a, b, plan)
-    if a.ndim == 1 and a.shape[0] > 1 and 0 in (a.strides[0], b.strides[0]):
-        return _repeated_value_sum(a, b)
+    if _repeats_a_row(a, b):
+        return _repeated_row_sum(a, b)
     return np.asarray(np.einsum("i...,i...->...", a, b))
 
 
-def _repeated_value_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """A full sum of products where an input repeats one value (stride 0), its products rounded one by one.
+def _repeats_a_row(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether an input repeats one row over dim 0 (stride 0 there: broadcast, or ``np.broadcast_to``)."""
+    return a.shape[0] > 1 and not (a.strides[0] and b.strides[0])
 
-    np.einsum sums such a reduction as the value times the other input's sum:
-    -inf times rows of both signs gave -inf where the products (inf and -inf)
-    sum to NaN, and a product that overflows was never formed. Blocks of
-    products keep the extra memory to one block.
+
+def _repeated_row_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A sum over dim 0 where an input repeats one row (stride 0), every product formed and rounded.
+
+    Where its loop runs along dim 0, np.einsum sums such a reduction as the
+    repeated value times the other input's sum: -inf times rows of both signs
+    gave -inf where the products (inf and -inf) sum to NaN, and a product that
+    overflows was never formed. It does so for 1-D inputs, N x 1, and a row
+    broadcast against a Fortran-ordered input. Blocks of products keep the
+    extra memory to one block.
     """
-    total = np.zeros((), a.dtype)
+    rows = max(1, _UPCAST_BLOCK_ELEMENTS // max(1, math.prod(a.shape[1:])))
+    total = np.zeros(a.shape[1:], a.dtype)
     with np.errstate(**_IEEE_QUIET):
-        for start in range(0, a.shape[0], _UPCAST_BLOCK_ELEMENTS):
-            block = slice(start, start + _UPCAST_BLOCK_ELEMENTS)
-            total = total + np.add.reduce(np.multiply(a[block], b[block]))
+        for start in range(0, a.shape[0], rows):
+            block = slice(start, start + rows)
+            total = total + np.add.reduce(np.multiply(a[block], b[block]), axis=0)
     return np.asarray(total)
 
 
