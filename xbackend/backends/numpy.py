@@ -518,11 +518,17 @@ def numba_threaded_mul_sum(
             kernels.narrow_into(acc, result_bits, 0, k)
         return (acc if result is None else result).reshape(plan.out_shape)
     jobs, acc = _numba_column_jobs(kernels, a2, b2, acc_dtype, result_bits, threads)
-    if team is not None:
+    _run_numba_jobs(kernels, jobs, chunk, team)
+    return (acc if result is None else result).reshape(plan.out_shape)
+
+
+def _run_numba_jobs(kernels: Any, jobs: list[list[Any]], chunk: int, team: Any) -> None:
+    """``jobs[t]`` on thread ``t``: of ``team`` (an OpenMP runtime's threads) where one is given and there are
+    several, else the calling thread and numpy-threads' pool."""
+    if team is not None and len(jobs) > 1:
         team.run(jobs, chunk)
     else:
         _on_threads(lambda own: kernels.run_jobs(own, chunk), jobs)
-    return (acc if result is None else result).reshape(plan.out_shape)
 
 
 def _numba_row_shares(
@@ -544,18 +550,8 @@ def _numba_row_shares(
     # Allocated before the threads run: right after them, with the interpreter's
     # caches evicted by the stream, the same allocation took 60-90 us, not 12.
     out = sums[:k] if len(shares) == 1 else _aligned_empty(k, acc_dtype)
-    if team is not None and len(shares) > 1:
-        jobs = [
-            [kernels.ShareJob(a2, b2, sums[t * stride : t * stride + k], lo, hi, per_lane_row)] for lo, hi, t in shares
-        ]
-        team.run(jobs, chunk)
-    else:
-        _on_threads(
-            lambda rows: kernels.row_share_into(
-                a2, b2, sums[rows[2] * stride : rows[2] * stride + k], rows[0], rows[1], per_lane_row, chunk
-            ),
-            shares,
-        )
+    jobs = [[kernels.ShareJob(a2, b2, sums[t * stride : t * stride + k], lo, hi, per_lane_row)] for lo, hi, t in shares]
+    _run_numba_jobs(kernels, jobs, chunk, team)
     if len(shares) > 1:
         kernels.add_shares_into(sums, stride, len(shares), out)
     return out
