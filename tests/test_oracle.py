@@ -45,11 +45,30 @@ def test_float64_sum_beyond_range_is_infinite_not_an_error():
     assert reference(a, b).exact == 2.0**1023  # fsum overflows internally; the sum does not
 
 
-def test_float64_outside_the_exact_range_is_refused():
-    with pytest.raises(ValueError, match="2\\*\\*995"):
-        reference(*arrays("float64", [2.0**996], [1.0]))
-    with pytest.raises(ValueError, match="2\\*\\*-969"):  # a product that underflows to 0
-        reference(*arrays("float64", [1e-200], [1e-200]))
+def test_float64_beyond_the_split_range_is_summed_exactly():
+    assert reference(*arrays("float64", [2.0**996], [1.0])).exact == 2.0**996
+    # Products that underflow float64: each rounds to the smallest subnormal, their exact sum is 3 of them.
+    x, y = 3 * 2.0**-538, 2.0**-538
+    assert reference(*arrays("float64", [x] * 4, [y] * 4)).exact == 3 * 2.0**-1074
+    wrong = np.array([2.0**995])
+    assert check_mul_sum(wrong, *arrays("float64", [2.0**996], [1.0])).failure is not None
+
+
+def test_a_float64_product_past_the_range_is_a_finite_term_not_an_infinite_input():
+    # 1e400 - 1e400 is exactly 0; IEEE products give inf - inf (NaN), a fused multiply-add
+    # (XLA) inf or -inf: each is an overflow of one sign's terms, so each is accepted.
+    a, b = arrays("float64", [1e200, 1e200], [1e200, -1e200])
+    assert reference(a, b).exact == 0.0
+    for got in (math.nan, math.inf, -math.inf, 0.0):
+        assert check_mul_sum(np.array(got), a, b).failure is None, got
+    # With only positive terms past the range, -inf and NaN are wrong.
+    a, b = arrays("float64", [1e200, 1.0], [1e200, -1.0])
+    assert reference(a, b).exact == math.inf
+    for got in (math.nan, -math.inf):
+        assert check_mul_sum(np.array(got), a, b).failure is not None, got
+    # A true infinity still decides the sum, whatever the finite terms do.
+    a, b = arrays("float64", [math.inf, 1e200], [1.0, -1e200])
+    assert reference(a, b).exact == math.inf
 
 
 def test_complex_is_multiplied_without_conjugation():

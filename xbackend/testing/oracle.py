@@ -96,8 +96,13 @@ result is exact and the bound is zero.
 Exactness of the oracle: for float32 and narrower inputs a float64 product is
 exact and ``math.fsum`` rounds the sum correctly; float64 products are split
 error-free (Dekker's TwoProduct with Veltkamp splitting) into ``p + e`` before
-``fsum``. That split is exact for ``|x| < 2**995`` with products above
-``2**-969``; the oracle refuses float64 inputs outside that range.
+``fsum``. That split is exact for ``|x| < 2**995`` with products in
+``[2**-969, 2**1000)``; a column holding a product of finite factors outside
+that range (one that overflows or underflows float64, say) is summed in
+rational arithmetic instead, so the oracle is exact for every float64 input.
+Such a product past float64's range is a finite term: it counts towards the
+overflow masses ``P+`` / ``P-`` above (a strategy may return +-inf or NaN), and
+not as an infinite input (which would make the exact sum +-inf or NaN).
 """
 
 from __future__ import annotations
@@ -123,6 +128,7 @@ _ORACLE_ROUNDOFF = 2.0**-53
 _VELTKAMP = 134217729.0  # 2**27 + 1
 _SPLIT_SAFE_MAX = 2.0**995
 _PRODUCT_SAFE_MIN = 2.0**-969
+_PRODUCT_SAFE_MAX = 2.0**1000  # xh * yh stays below float64's top for products under it
 
 __all__ = [
     "BOUNDS",
@@ -199,8 +205,32 @@ class Reference:
     components: tuple[Component, ...] = ()
 
 
+@dataclass(frozen=True)
+class _Products:
+    """The products ``x * y`` (shape (N, M)) of one real component, kept exact.
+
+    ``rounded`` is IEEE's float64 product (what overflow and infinite inputs
+    are judged on); ``terms`` are float64 arrays whose exact sum is the product
+    wherever ``outside`` is False; ``outside`` marks products of finite factors
+    that the float64 split cannot hold, summed as fractions of ``x`` and ``y``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    rounded: np.ndarray
+    terms: tuple[np.ndarray, ...]
+    outside: np.ndarray
+
+    def __neg__(self) -> _Products:
+        return _Products(-self.x, self.y, -self.rounded, tuple(-t for t in self.terms), self.outside)
+
+    @property
+    def of_finite_factors(self) -> np.ndarray:
+        return np.isfinite(self.x) & np.isfinite(self.y)
+
+
 def _two_product(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``x * y == p + e`` exactly (Dekker), elementwise on float64 arrays."""
+    """``x * y == p + e`` exactly (Dekker), elementwise on float64 arrays in the split's range."""
 
     def split(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scaled = _VELTKAMP * v
@@ -214,46 +244,68 @@ def _two_product(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p, e
 
 
-def _check_split_range(x: np.ndarray, y: np.ndarray, p: np.ndarray) -> None:
+def _outside_split_range(x: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Products of finite factors that Dekker's split would not represent exactly."""
     finite = np.isfinite(x) & np.isfinite(y)
-    big = np.abs(np.where(finite, x, 0)).max(initial=0), np.abs(np.where(finite, y, 0)).max(initial=0)
-    # A product of nonzero operands that underflowed to 0 is below the range too.
-    tiny = np.abs(p[finite & (x != 0) & (y != 0)]).min(initial=np.inf)
-    if max(big) >= _SPLIT_SAFE_MAX or tiny < _PRODUCT_SAFE_MIN:
-        raise ValueError(
-            "the float64 oracle is exact only for |x| < 2**995 and nonzero products "
-            "above 2**-969; these inputs fall outside"
-        )
+    big = (np.abs(x) >= _SPLIT_SAFE_MAX) | (np.abs(y) >= _SPLIT_SAFE_MAX) | ~(np.abs(p) < _PRODUCT_SAFE_MAX)
+    tiny = (x != 0) & (y != 0) & (np.abs(p) < _PRODUCT_SAFE_MIN)
+    return finite & (big | tiny)
 
 
-def _exact_products(x: np.ndarray, y: np.ndarray, wide: bool) -> list[np.ndarray]:
-    """Float64 terms, shape (terms, N, M), whose exact sum is ``sum x*y`` per column."""
-    if not wide:
-        return [x * y]
-    p, e = _two_product(x, y)
-    _check_split_range(x, y, p)
-    return [p, e]
+def _exact_products(x: np.ndarray, y: np.ndarray, wide: bool) -> _Products:
+    """The products of float64 factors of shape (N, M), as terms whose exact sum is ``x*y`` per column."""
+    if not wide:  # products of float32 or narrower factors are exact in float64
+        p = x * y
+        return _Products(x, y, p, (p,), np.zeros(p.shape, dtype=bool))
+    outside = _outside_split_range(x, y, x * y)
+    inside_x, inside_y = np.where(outside, 0.0, x), np.where(outside, 0.0, y)
+    p, e = _two_product(inside_x, inside_y)
+    return _Products(x, y, x * y, (p, e), outside)
 
 
-def _fsum_columns(products: list[list[np.ndarray]]) -> np.ndarray:
-    """Correctly rounded column sums of the products' exact terms, with IEEE semantics for inf/nan.
+def _fsum_columns(products: list[_Products]) -> np.ndarray:
+    """Correctly rounded column sums of the products, with IEEE semantics for infinite and NaN inputs.
 
-    Each entry of ``products`` is one product array's terms, the product first
-    (as in ``_component``): a complex component sums two products, and an
-    infinity or NaN in either decides its sum.
+    A complex component sums two product arrays; an infinite or NaN factor in
+    either decides its sum.
     """
-    stacked = np.concatenate([term for terms in products for term in terms], axis=0)  # (terms*N, M)
-    rounded = np.concatenate([terms[0] for terms in products], axis=0)
+    special = np.concatenate([~p.of_finite_factors for p in products], axis=0)  # (arrays*N, M)
+    rounded = np.concatenate([p.rounded for p in products], axis=0)
+    outside = np.concatenate([p.outside for p in products], axis=0)
+    stacked = np.concatenate([term for p in products for term in p.terms], axis=0)
     out = np.empty(stacked.shape[1])
     for col in range(stacked.shape[1]):
-        column = rounded[:, col]
-        if np.all(np.isfinite(column)):
-            out[col] = _exact_sum(stacked[:, col].tolist())
-        elif np.isnan(column).any() or (np.isposinf(column).any() and np.isneginf(column).any()):
-            out[col] = math.nan
+        specials = rounded[special[:, col], col]
+        if specials.size:
+            out[col] = _special_sum(specials)
+        elif outside[:, col].any():
+            out[col] = _rounded_fraction(_fraction_column(products, col))
         else:
-            out[col] = math.inf if np.isposinf(column).any() else -math.inf
+            out[col] = _exact_sum(stacked[:, col].tolist())
     return out
+
+
+def _special_sum(products: np.ndarray) -> float:
+    """The sum of finite terms and these products of an infinite or NaN factor (IEEE's)."""
+    if np.isnan(products).any() or (np.isposinf(products).any() and np.isneginf(products).any()):
+        return math.nan
+    return math.inf if np.isposinf(products).any() else -math.inf
+
+
+def _fraction_column(products: list[_Products], col: int) -> Fraction:
+    """One column's exact sum in rational arithmetic (slow: only for products outside the split)."""
+    total = Fraction(0)
+    for p in products:
+        for xi, yi in zip(p.x[:, col].tolist(), p.y[:, col].tolist()):
+            total += Fraction(xi) * Fraction(yi)
+    return total
+
+
+def _rounded_fraction(total: Fraction) -> float:
+    try:
+        return float(total)
+    except OverflowError:
+        return math.inf if total > 0 else -math.inf
 
 
 def _exact_sum(values: list[float]) -> float:
@@ -261,11 +313,7 @@ def _exact_sum(values: list[float]) -> float:
     try:
         return math.fsum(values)
     except OverflowError:  # fsum refuses sums beyond float64; rational arithmetic is exact
-        total = sum(map(Fraction, values), Fraction(0))
-        try:
-            return float(total)
-        except OverflowError:
-            return math.inf if total > 0 else -math.inf
+        return _rounded_fraction(sum(map(Fraction, values), Fraction(0)))
 
 
 def _underflow_mass(x: np.ndarray, y: np.ndarray, tiny: float) -> np.ndarray:
@@ -306,7 +354,7 @@ def _reference(a: np.ndarray, b: np.ndarray) -> Reference:
     tiny = _dtypes.SMALLEST_NORMAL[plan.out_dtype]
     if _dtypes.is_complex(plan.out_dtype):
         (xr, xi), (yr, yi) = _real_parts(x), _real_parts(y)
-        rr, ii = _exact_products(xr, yr, wide), [-t for t in _exact_products(xi, yi, wide)]
+        rr, ii = _exact_products(xr, yr, wide), -_exact_products(xi, yi, wide)
         ri, ir = _exact_products(xr, yi, wide), _exact_products(xi, yr, wide)
         # Filled part by part: 1j * inf is nan + inf*1j, which would turn an infinite or NaN
         # imaginary sum into a NaN real part.
@@ -323,11 +371,11 @@ def _reference(a: np.ndarray, b: np.ndarray) -> Reference:
         components = (_component([rr, ii], plan.acc_dtype), _component([ri, ir], plan.acc_dtype))
     else:
         x64, y64 = x.astype(np.float64), y.astype(np.float64)
-        terms = _exact_products(x64, y64, wide)
-        exact = _fsum_columns([terms])
+        products = _exact_products(x64, y64, wide)
+        exact = _fsum_columns([products])
         abs_sum = np.abs(x64 * y64).sum(0)
         underflow = _underflow_mass(x64, y64, tiny)
-        components = (_component([terms], plan.acc_dtype),)
+        components = (_component([products], plan.acc_dtype),)
     shape = plan.out_shape
     components = tuple(
         Component(
@@ -343,27 +391,27 @@ def _reference(a: np.ndarray, b: np.ndarray) -> Reference:
     )
 
 
-def _component(products: list[list[np.ndarray]], acc_dtype: str) -> Component:
-    """Overflow masses and exactness of one real component, from its products' exact terms.
+def _component(products: list[_Products], acc_dtype: str) -> Component:
+    """Overflow masses and exactness of one real component, from its product arrays.
 
-    Each entry of ``products`` is one product array's terms: ``[p]`` (exact) or
-    ``[p, e]`` (Dekker's split: the product is exact in float64 only where e == 0).
+    A product of finite factors past float64's range is infinite in ``rounded``
+    and so makes its sign's mass infinite: a term that overflows any accumulator.
     """
     bits = -int(math.log2(_dtypes.UNIT_ROUNDOFF[acc_dtype]))
     tiny, top = _dtypes.SMALLEST_NORMAL[acc_dtype], _dtypes.MAX_FINITE[acc_dtype]
     positive = negative = 0.0
     exact = True
     quantum = np.inf
-    for terms in products:
-        p = terms[0]
+    for product in products:
+        p, regular = product.rounded, product.of_finite_factors
+        positive = positive + np.where(regular & (p > 0), p, 0.0).sum(0)
+        negative = negative - np.where(regular & (p < 0), p, 0.0).sum(0)
         finite = np.isfinite(p)
-        positive = positive + np.where(finite & (p > 0), p, 0.0).sum(0)
-        negative = negative - np.where(finite & (p < 0), p, 0.0).sum(0)
         significand, q = _odd_significand(np.where(finite, p, 0.0))
         magnitude = np.abs(p)
         representable = (p == 0) | ((significand < 2**bits) & (magnitude >= tiny) & (magnitude <= top))
-        exact = exact & np.all(finite & representable, axis=0)
-        for error in terms[1:]:
+        exact = exact & np.all(finite & representable & ~product.outside, axis=0)
+        for error in product.terms[1:]:
             exact = exact & np.all(error == 0, axis=0)
         quantum = np.minimum(quantum, np.where(p == 0, np.inf, q).min(axis=0))
     total = positive + negative
@@ -371,8 +419,8 @@ def _component(products: list[list[np.ndarray]], acc_dtype: str) -> Component:
     # Below half an ulp of the largest running sum (<= u * max(P+, P-)) a term may be rounded away whole.
     threshold = 2.0**-bits * np.maximum(positive, negative)
     absorbed = 0.0
-    for terms in products:
-        p = terms[0]
+    for product in products:
+        p = product.rounded
         absorbed = absorbed + np.where(np.isfinite(p) & (np.abs(p) < threshold), p, 0.0).sum(0)
     return Component(np.asarray(positive), np.asarray(negative), np.asarray(exact), np.abs(np.asarray(absorbed)))
 

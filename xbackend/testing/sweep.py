@@ -12,7 +12,7 @@ test suite; the property-based tests draw their own ``CaseSpec`` values.
 
 Magnitudes are kept where the semantics give one answer: no product or sum
 overflows the result dtype (a strategy may round products in the input dtype,
-where they would overflow first), float64 stays in the oracle's exact range.
+where they would overflow first).
 """
 
 from __future__ import annotations
