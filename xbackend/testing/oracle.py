@@ -292,13 +292,18 @@ def _special_sum(products: np.ndarray) -> float:
     return math.inf if np.isposinf(products).any() else -math.inf
 
 
+# Every float64 is an integer over 2**1074 at most, so every product of two is one over 2**2148.
+_PRODUCT_DENOMINATOR_BITS = 2 * 1074
+
+
 def _fraction_column(products: list[_Products], col: int) -> Fraction:
-    """One column's exact sum in rational arithmetic (slow: only for products outside the split)."""
-    total = Fraction(0)
+    """One column's exact sum in integer arithmetic (only for products outside the split's range)."""
+    total = 0
     for p in products:
         for xi, yi in zip(p.x[:, col].tolist(), p.y[:, col].tolist()):
-            total += Fraction(xi) * Fraction(yi)
-    return total
+            (nx, dx), (ny, dy) = xi.as_integer_ratio(), yi.as_integer_ratio()
+            total += (nx * ny) << (_PRODUCT_DENOMINATOR_BITS - (dx * dy).bit_length() + 1)
+    return Fraction(total, 1 << _PRODUCT_DENOMINATOR_BITS)
 
 
 def _rounded_fraction(total: Fraction) -> float:
