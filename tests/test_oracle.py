@@ -71,6 +71,42 @@ def test_a_float64_product_past_the_range_is_a_finite_term_not_an_infinite_input
     assert reference(a, b).exact == math.inf
 
 
+def test_a_sum_past_float64s_range_is_a_real_number_not_an_infinite_input():
+    # Terms -1e309 and +1e310: the exact sum 9e309 rounds to inf, and both signs' terms
+    # overflow float64, so a fused loop's -inf (the first product) is as correct as inf.
+    a, b = arrays("float64", [1e300, 1e300], [-1e9, 1e10])
+    assert reference(a, b).exact == math.inf
+    for got in (math.inf, -math.inf, math.nan):
+        assert check_mul_sum(np.array(got), a, b).failure is None, got
+    assert "past float64's range" in check_mul_sum(np.array(1.0), a, b).failure
+    # 2**1024 - 2**969 rounds to inf; the largest float64 is within the bound of it.
+    a, b = arrays("float64", [np.finfo(np.float64).max, 2.0**969, 2.0**969, 2.0**969], [1.0] * 4)
+    assert reference(a, b).exact == math.inf
+    assert check_mul_sum(np.array(np.finfo(np.float64).max), a, b).failure is None
+    assert check_mul_sum(np.array(np.finfo(np.float64).max / 2), a, b).failure is not None
+
+
+def test_products_that_underflow_to_zero_keep_a_bound():
+    # Each product is 2**-1075, rounded to 0 in float64; their exact sum is the smallest subnormal.
+    a, b = arrays("float64", [2.0**-540] * 2, [2.0**-535] * 2)
+    assert reference(a, b).exact == 2.0**-1074
+    assert check_mul_sum(np.array(0.0), a, b).failure is None
+    assert check_mul_sum(np.array(1e-300), a, b).failure is not None
+
+
+def test_a_product_past_the_range_leaves_a_finite_bound():
+    # Exact sum 1; every IEEE order gives inf or NaN, and no finite result but ~1 is right.
+    a, b = arrays("float64", [2.0**512, 2.0**512, 1.0], [2.0**513, -(2.0**513), 1.0])
+    assert reference(a, b).exact == 1.0
+    assert np.isfinite(error_bound(reference(a, b))).all()
+    for got, ok in ((1.0, True), (math.nan, True), (1e300, False), (-1.0e300, False), (0.0, True)):
+        assert (check_mul_sum(np.array(got), a, b).failure is None) == ok, got
+    # A complex part whose exact sum is in range cannot be an infinity there.
+    a, b = arrays("complex128", [1 + 2.0**512 * 1j], [-1 - 2.0**512 * 1j])
+    assert check_mul_sum(np.array(complex(math.inf, -(2.0**513))), a, b).failure is None
+    assert check_mul_sum(np.array(complex(math.inf, -math.inf)), a, b).failure is not None
+
+
 def test_complex_is_multiplied_without_conjugation():
     a, b = arrays("complex64", [1 + 2j], [3 + 4j])
     assert reference(a, b).exact == -5 + 10j

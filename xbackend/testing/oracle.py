@@ -109,6 +109,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Context, Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -129,6 +130,9 @@ _VELTKAMP = 134217729.0  # 2**27 + 1
 _SPLIT_SAFE_MAX = 2.0**995
 _PRODUCT_SAFE_MIN = 2.0**-969
 _PRODUCT_SAFE_MAX = 2.0**1000  # xh * yh stays below float64's top for products under it
+_SMALLEST_SUBNORMAL = 2.0**-1074
+# A sum of 2**40 products of float64s (each below 2**2048) times 2**-1066 is in float64's range.
+_ABS_SUM_SHIFT = 1066
 
 __all__ = [
     "BOUNDS",
@@ -183,6 +187,9 @@ class Component:
     negative: np.ndarray
     exact: np.ndarray
     absorbed: np.ndarray | float = 0.0  # |signed sum of the terms a running sum may round away entirely|
+    # Where the exact sum is finite but rounds past float64's range (``exact`` holds +-inf there): that
+    # sum times 2**-_ABS_SUM_SHIFT, NaN elsewhere; None where no element is past the range.
+    scaled_past_range: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -192,10 +199,14 @@ class Reference:
     ``exact`` is the exact sum rounded to float64 (complex128 for complex inputs),
     or, for integers, the exact sum wrapped to the result dtype. ``abs_sum`` is
     ``sum_i |a_i b_i|``; for complex inputs the larger of the two
-    components' sums of absolute products. ``underflow`` is the part of that
-    sum whose products may underflow (see the module docstring).
-    ``components`` holds one ``Component`` per real component (two for complex
-    results, none for integers).
+    components' sums of absolute products (a product of nonzero factors
+    that underflows counts as float64's smallest subnormal); it is inf where
+    it passes float64's range, and ``scaled_abs_sum`` then holds it times
+    ``2**-_ABS_SUM_SHIFT`` (the bound, a small multiple of it, may still be
+    finite). ``underflow`` is the part of that sum whose products may
+    underflow (see the module docstring). ``components`` holds one
+    ``Component`` per real component (two for complex results, none for
+    integers).
     """
 
     plan: Plan
@@ -203,6 +214,7 @@ class Reference:
     abs_sum: np.ndarray
     underflow: np.ndarray  # U of the module docstring, per output element
     components: tuple[Component, ...] = ()
+    scaled_abs_sum: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -263,26 +275,31 @@ def _exact_products(x: np.ndarray, y: np.ndarray, wide: bool) -> _Products:
     return _Products(x, y, x * y, (p, e), outside)
 
 
-def _fsum_columns(products: list[_Products]) -> np.ndarray:
+def _fsum_columns(products: list[_Products]) -> tuple[np.ndarray, np.ndarray | None]:
     """Correctly rounded column sums of the products, with IEEE semantics for infinite and NaN inputs.
 
     A complex component sums two product arrays; an infinite or NaN factor in
-    either decides its sum.
+    either decides its sum. Also returns, where a column's finite sum rounds
+    past float64's range, that sum times ``2**-_ABS_SUM_SHIFT`` (NaN elsewhere;
+    None where no column does).
     """
     special = np.concatenate([~p.of_finite_factors for p in products], axis=0)  # (arrays*N, M)
     rounded = np.concatenate([p.rounded for p in products], axis=0)
     outside = np.concatenate([p.outside for p in products], axis=0)
     stacked = np.concatenate([term for p in products for term in p.terms], axis=0)
     out = np.empty(stacked.shape[1])
+    scaled_past_range = np.full(stacked.shape[1], np.nan)
     for col in range(stacked.shape[1]):
         specials = rounded[special[:, col], col]
         if specials.size:
-            out[col] = _special_sum(specials)
+            out[col], scaled = _special_sum(specials), None
         elif outside[:, col].any():
-            out[col] = _rounded_fraction(_fraction_column(products, col))
+            out[col], scaled = _rounded_scaled(_scaled_column_sum(products, col))
         else:
-            out[col] = _exact_sum(stacked[:, col].tolist())
-    return out
+            out[col], scaled = _exact_sum(stacked[:, col].tolist())
+        if scaled is not None:
+            scaled_past_range[col] = scaled
+    return out, None if np.isnan(scaled_past_range).all() else scaled_past_range
 
 
 def _special_sum(products: np.ndarray) -> float:
@@ -296,37 +313,61 @@ def _special_sum(products: np.ndarray) -> float:
 _PRODUCT_DENOMINATOR_BITS = 2 * 1074
 
 
-def _fraction_column(products: list[_Products], col: int) -> Fraction:
-    """One column's exact sum in integer arithmetic (only for products outside the split's range)."""
+def _scaled_column_sum(products: list[_Products], col: int) -> int:
+    """One column's exact sum times ``2**_PRODUCT_DENOMINATOR_BITS``, an integer (for products outside the
+    split's range)."""
     total = 0
     for p in products:
         for xi, yi in zip(p.x[:, col].tolist(), p.y[:, col].tolist()):
             (nx, dx), (ny, dy) = xi.as_integer_ratio(), yi.as_integer_ratio()
-            total += (nx * ny) << (_PRODUCT_DENOMINATOR_BITS - (dx * dy).bit_length() + 1)
-    return Fraction(total, 1 << _PRODUCT_DENOMINATOR_BITS)
+            total += (nx * ny) << (_PRODUCT_DENOMINATOR_BITS + 1 - (dx * dy).bit_length())  # dx dy: a power of 2
+    return total
 
 
-def _rounded_fraction(total: Fraction) -> float:
+def _rounded_scaled(total: int) -> tuple[float, float | None]:
+    """``total * 2**-_PRODUCT_DENOMINATOR_BITS`` correctly rounded (int division is), and where that is past
+    float64's range, the sum times ``2**-_ABS_SUM_SHIFT``."""
     try:
-        return float(total)
+        return total / (1 << _PRODUCT_DENOMINATOR_BITS), None
     except OverflowError:
-        return math.inf if total > 0 else -math.inf
+        return (math.inf if total > 0 else -math.inf), total / (1 << (_PRODUCT_DENOMINATOR_BITS + _ABS_SUM_SHIFT))
 
 
-def _exact_sum(values: list[float]) -> float:
-    """The correctly rounded sum of finite floats; +-inf when it exceeds the float64 range."""
+def _exact_sum(values: list[float]) -> tuple[float, float | None]:
+    """The correctly rounded sum of finite floats, and where it is past float64's range, the sum times
+    ``2**-_ABS_SUM_SHIFT``."""
     try:
-        return math.fsum(values)
+        return math.fsum(values), None
     except OverflowError:  # fsum refuses sums beyond float64; rational arithmetic is exact
-        return _rounded_fraction(sum(map(Fraction, values), Fraction(0)))
+        total = sum(map(Fraction, values), Fraction(0))
+        try:
+            return float(total), None
+        except OverflowError:
+            return (math.inf if total > 0 else -math.inf), float(total / 2**_ABS_SUM_SHIFT)
 
 
-def _underflow_mass(x: np.ndarray, y: np.ndarray, tiny: float) -> np.ndarray:
+def _magnitudes(x: np.ndarray, y: np.ndarray, shift: int = 0) -> np.ndarray:
+    """``|x y| * 2**-shift`` elementwise; a product of nonzero factors that underflows to 0 counts as the
+    smallest subnormal (an upper bound of what it is)."""
+    half = shift // 2
+    magnitude = np.ldexp(np.abs(x), -half) * np.ldexp(np.abs(y), half - shift)
+    return np.where((magnitude == 0) & (x != 0) & (y != 0), _SMALLEST_SUBNORMAL, magnitude)
+
+
+def _abs_sum(products: list[_Products], shift: int = 0) -> np.ndarray:
+    """Per column, ``sum |x y| * 2**-shift`` over the product arrays of one component."""
+    return sum((_magnitudes(p.x, p.y, shift).sum(0) for p in products), np.zeros(products[0].x.shape[1]))
+
+
+def _underflow_mass(products: list[_Products], tiny: float) -> np.ndarray:
     """Per column, the sum of ``|x_i y_i|`` over products that may underflow or meet a flushed operand."""
-    p = np.abs(x * y)
-    nonzero = (x != 0) & (y != 0) & np.isfinite(p)
-    risky = nonzero & ((np.abs(x) < tiny) | (np.abs(y) < tiny) | (p < tiny))
-    return np.where(risky, p, 0.0).sum(axis=0)
+    total = np.zeros(products[0].x.shape[1])
+    for p in products:
+        magnitude = _magnitudes(p.x, p.y)
+        nonzero = (p.x != 0) & (p.y != 0) & np.isfinite(magnitude)
+        risky = nonzero & ((np.abs(p.x) < tiny) | (np.abs(p.y) < tiny) | (magnitude < tiny))
+        total = total + np.where(risky, magnitude, 0.0).sum(0)
+    return total
 
 
 def _real_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -361,38 +402,44 @@ def _reference(a: np.ndarray, b: np.ndarray) -> Reference:
         (xr, xi), (yr, yi) = _real_parts(x), _real_parts(y)
         rr, ii = _exact_products(xr, yr, wide), -_exact_products(xi, yi, wide)
         ri, ir = _exact_products(xr, yi, wide), _exact_products(xi, yr, wide)
+        parts = [[rr, ii], [ri, ir]]
+    else:
+        parts = [[_exact_products(x.astype(np.float64), y.astype(np.float64), wide)]]
+    sums = [_fsum_columns(products) for products in parts]
+    if len(sums) == 2:
         # Filled part by part: 1j * inf is nan + inf*1j, which would turn an infinite or NaN
         # imaginary sum into a NaN real part.
         exact = np.empty(x.shape[1], np.complex128)
-        exact.real, exact.imag = _fsum_columns([rr, ii]), _fsum_columns([ri, ir])
-        abs_sum = np.maximum(
-            np.abs(xr * yr).sum(0) + np.abs(xi * yi).sum(0),
-            np.abs(xr * yi).sum(0) + np.abs(xi * yr).sum(0),
-        )
-        underflow = np.maximum(
-            _underflow_mass(xr, yr, tiny) + _underflow_mass(xi, yi, tiny),
-            _underflow_mass(xr, yi, tiny) + _underflow_mass(xi, yr, tiny),
-        )
-        components = (_component([rr, ii], plan.acc_dtype), _component([ri, ir], plan.acc_dtype))
+        exact.real, exact.imag = sums[0][0], sums[1][0]
     else:
-        x64, y64 = x.astype(np.float64), y.astype(np.float64)
-        products = _exact_products(x64, y64, wide)
-        exact = _fsum_columns([products])
-        abs_sum = np.abs(x64 * y64).sum(0)
-        underflow = _underflow_mass(x64, y64, tiny)
-        components = (_component([products], plan.acc_dtype),)
+        exact = sums[0][0]
+    abs_sum = np.maximum.reduce([_abs_sum(products) for products in parts])
+    scaled_abs_sum = None
+    if not np.isfinite(abs_sum).all():
+        scaled = np.maximum.reduce([_abs_sum(products, _ABS_SUM_SHIFT) for products in parts])
+        scaled_abs_sum = scaled.reshape(plan.out_shape)
+    underflow = np.maximum.reduce([_underflow_mass(products, tiny) for products in parts])
     shape = plan.out_shape
-    components = tuple(
-        Component(
-            c.positive.reshape(shape),
-            c.negative.reshape(shape),
-            (c.exact & (underflow == 0)).reshape(shape),
-            np.reshape(c.absorbed, shape),
+    components = []
+    for products, (_, scaled_past_range) in zip(parts, sums):
+        c = _component(products, plan.acc_dtype)
+        exactly = (c.exact & (underflow == 0)).reshape(shape)
+        components.append(
+            Component(
+                c.positive.reshape(shape),
+                c.negative.reshape(shape),
+                exactly,
+                np.reshape(c.absorbed, shape),
+                None if scaled_past_range is None else scaled_past_range.reshape(shape),
+            )
         )
-        for c in components
-    )
     return Reference(
-        plan, exact.reshape(shape), np.asarray(abs_sum).reshape(shape), np.asarray(underflow).reshape(shape), components
+        plan,
+        exact.reshape(shape),
+        np.asarray(abs_sum).reshape(shape),
+        np.asarray(underflow).reshape(shape),
+        tuple(components),
+        scaled_abs_sum,
     )
 
 
@@ -474,10 +521,10 @@ def error_bound(
         probabilistic = gamma_probabilistic(operations, u_acc, lam)
     relative = rigorous_factor(n_terms, u_acc)
     with np.errstate(invalid="ignore"):  # inf * 0 where an all-zero column meets an infinite gamma
-        product_term = np.where(ref.abs_sum == 0, 0.0, relative * ref.abs_sum)
+        product_term = np.where(ref.abs_sum == 0, 0.0, _times_abs_sum(ref, relative))
         if bound == "probabilistic" and probabilistic < growth:
             stagnation = np.max([np.asarray(c.absorbed) for c in ref.components], axis=0) if ref.components else 0.0
-            tight = BOUND_CONSTANT * (u_acc + probabilistic) * ref.abs_sum + stagnation
+            tight = _times_abs_sum(ref, BOUND_CONSTANT * (u_acc + probabilistic)) + stagnation
             product_term = np.minimum(product_term, np.where(ref.abs_sum == 0, 0.0, tight))
     tiny_out = _dtypes.SMALLEST_NORMAL[out]
     flushed_sums = n_terms * _dtypes.SMALLEST_NORMAL[ref.plan.acc_dtype]
@@ -489,7 +536,31 @@ def error_bound(
     # The result's own rounding: u_out |s|, and where s lies among the output's
     # subnormals, half their spacing (u_out tiny_out), which no multiple of |s| covers.
     subnormal_rounding = np.where(ref.abs_sum == 0, 0.0, u_out * tiny_out)
-    return rounding + (u_out + _ORACLE_ROUNDOFF) * np.abs(ref.exact) + subnormal_rounding
+    return rounding + _times_exact_magnitude(ref, u_out + _ORACLE_ROUNDOFF) + subnormal_rounding
+
+
+def _times_abs_sum(ref: Reference, factor: float) -> np.ndarray:
+    """``factor * abs_sum``, finite where that is although ``abs_sum`` itself is past float64's range."""
+    direct = factor * ref.abs_sum
+    if ref.scaled_abs_sum is None:
+        return direct
+    return np.where(np.isinf(ref.abs_sum), np.ldexp(factor * ref.scaled_abs_sum, _ABS_SUM_SHIFT), direct)
+
+
+def _times_exact_magnitude(ref: Reference, factor: float) -> np.ndarray:
+    """``factor * |exact|``, finite where that is although a part of ``exact`` is past float64's range."""
+    if all(c.scaled_past_range is None for c in ref.components):
+        return factor * np.abs(ref.exact)
+    parts = [np.real(ref.exact), np.imag(ref.exact)][: len(ref.components)]
+    scaled = [_scaled_part(np.asarray(part, np.float64), c.scaled_past_range) for part, c in zip(parts, ref.components)]
+    magnitude = np.hypot(*scaled) if len(scaled) == 2 else np.abs(scaled[0])
+    return np.ldexp(factor * magnitude, _ABS_SUM_SHIFT)
+
+
+def _scaled_part(part: np.ndarray, scaled_past_range: np.ndarray | None) -> np.ndarray:
+    """One part of the exact result times ``2**-_ABS_SUM_SHIFT``, past-range sums included."""
+    scaled = np.ldexp(part, -_ABS_SUM_SHIFT)
+    return scaled if scaled_past_range is None else np.where(np.isnan(scaled_past_range), scaled, scaled_past_range)
 
 
 def _check_bound_name(bound: str) -> None:
@@ -579,6 +650,7 @@ def _verdict(got: np.ndarray, ref: Reference, bound: str) -> Verdict:
             label,
             _may_overflow(component.positive, acc_top),
             _may_overflow(component.negative, acc_top),
+            component.scaled_past_range,
         )
         for (part, label), component in zip(parts, ref.components)
     ]
@@ -614,36 +686,50 @@ def _check_component(
     where: str,
     positive_overflow: np.ndarray | bool = False,
     negative_overflow: np.ndarray | bool = False,
+    scaled_past_range: np.ndarray | None = None,
 ) -> Verdict:
-    # Exact sums beyond the output range must overflow to the same infinity.
-    finite = np.isfinite(exact)
-    overflow = finite & (np.abs(exact) - bound > max_finite)
-    must_match = ~finite | overflow
+    past = np.zeros(exact.shape, bool) if scaled_past_range is None else ~np.isnan(scaled_past_range.ravel())
+    scaled = None if scaled_past_range is None else scaled_past_range.ravel()
+    # A real exact sum: finite, or finite but past float64's range (exact holds +-inf there).
+    real = np.isfinite(exact) | past
+    beyond_top = np.abs(exact) - max_finite
+    if scaled is not None:
+        excess = np.ldexp(np.abs(scaled) - np.ldexp(max_finite, -_ABS_SUM_SHIFT), _ABS_SUM_SHIFT)
+        beyond_top = np.where(past, excess, beyond_top)
+    # Exact sums beyond the output range by more than the bound must overflow to the same infinity.
+    overflow = real & (beyond_top > bound)
+    must_match = ~real | overflow
+    infinite = ~real & ~np.isnan(exact)  # an infinite input decides the sign
     # Which special results IEEE arithmetic can give: +inf where a positive
     # running sum may overflow or a +inf term is present, -inf likewise, NaN
     # where both signs can reach infinity (or the exact result is NaN).
-    can_pos = positive_overflow | (exact == np.inf) | (overflow & (exact > 0))
-    can_neg = negative_overflow | (exact == -np.inf) | (overflow & (exact < 0))
+    can_pos = positive_overflow | ((infinite | overflow) & (exact > 0))
+    can_neg = negative_overflow | ((infinite | overflow) & (exact < 0))
     nan_exact = np.isnan(exact)
     allowed = np.where(
         np.isnan(got),
         (can_pos & can_neg) | nan_exact,
         np.where(
             got == np.inf,
-            can_pos & (exact != -np.inf) & ~nan_exact,
-            np.where(got == -np.inf, can_neg & (exact != np.inf) & ~nan_exact, False),
+            can_pos & ~(infinite & (exact < 0)) & ~nan_exact,
+            np.where(got == -np.inf, can_neg & ~(infinite & (exact > 0)) & ~nan_exact, False),
         ),
     )
     expected_special = np.where(overflow, np.sign(exact) * np.inf, exact)
-    mismatched = must_match & ~allowed
+    # Near the top of the range a correct result may round either way, to inf included.
+    may_overflow = real & (beyond_top + bound > 0)
+    rounded_up = may_overflow & (got == np.sign(exact) * np.inf)
+    # A special result where none is allowed is wrong whatever the bound (which may be inf past the range).
+    mismatched = (must_match | ~np.isfinite(got)) & ~allowed & ~rounded_up
     if mismatched.any():
         i = np.flatnonzero(mismatched)[0]
-        return Verdict(math.inf, f"element {i}{where}: got {got[i]!r}, exact result is {expected_special[i]!r}")
-    # Near the top of the range a correct result may round either way, to inf included.
-    may_overflow = finite & (np.abs(exact) + bound > max_finite)
-    rounded_up = may_overflow & (got == np.sign(exact) * np.inf)
-    with np.errstate(invalid="ignore"):
+        shown = _describe(expected_special[i], scaled[i] if past[i] else math.nan)
+        return Verdict(math.inf, f"element {i}{where}: got {got[i]!r}, exact result is {shown}")
+    with np.errstate(invalid="ignore", over="ignore"):
         error = np.where(must_match | rounded_up | allowed, 0.0, np.abs(got - exact))
+        if scaled is not None:  # within the oracle's own rounding (2**-53 |exact|, in the bound)
+            apart = np.ldexp(np.abs(np.ldexp(got, -_ABS_SUM_SHIFT) - scaled), _ABS_SUM_SHIFT)
+            error = np.where(past & (error != 0) & np.isfinite(got), apart, error)
     error = np.where(np.isnan(error), np.inf, error)  # NaN where the exact sum is finite
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(error == 0, 0.0, error / bound)
@@ -652,11 +738,20 @@ def _check_component(
     worst = int(np.argmax(ratio))
     if ratio[worst] <= 1:
         return Verdict(float(ratio[worst]), None)
+    shown = _describe(exact[worst], scaled[worst] if past[worst] else math.nan)
     return Verdict(
         float(ratio[worst]),
         (
-            f"element {worst}{where}: got {got[worst]!r}, exact {exact[worst]!r}, "
+            f"element {worst}{where}: got {got[worst]!r}, exact {shown}, "
             f"error {error[worst]:.3e} exceeds the bound {bound[worst]:.3e} "
             f"({ratio[worst]:.3g}x); {int((ratio > 1).sum())} of {ratio.size} elements out of bound"
         ),
     )
+
+
+def _describe(exact: float, scaled_past_range: float) -> str:
+    """An exact value as a message shows it; one past float64's range (given times 2**-_ABS_SUM_SHIFT) in decimal."""
+    if math.isnan(scaled_past_range):
+        return repr(exact)
+    value = Context(prec=17).multiply(Decimal(scaled_past_range), Decimal(2) ** _ABS_SUM_SHIFT)
+    return f"{value:.16e} (past float64's range)"
