@@ -1,6 +1,7 @@
 """The exact oracle and the rigorous bound of ``xbackend.testing``, on hand-computed cases."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -105,6 +106,36 @@ def test_a_product_past_the_range_leaves_a_finite_bound():
     a, b = arrays("complex128", [1 + 2.0**512 * 1j], [-1 - 2.0**512 * 1j])
     assert check_mul_sum(np.array(complex(math.inf, -(2.0**513))), a, b).failure is None
     assert check_mul_sum(np.array(complex(math.inf, -math.inf)), a, b).failure is not None
+
+
+def test_a_complex_result_whose_magnitude_is_past_the_range_keeps_a_finite_bound():
+    # Both parts are in range; |exact| = 2.1e308 is not: the bound (~1e293) must stay finite.
+    a, b = arrays("complex128", [1.5e308 + 1.5e308j], [1.0 + 0j])
+    assert np.isfinite(error_bound(reference(a, b))).all()
+    assert check_mul_sum(np.array(1.5e308 + 1.5e308j), a, b).failure is None
+    for wrong in (0j, 1 + 2j, complex(math.inf, math.inf), 1.5e308 - 1.5e308j):
+        assert check_mul_sum(np.array(wrong), a, b).failure is not None, wrong
+
+
+def test_the_probabilistic_bound_survives_terms_whose_sum_overflows():
+    # The finite terms' positive and negative sums overflow, the running sum never does:
+    # left to right gives 1.0, exact 1 + 2**-52, within both bounds (no NaN bound).
+    a = np.r_[np.tile([1e308, -1e308], 40), [1.0, 2.0**-53, 2.0**-53]]
+    b = np.ones_like(a)
+    for bound in ("rigorous", "probabilistic"):
+        assert np.isfinite(error_bound(reference(a, b), bound)).all()
+        assert check_mul_sum(np.asarray(1.0), a, b, bound).failure is None, bound
+
+
+def test_a_bound_past_the_range_is_compared_in_scaled_units():
+    # |products| sum to 2e600: the bound (~1e585) is past float64's range, the exact sum 1e400 too.
+    # A wider accumulator returns 0.0 (within the bound); 1e300 too; nothing is a NaN ratio.
+    a, b = arrays("float64", [1e300, 1e300, 1e300], [1e300, 1e100, -1e300])
+    for got in (0.0, 1e300, -np.finfo(np.float64).max):
+        assert check_mul_sum(np.asarray(got), a, b).failure is None, got
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert error_bound(reference(np.array([1e200]), np.array([1e200]))) == math.inf
 
 
 def test_complex_is_multiplied_without_conjugation():

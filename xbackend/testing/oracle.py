@@ -84,7 +84,11 @@ Overflow in the accumulation dtype is legitimate IEEE behaviour: ``[3e38,
 where the positive terms, ``P+ = sum of p_i > 0`` (inflated by the rounding
 factor), exceed the accumulation dtype's largest finite value, ``-inf`` where
 ``P-`` does, NaN where both do; otherwise a non-finite result for a finite
-exact sum is a failure.
+exact sum is a failure. One exception, by design: a complex result's two
+parts share one bound (from the larger of their absolute sums), so where that
+bound itself passes float64's range, either part may round to an infinity of
+its sign (a complex product formed from three real products, as in the 3M
+method, carries one part's overflow into the other).
 
 Signed zeros. The sign of a zero is not compared: an exact sum of zero may be
 returned as +0.0 or -0.0 (IEEE gives -0.0 for ``(-0.0) * 1`` summed from a
@@ -474,7 +478,9 @@ def _component(products: list[_Products], acc_dtype: str) -> Component:
     for product in products:
         p = product.rounded
         absorbed = absorbed + np.where(np.isfinite(p) & (np.abs(p) < threshold), p, 0.0).sum(0)
-    return Component(np.asarray(positive), np.asarray(negative), np.asarray(exact), np.abs(np.asarray(absorbed)))
+    # Where the finite terms' own sum overflows (inf - inf), no stagnation estimate: the rigorous bound holds.
+    absorbed = np.where(np.isnan(absorbed), np.inf, np.abs(absorbed))
+    return Component(np.asarray(positive), np.asarray(negative), np.asarray(exact), absorbed)
 
 
 def _odd_significand(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -507,9 +513,21 @@ def error_bound(
     are independent and of mean zero (never larger than the rigorous one).
     """
     _check_bound_name(bound)
-    out = ref.plan.out_dtype
-    if _dtypes.is_integer(out):
+    if _dtypes.is_integer(ref.plan.out_dtype):
         return np.zeros(ref.plan.out_shape)
+    with np.errstate(over="ignore"):  # a bound past float64's range is inf (``_scaled_error_bound`` holds it)
+        return _bound(ref, bound, failure_probability, 0)
+
+
+def _scaled_error_bound(ref: Reference, bound: str) -> np.ndarray:
+    """``error_bound`` times ``2**-_ABS_SUM_SHIFT``: finite where the bound is past float64's range (its
+    terms near the smallest normal vanish in these units, where they do not matter)."""
+    return _bound(ref, bound, FAILURE_PROBABILITY, _ABS_SUM_SHIFT)
+
+
+def _bound(ref: Reference, bound: str, failure_probability: float, shift: int) -> np.ndarray:
+    """``error_bound`` times ``2**-shift``."""
+    out = ref.plan.out_dtype
     u_out = _dtypes.UNIT_ROUNDOFF[out]
     u_acc = _dtypes.UNIT_ROUNDOFF[ref.plan.acc_dtype]  # products are formed in the accumulation dtype
     n_terms = ref.plan.n
@@ -521,40 +539,49 @@ def error_bound(
         probabilistic = gamma_probabilistic(operations, u_acc, lam)
     relative = rigorous_factor(n_terms, u_acc)
     with np.errstate(invalid="ignore"):  # inf * 0 where an all-zero column meets an infinite gamma
-        product_term = np.where(ref.abs_sum == 0, 0.0, _times_abs_sum(ref, relative))
+        product_term = np.where(ref.abs_sum == 0, 0.0, _times_abs_sum(ref, relative, shift))
         if bound == "probabilistic" and probabilistic < growth:
             stagnation = np.max([np.asarray(c.absorbed) for c in ref.components], axis=0) if ref.components else 0.0
-            tight = _times_abs_sum(ref, BOUND_CONSTANT * (u_acc + probabilistic)) + stagnation
+            tight = _times_abs_sum(ref, BOUND_CONSTANT * (u_acc + probabilistic), shift) + np.ldexp(stagnation, -shift)
             product_term = np.minimum(product_term, np.where(ref.abs_sum == 0, 0.0, tight))
-    tiny_out = _dtypes.SMALLEST_NORMAL[out]
-    flushed_sums = n_terms * _dtypes.SMALLEST_NORMAL[ref.plan.acc_dtype]
-    flushed_result = np.where(np.abs(ref.exact) < tiny_out + product_term, tiny_out, 0.0)
-    underflow_term = np.where(ref.abs_sum == 0, 0.0, ref.underflow + flushed_sums + flushed_result)
+    tiny_out = np.ldexp(_dtypes.SMALLEST_NORMAL[out], -shift)
+    flushed_sums = np.ldexp(n_terms * _dtypes.SMALLEST_NORMAL[ref.plan.acc_dtype], -shift)
+    flushed_result = np.where(_times_exact_magnitude(ref, 1.0, shift) < tiny_out + product_term, tiny_out, 0.0)
+    underflow_term = np.where(ref.abs_sum == 0, 0.0, np.ldexp(ref.underflow, -shift) + flushed_sums + flushed_result)
     # Where every order sums exactly, only the output rounding remains.
     summed_exactly = np.logical_and.reduce([c.exact for c in ref.components]) if ref.components else False
     rounding = np.where(summed_exactly, 0.0, product_term + underflow_term)
     # The result's own rounding: u_out |s|, and where s lies among the output's
     # subnormals, half their spacing (u_out tiny_out), which no multiple of |s| covers.
     subnormal_rounding = np.where(ref.abs_sum == 0, 0.0, u_out * tiny_out)
-    return rounding + _times_exact_magnitude(ref, u_out + _ORACLE_ROUNDOFF) + subnormal_rounding
+    return rounding + _times_exact_magnitude(ref, u_out + _ORACLE_ROUNDOFF, shift) + subnormal_rounding
 
 
-def _times_abs_sum(ref: Reference, factor: float) -> np.ndarray:
-    """``factor * abs_sum``, finite where that is although ``abs_sum`` itself is past float64's range."""
-    direct = factor * ref.abs_sum
+def _times_abs_sum(ref: Reference, factor: float, shift: int) -> np.ndarray:
+    """``factor * abs_sum * 2**-shift``, finite where that is although ``abs_sum`` is past float64's range."""
+    direct = np.ldexp(factor * ref.abs_sum, -shift)
     if ref.scaled_abs_sum is None:
         return direct
-    return np.where(np.isinf(ref.abs_sum), np.ldexp(factor * ref.scaled_abs_sum, _ABS_SUM_SHIFT), direct)
+    return np.where(np.isinf(ref.abs_sum), np.ldexp(factor * ref.scaled_abs_sum, _ABS_SUM_SHIFT - shift), direct)
 
 
-def _times_exact_magnitude(ref: Reference, factor: float) -> np.ndarray:
-    """``factor * |exact|``, finite where that is although a part of ``exact`` is past float64's range."""
-    if all(c.scaled_past_range is None for c in ref.components):
-        return factor * np.abs(ref.exact)
-    parts = [np.real(ref.exact), np.imag(ref.exact)][: len(ref.components)]
-    scaled = [_scaled_part(np.asarray(part, np.float64), c.scaled_past_range) for part, c in zip(parts, ref.components)]
-    magnitude = np.hypot(*scaled) if len(scaled) == 2 else np.abs(scaled[0])
-    return np.ldexp(factor * magnitude, _ABS_SUM_SHIFT)
+def _times_exact_magnitude(ref: Reference, factor: float, shift: int) -> np.ndarray:
+    """``factor * |exact| * 2**-shift``, finite where that is although ``|exact|`` (or a part) is past float64's
+    range."""
+    magnitude = np.abs(ref.exact)
+    direct = np.ldexp(factor * magnitude, -shift)
+    if np.isfinite(magnitude).all():
+        return direct
+    scaled = [_scaled_part(part, c.scaled_past_range) for part, c in zip(_parts(ref.exact), ref.components)]
+    scaled_magnitude = np.hypot(*scaled) if len(scaled) == 2 else np.abs(scaled[0])
+    return np.where(np.isfinite(magnitude), direct, np.ldexp(factor * scaled_magnitude, _ABS_SUM_SHIFT - shift))
+
+
+def _parts(exact: np.ndarray) -> list[np.ndarray]:
+    """The real components of an exact result, as its ``components`` hold them."""
+    if np.iscomplexobj(exact):
+        return [np.real(exact).astype(np.float64), np.imag(exact).astype(np.float64)]
+    return [np.asarray(exact, dtype=np.float64)]
 
 
 def _scaled_part(part: np.ndarray, scaled_past_range: np.ndarray | None) -> np.ndarray:
@@ -635,6 +662,7 @@ def _verdict(got: np.ndarray, ref: Reference, bound: str) -> Verdict:
     wide = np.complex128 if _dtypes.is_complex(expected) else np.float64
     got, exact = got.astype(wide).ravel(), ref.exact.astype(wide).ravel()
     limit = error_bound(ref, bound).ravel()
+    scaled_limit = None if np.isfinite(limit).all() else _scaled_error_bound(ref, bound).ravel()
     parts = [(np.real, " (real part)"), (np.imag, " (imag part)")] if wide is np.complex128 else [(np.real, "")]
     acc_top = _dtypes.MAX_FINITE[ref.plan.acc_dtype] / (
         1
@@ -651,6 +679,7 @@ def _verdict(got: np.ndarray, ref: Reference, bound: str) -> Verdict:
             _may_overflow(component.positive, acc_top),
             _may_overflow(component.negative, acc_top),
             component.scaled_past_range,
+            scaled_limit,
         )
         for (part, label), component in zip(parts, ref.components)
     ]
@@ -687,6 +716,7 @@ def _check_component(
     positive_overflow: np.ndarray | bool = False,
     negative_overflow: np.ndarray | bool = False,
     scaled_past_range: np.ndarray | None = None,
+    scaled_bound: np.ndarray | None = None,
 ) -> Verdict:
     past = np.zeros(exact.shape, bool) if scaled_past_range is None else ~np.isnan(scaled_past_range.ravel())
     scaled = None if scaled_past_range is None else scaled_past_range.ravel()
@@ -733,6 +763,12 @@ def _check_component(
     error = np.where(np.isnan(error), np.inf, error)  # NaN where the exact sum is finite
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(error == 0, 0.0, error / bound)
+    if scaled_bound is not None:  # where the bound is past float64's range, compare in its scaled units
+        exact_units = _scaled_part(exact, scaled)
+        apart_units = np.abs(np.ldexp(got, -_ABS_SUM_SHIFT) - exact_units)
+        outsized = np.isinf(bound) & (error != 0) & np.isfinite(got) & real
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(outsized, apart_units / scaled_bound, ratio)
     if ratio.size == 0:
         return Verdict(0.0, None)
     worst = int(np.argmax(ratio))
