@@ -369,6 +369,8 @@ def test_the_team_is_torchs_own_openmp_runtime():
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "complex64"])
 @pytest.mark.parametrize("shape", [(300_001, 8), (2_000_001,), (64, 100_003), (1_001, 3_000)])
 def test_torch_numba_hands_its_blocks_to_torchs_team(dtype, shape, monkeypatch):
+    if dtype == "float32" and len(shape) == 1:
+        pytest.skip("one column of float32 is torch.dot: test_torch_numba_sums_one_column_with_torch_dot")
     torch, team = _torch_team()
     import xbackend.backends.numba_kernels as kernels
 
@@ -384,6 +386,55 @@ def test_torch_numba_hands_its_blocks_to_torchs_team(dtype, shape, monkeypatch):
     out = adapter.to_numpy(adapter.mul_sum(adapter.asarray(a), adapter.asarray(b)))
     assert handed == [torch.get_num_threads()] if torch.get_num_threads() > 1 else handed == []
     assert_mul_sum_close(out, a, b, bound="probabilistic")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["1-D", "Nx1", "Nx1x1", "strided", "negated"])
+def test_torch_numba_sums_one_column_with_torch_dot(dtype, layout, monkeypatch):
+    torch = pytest.importorskip("torch")
+    dots = []
+    dot = torch.dot
+    monkeypatch.setattr(torch, "dot", lambda x, y: dots.append(x.shape) or dot(x, y))
+    n = 200_001
+    a, b = (torch.from_numpy(x + 1) for x in host_inputs((n, 2), dtype, seed=13))  # mean 1: a dropped row shows
+    x, y = {
+        "1-D": (a[:, 0].contiguous(), b[:, 0].contiguous()),
+        "Nx1": (a[:, :1].contiguous(), b[:, :1].contiguous()),
+        "Nx1x1": (a[:, :1, None].contiguous(), b[:, :1, None].contiguous()),
+        "strided": (a[:, :1], b[:, 1:]),  # columns of an N x 2 tensor: stride 2, no copy
+        "negated": (torch._neg_view(a[:, :1]), b[:, :1]),
+    }[layout]
+    out = get_adapter("torch-numba").mul_sum(x, y)
+    assert dots == [(n,)]
+    assert out.shape == x.shape[1:] and out.dtype == x.dtype
+    assert_mul_sum_close(out, x, y, bound="probabilistic")
+    if layout == "negated":
+        assert out.item() < 0
+
+
+@pytest.mark.parametrize(
+    "case", ["two columns", "a repeated row", "bfloat16", "mixed dtypes", "requires grad", "one row"]
+)
+def test_torch_numba_uses_torch_dot_only_for_one_column(case, monkeypatch):
+    torch = pytest.importorskip("torch")
+    dots = []
+    dot = torch.dot
+    monkeypatch.setattr(torch, "dot", lambda x, y: dots.append(x.shape) or dot(x, y))
+    a, b = (torch.from_numpy(x + 1) for x in host_inputs((100_000, 2), "float32", seed=14))
+    x, y = {
+        "two columns": (a, b),
+        "a repeated row": (a[:1, :1], b[:, :1]),
+        "bfloat16": (a[:, :1].bfloat16(), b[:, :1].bfloat16()),
+        "mixed dtypes": (a[:, :1], b[:, :1].double()),
+        "requires grad": (a[:, :1].clone().requires_grad_(), b[:, :1]),
+        "one row": (a[:1, :1], b[:1, :1]),
+    }[case]
+    out = get_adapter("torch-numba").mul_sum(x, y)
+    assert dots == []
+    assert_mul_sum_close(out.detach(), x.detach(), y)
+    if case == "requires grad":
+        out.sum().backward()
+        assert torch.equal(x.grad, y.expand_as(x))
 
 
 def test_every_share_is_summed_when_the_team_is_smaller_than_asked():
