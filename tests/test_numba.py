@@ -389,7 +389,7 @@ def test_torch_numba_hands_its_blocks_to_torchs_team(dtype, shape, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("layout", ["1-D", "Nx1", "Nx1x1", "strided", "negated"])
+@pytest.mark.parametrize("layout", ["1-D", "Nx1", "Nx1x1", "negated"])
 def test_torch_numba_sums_one_column_with_torch_dot(dtype, layout, monkeypatch):
     torch = pytest.importorskip("torch")
     dots = []
@@ -401,8 +401,7 @@ def test_torch_numba_sums_one_column_with_torch_dot(dtype, layout, monkeypatch):
         "1-D": (a[:, 0].contiguous(), b[:, 0].contiguous()),
         "Nx1": (a[:, :1].contiguous(), b[:, :1].contiguous()),
         "Nx1x1": (a[:, :1, None].contiguous(), b[:, :1, None].contiguous()),
-        "strided": (a[:, :1], b[:, 1:]),  # columns of an N x 2 tensor: stride 2, no copy
-        "negated": (torch._neg_view(a[:, :1]), b[:, :1]),
+        "negated": (torch._neg_view(a[:, :1].contiguous()), b[:, :1].contiguous()),
     }[layout]
     out = get_adapter("torch-numba").mul_sum(x, y)
     assert dots == [(n,)]
@@ -413,7 +412,8 @@ def test_torch_numba_sums_one_column_with_torch_dot(dtype, layout, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "case", ["two columns", "a repeated row", "bfloat16", "mixed dtypes", "requires grad", "one row"]
+    "case",
+    ["two columns", "a repeated row", "bfloat16", "mixed dtypes", "requires grad", "one row", "strided", "expanded"],
 )
 def test_torch_numba_uses_torch_dot_only_for_one_column(case, monkeypatch):
     torch = pytest.importorskip("torch")
@@ -428,6 +428,8 @@ def test_torch_numba_uses_torch_dot_only_for_one_column(case, monkeypatch):
         "mixed dtypes": (a[:, :1], b[:, :1].double()),
         "requires grad": (a[:, :1].clone().requires_grad_(), b[:, :1]),
         "one row": (a[:1, :1], b[:1, :1]),
+        "strided": (a[:, :1], b[:, 1:]),  # BLAS's strided sdot keeps one or two running sums
+        "expanded": (a[:1, :1].expand(100_000, 1), b[:, :1]),
     }[case]
     out = get_adapter("torch-numba").mul_sum(x, y)
     assert dots == []
@@ -435,6 +437,15 @@ def test_torch_numba_uses_torch_dot_only_for_one_column(case, monkeypatch):
     if case == "requires grad":
         out.sum().backward()
         assert torch.equal(x.grad, y.expand_as(x))
+
+
+@pytest.mark.parametrize("layout", ["strided", "expanded"])
+def test_torch_numba_sums_long_non_contiguous_columns_in_lanes(layout):
+    # A single float32 running sum stalls at 2**24 (ones) or 2**25 (two sums): the lanes do not.
+    torch = pytest.importorskip("torch")
+    n = 40_000_000
+    x = torch.ones(n, 2)[:, :1] if layout == "strided" else torch.ones(1, 1).expand(n, 1)
+    assert get_adapter("torch-numba").mul_sum(x, x).item() == n
 
 
 def test_every_share_is_summed_when_the_team_is_smaller_than_asked():

@@ -380,7 +380,7 @@ class TorchNumba(NumbaKernel, TorchNumpy):
         "the numpy-numba strategy (a numba kernel per block: lane rows one per pass, long rows four) on "
         "zero-copy NumPy views of the tensors, on torch.get_num_threads() of torch's own OpenMP workers "
         "(GOMP_parallel of torch's runtime; else a thread pool), result wrapped by torch.from_numpy; "
-        "a float32 / float64 sum with one output element (N x 1) is torch.dot of the two columns"
+        "a float32 / float64 sum with one output element over two contiguous columns is torch.dot of them"
     )
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
@@ -399,21 +399,27 @@ class TorchNumba(NumbaKernel, TorchNumpy):
 
 # The dtypes whose one-column sums torch-numba hands to torch.dot (BLAS's sdot / ddot).
 _DOT_DTYPES = ("float32", "float64")
+# Past this many elements ATen's dot leaves BLAS for a serial loop with one running sum.
+_DOT_MAX_ELEMENTS = 2**31 - 1
 
 
 def _is_one_dot(a: Any, b: Any, plan: Plan) -> bool:
-    """A sum with one output element of two whole columns of the result dtype (neither repeated along dim 0).
+    """A sum with one output element of two contiguous columns of the result dtype.
 
     torch.dot reads two columns in one BLAS call on torch's threads; numba's
     lane rows and the Python around them read a 16e6 x 1 column at 0.87-0.90
-    of its speed in interleaved rounds.
+    of its speed in interleaved rounds. Only unit strides: BLAS's sdot keeps
+    one or two running sums for any other stride (a stride-0 column of 5e7
+    ones summed to 2**24, a stride-2 one to 2**25), where the kernel's lanes
+    keep thousands.
     """
     return (
         plan.out_dtype in _DOT_DTYPES
-        and plan.n > 1
+        and 1 < plan.n <= _DOT_MAX_ELEMENTS
         and math.prod(plan.full_shape) == plan.n
         and a.numel() == b.numel() == plan.n
         and a.shape[0] == b.shape[0] == plan.n
+        and a.stride(0) == b.stride(0) == 1
         and a.dtype == b.dtype
         and str(a.dtype) == f"torch.{plan.out_dtype}"
     )
