@@ -265,6 +265,23 @@ def test_no_grad_and_inference_mode_give_plain_results(strategy):
         assert_mul_sum_close(out, x, y)
 
 
+@pytest.mark.parametrize("autocast_dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("strategy", TORCH_PARAMS)
+def test_an_autocast_region_does_not_change_the_precision(strategy, autocast_dtype):
+    # Training code calls mul_sum inside torch.autocast: einsum's bmm ran there in half
+    # precision (a float32 column sum of ~1e5 came back inf under float16).
+    name, device = strategy
+    call = _torch_call(name, device)
+    device_type = _torch_device(name, device)
+    device_type = "cuda" if str(device_type).startswith("cuda") else "cpu"
+    for shape in [*SHAPES.values(), (100_000, 1)]:
+        a, b = (x + 1 for x in _torch_inputs(shape, _torch_device(name, device), requires_grad=False))
+        with torch.autocast(device_type, dtype=autocast_dtype):
+            out = call(a, b)
+        assert out.dtype == torch.float32, shape
+        assert_mul_sum_close(out, a, b, bound="probabilistic")
+
+
 # -- torch.func ------------------------------------------------------------------
 @pytest.mark.parametrize("shape_class", SHAPES)
 @pytest.mark.parametrize("strategy", TORCH_PARAMS)

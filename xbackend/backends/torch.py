@@ -279,7 +279,7 @@ class TorchEinsum(TorchAdapter):
         a, b = self._cast(a, b, plan)
         # einsum cannot broadcast the contracted label from 1 to N: expand (views).
         a, b = a.expand(plan.full_shape), b.expand(plan.full_shape)
-        with self._full_precision_matmul():
+        with self._autocast_off(), self._full_precision_matmul():
             if a.is_complex():
                 return self._complex_einsum(a, b)
             return self.torch.einsum("i...,i...->...", a, b).to(self.torch_dtype(plan.out_dtype))
@@ -296,6 +296,14 @@ class TorchEinsum(TorchAdapter):
         torch = self.torch
         pairs = torch.einsum("i...c,i...d->...cd", torch.view_as_real(_resolved(a)), torch.view_as_real(_resolved(b)))
         return torch.complex(pairs[..., 0, 0] - pairs[..., 1, 1], pairs[..., 0, 1] + pairs[..., 1, 0])
+
+    def _autocast_off(self) -> contextlib.AbstractContextManager[Any]:
+        """Under ``torch.autocast`` einsum's bmm would run in float16 / bfloat16 (on the CPU too): a float32 sum of
+        98748 came back inf; the shared semantics fix the dtype whatever the caller's autocast region."""
+        device = "cuda" if self.device == "cuda" else "cpu"
+        if self.torch.is_autocast_enabled(device):
+            return self.torch.autocast(device, enabled=False)
+        return contextlib.nullcontext()
 
     @contextlib.contextmanager
     def _full_precision_matmul(self) -> Iterator[None]:
