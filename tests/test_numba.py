@@ -388,13 +388,20 @@ def test_torch_numba_hands_its_blocks_to_torchs_team(dtype, shape, monkeypatch):
     assert_mul_sum_close(out, a, b, bound="probabilistic")
 
 
+@pytest.fixture
+def dots(monkeypatch) -> list[tuple[int, ...]]:
+    """The shapes of every torch.dot call made while the test runs."""
+    torch = pytest.importorskip("torch")
+    calls: list[tuple[int, ...]] = []
+    dot = torch.dot
+    monkeypatch.setattr(torch, "dot", lambda x, y: calls.append(tuple(x.shape)) or dot(x, y))
+    return calls
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("layout", ["1-D", "Nx1", "Nx1x1", "negated"])
-def test_torch_numba_sums_one_column_with_torch_dot(dtype, layout, monkeypatch):
+def test_torch_numba_sums_one_column_with_torch_dot(dtype, layout, dots):
     torch = pytest.importorskip("torch")
-    dots = []
-    dot = torch.dot
-    monkeypatch.setattr(torch, "dot", lambda x, y: dots.append(x.shape) or dot(x, y))
     n = 200_001
     a, b = (torch.from_numpy(x + 1) for x in host_inputs((n, 2), dtype, seed=13))  # mean 1: a dropped row shows
     x, y = {
@@ -415,11 +422,8 @@ def test_torch_numba_sums_one_column_with_torch_dot(dtype, layout, monkeypatch):
     "case",
     ["two columns", "a repeated row", "bfloat16", "mixed dtypes", "requires grad", "one row", "strided", "expanded"],
 )
-def test_torch_numba_uses_torch_dot_only_for_one_column(case, monkeypatch):
+def test_torch_numba_uses_torch_dot_only_for_one_column(case, dots):
     torch = pytest.importorskip("torch")
-    dots = []
-    dot = torch.dot
-    monkeypatch.setattr(torch, "dot", lambda x, y: dots.append(x.shape) or dot(x, y))
     a, b = (torch.from_numpy(x + 1) for x in host_inputs((100_000, 2), "float32", seed=14))
     x, y = {
         "two columns": (a, b),

@@ -79,8 +79,7 @@ class TorchAdapter(Adapter):
             return None
         if x.requires_grad:
             x = x.detach()
-        if x.is_neg() or x.is_conj():
-            x = _resolved(x)
+        x = _resolved(x)
         if x.dtype == self.torch.bfloat16:
             # NumPy has no bfloat16 of its own: view the bits, then reinterpret as ml_dtypes'.
             return x.view(self.torch.int16).numpy().view(numpy_dtype("bfloat16"))
@@ -300,9 +299,8 @@ class TorchEinsum(TorchAdapter):
     def _autocast_off(self) -> contextlib.AbstractContextManager[Any]:
         """Under ``torch.autocast`` einsum's bmm would run in float16 / bfloat16 (on the CPU too): a float32 sum of
         98748 came back inf; the shared semantics fix the dtype whatever the caller's autocast region."""
-        device = "cuda" if self.device == "cuda" else "cpu"
-        if self.torch.is_autocast_enabled(device):
-            return self.torch.autocast(device, enabled=False)
+        if self.torch.is_autocast_enabled(self.device):
+            return self.torch.autocast(self.device, enabled=False)
         return contextlib.nullcontext()
 
     @contextlib.contextmanager
@@ -392,10 +390,29 @@ class TorchNumba(NumbaKernel, TorchNumpy):
     )
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
-        if _is_one_dot(a, b, plan) and not self._transformed(a, b):
-            a, b = (_resolved(x) if x.is_neg() or x.is_conj() else x for x in (a, b))
+        if self._is_one_dot(a, b, plan) and not self._transformed(a, b):
+            a, b = _resolved(a), _resolved(b)
             return self.torch.dot(a.reshape(plan.n), b.reshape(plan.n)).reshape(plan.out_shape)
         return super()._compute(a, b, plan)
+
+    def _is_one_dot(self, a: Any, b: Any, plan: Plan) -> bool:
+        """A sum with one output element of two contiguous columns of the result dtype.
+
+        torch.dot reads two columns in one BLAS call on torch's threads; numba's
+        lane rows and the Python around them read a 16e6 x 1 column at 0.87-0.90
+        of its speed in interleaved rounds. Only unit strides: BLAS's sdot keeps
+        one or two running sums for any other stride (a stride-0 column of 5e7
+        ones summed to 2**24, a stride-2 one to 2**25), where the kernel's lanes
+        keep thousands.
+        """
+        return (
+            plan.out_dtype in _DOT_DTYPES
+            and 1 < plan.n <= _DOT_MAX_ELEMENTS
+            and math.prod(plan.full_shape) == plan.n
+            and a.shape[0] == b.shape[0] == plan.n
+            and a.stride(0) == b.stride(0) == 1
+            and a.dtype == b.dtype == self.torch_dtype(plan.out_dtype)
+        )
 
     def host_mul_sum(self, a: np.ndarray, b: np.ndarray, plan: Plan, threads: int) -> np.ndarray:
         return numba_threaded_mul_sum(a, b, plan, threads, torch_openmp_team(self.torch))
@@ -409,28 +426,6 @@ class TorchNumba(NumbaKernel, TorchNumpy):
 _DOT_DTYPES = ("float32", "float64")
 # Past this many elements ATen's dot leaves BLAS for a serial loop with one running sum.
 _DOT_MAX_ELEMENTS = 2**31 - 1
-
-
-def _is_one_dot(a: Any, b: Any, plan: Plan) -> bool:
-    """A sum with one output element of two contiguous columns of the result dtype.
-
-    torch.dot reads two columns in one BLAS call on torch's threads; numba's
-    lane rows and the Python around them read a 16e6 x 1 column at 0.87-0.90
-    of its speed in interleaved rounds. Only unit strides: BLAS's sdot keeps
-    one or two running sums for any other stride (a stride-0 column of 5e7
-    ones summed to 2**24, a stride-2 one to 2**25), where the kernel's lanes
-    keep thousands.
-    """
-    return (
-        plan.out_dtype in _DOT_DTYPES
-        and 1 < plan.n <= _DOT_MAX_ELEMENTS
-        and math.prod(plan.full_shape) == plan.n
-        and a.numel() == b.numel() == plan.n
-        and a.shape[0] == b.shape[0] == plan.n
-        and a.stride(0) == b.stride(0) == 1
-        and a.dtype == b.dtype
-        and str(a.dtype) == f"torch.{plan.out_dtype}"
-    )
 
 
 # Where torch's wheels keep the OpenMP runtime their CPU ops run on: beside
@@ -757,9 +752,10 @@ def _resolved(x: Any) -> Any:
     Eager ATen kernels honour the bit; inductor's generated code reads the
     storage as it is (pytorch#145093): a compiled sum of such a view returns
     the negated sum. Every kernel that reads storage directly (compiled code,
-    NumPy views) must see resolved tensors.
+    NumPy views) must see resolved tensors. The bits are asked first: two
+    resolve calls cost 10-30 us right after a streaming kernel, the check ~1 us.
     """
-    return x.resolve_conj().resolve_neg()
+    return x.resolve_conj().resolve_neg() if x.is_neg() or x.is_conj() else x
 
 
 def _dtype_name(x: Any) -> str:

@@ -114,7 +114,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import Context, Decimal
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -273,10 +272,10 @@ def _exact_products(x: np.ndarray, y: np.ndarray, wide: bool) -> _Products:
     if not wide:  # products of float32 or narrower factors are exact in float64
         p = x * y
         return _Products(x, y, p, (p,), np.zeros(p.shape, dtype=bool))
-    outside = _outside_split_range(x, y, x * y)
-    inside_x, inside_y = np.where(outside, 0.0, x), np.where(outside, 0.0, y)
-    p, e = _two_product(inside_x, inside_y)
-    return _Products(x, y, x * y, (p, e), outside)
+    rounded = x * y
+    outside = _outside_split_range(x, y, rounded)
+    p, e = _two_product(np.where(outside, 0.0, x), np.where(outside, 0.0, y))
+    return _Products(x, y, rounded, (p, e), outside)
 
 
 def _fsum_columns(products: list[_Products]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -317,6 +316,11 @@ def _special_sum(products: np.ndarray) -> float:
 _PRODUCT_DENOMINATOR_BITS = 2 * 1074
 
 
+def _scaled_integer(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` (a power of 2 up to ``2**_PRODUCT_DENOMINATOR_BITS``) over that bound."""
+    return numerator << (_PRODUCT_DENOMINATOR_BITS + 1 - denominator.bit_length())
+
+
 def _scaled_column_sum(products: list[_Products], col: int) -> int:
     """One column's exact sum times ``2**_PRODUCT_DENOMINATOR_BITS``, an integer (for products outside the
     split's range)."""
@@ -324,7 +328,7 @@ def _scaled_column_sum(products: list[_Products], col: int) -> int:
     for p in products:
         for xi, yi in zip(p.x[:, col].tolist(), p.y[:, col].tolist()):
             (nx, dx), (ny, dy) = xi.as_integer_ratio(), yi.as_integer_ratio()
-            total += (nx * ny) << (_PRODUCT_DENOMINATOR_BITS + 1 - (dx * dy).bit_length())  # dx dy: a power of 2
+            total += _scaled_integer(nx * ny, dx * dy)
     return total
 
 
@@ -342,12 +346,8 @@ def _exact_sum(values: list[float]) -> tuple[float, float | None]:
     ``2**-_ABS_SUM_SHIFT``."""
     try:
         return math.fsum(values), None
-    except OverflowError:  # fsum refuses sums beyond float64; rational arithmetic is exact
-        total = sum(map(Fraction, values), Fraction(0))
-        try:
-            return float(total), None
-        except OverflowError:
-            return (math.inf if total > 0 else -math.inf), float(total / 2**_ABS_SUM_SHIFT)
+    except OverflowError:  # fsum refuses sums beyond float64; integer arithmetic is exact
+        return _rounded_scaled(sum(_scaled_integer(*v.as_integer_ratio()) for v in values))
 
 
 def _magnitudes(x: np.ndarray, y: np.ndarray, shift: int = 0) -> np.ndarray:
@@ -572,16 +572,10 @@ def _times_exact_magnitude(ref: Reference, factor: float, shift: int) -> np.ndar
     direct = np.ldexp(factor * magnitude, -shift)
     if np.isfinite(magnitude).all():
         return direct
-    scaled = [_scaled_part(part, c.scaled_past_range) for part, c in zip(_parts(ref.exact), ref.components)]
+    parts = _real_parts(ref.exact) if len(ref.components) == 2 else (ref.exact,)
+    scaled = [_scaled_part(part, c.scaled_past_range) for part, c in zip(parts, ref.components)]
     scaled_magnitude = np.hypot(*scaled) if len(scaled) == 2 else np.abs(scaled[0])
     return np.where(np.isfinite(magnitude), direct, np.ldexp(factor * scaled_magnitude, _ABS_SUM_SHIFT - shift))
-
-
-def _parts(exact: np.ndarray) -> list[np.ndarray]:
-    """The real components of an exact result, as its ``components`` hold them."""
-    if np.iscomplexobj(exact):
-        return [np.real(exact).astype(np.float64), np.imag(exact).astype(np.float64)]
-    return [np.asarray(exact, dtype=np.float64)]
 
 
 def _scaled_part(part: np.ndarray, scaled_past_range: np.ndarray | None) -> np.ndarray:
@@ -757,17 +751,18 @@ def _check_component(
         return Verdict(math.inf, f"element {i}{where}: got {got[i]!r}, exact result is {shown}")
     with np.errstate(invalid="ignore", over="ignore"):
         error = np.where(must_match | rounded_up | allowed, 0.0, np.abs(got - exact))
-        if scaled is not None:  # within the oracle's own rounding (2**-53 |exact|, in the bound)
-            apart = np.ldexp(np.abs(np.ldexp(got, -_ABS_SUM_SHIFT) - scaled), _ABS_SUM_SHIFT)
-            error = np.where(past & (error != 0) & np.isfinite(got), apart, error)
+        # |got - exact| in units of 2**_ABS_SUM_SHIFT, for sums and bounds past float64's range; within
+        # the oracle's own rounding (2**-53 |exact|, in the bound).
+        apart_units = None
+        if scaled is not None or scaled_bound is not None:
+            apart_units = np.abs(np.ldexp(got, -_ABS_SUM_SHIFT) - _scaled_part(exact, scaled))
+        if scaled is not None:
+            error = np.where(past & (error != 0) & np.isfinite(got), np.ldexp(apart_units, _ABS_SUM_SHIFT), error)
     error = np.where(np.isnan(error), np.inf, error)  # NaN where the exact sum is finite
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(error == 0, 0.0, error / bound)
-    if scaled_bound is not None:  # where the bound is past float64's range, compare in its scaled units
-        exact_units = _scaled_part(exact, scaled)
-        apart_units = np.abs(np.ldexp(got, -_ABS_SUM_SHIFT) - exact_units)
-        outsized = np.isinf(bound) & (error != 0) & np.isfinite(got) & real
-        with np.errstate(divide="ignore", invalid="ignore"):
+        if scaled_bound is not None:
+            outsized = np.isinf(bound) & (error != 0) & np.isfinite(got) & real
             ratio = np.where(outsized, apart_units / scaled_bound, ratio)
     if ratio.size == 0:
         return Verdict(0.0, None)
