@@ -400,3 +400,70 @@ def test_jax_rows_folds_long_sums_in_groups():
     for shape in [(64, 5), (65, 5), (64 * 3 + 7, 2)]:
         a, b = seeded(shape, seed=shape[0])
         assert_mul_sum_close(adapter.mul_sum(adapter.asarray(a), adapter.asarray(b)), a, b)
+
+
+def test_a_strategy_with_one_running_sum_is_passed_over_where_outputs_sum_many_rows(monkeypatch):
+    # torch-einsum on the CPU keeps one float32 running sum per output (K > 1, strided or
+    # expanded columns): a table that names it for a column or tall-skinny class gives way
+    # to the next alternative, and explain says why; in a square class it stays.
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(_selection, "SHIPPED_TABLE", _selection.SHIPPED_TABLE.with_name("absent.json"))
+    monkeypatch.setenv("XBACKEND_AUTOTUNE", "0")
+    write_tuned(
+        cell("torch-einsum", (16_000_000, 1), 0.003, 0.9),
+        cell("torch-numpy", (16_000_000, 1), 0.004, 0.7),
+        cell("torch-einsum", (4096, 4096), 0.008, 0.9),
+        cell("torch-numpy", (4096, 4096), 0.01, 0.7),
+    )
+    column = torch.ones(100_000, 2)[:, 0]
+    choice = xbackend.choose(column, column)
+    assert (choice.strategy, choice.shape_class) == ("torch-numpy", "column")
+    assert "torch-einsum fastest measured" in choice.reason and "one running sum" in choice.reason
+    square = torch.ones(256, 256)
+    assert xbackend.choose(square, square).strategy == "torch-einsum"
+    monkeypatch.setenv("XBACKEND_AUTOTUNE", "1")
+    xbackend.clear_dispatch_cache()
+    names = dispatch.trial_candidates(choice)
+    assert names[0] == "torch-numpy" and "torch-einsum" not in names
+
+
+def _many_rows_layouts(rng, rows):
+    """(name, a, b): float32 inputs of small integers in several layouts, rows past 2**24."""
+
+    def pair(shape):
+        return tuple(rng.integers(1, 3, shape).astype(np.float32) for _ in range(2))
+
+    a, b = pair((rows, 2))
+    yield "strided column", a[:, 0], b[:, 1]
+    yield "contiguous column", np.ascontiguousarray(a[:, :1]), np.ascontiguousarray(b[:, :1])
+    yield "expanded column", np.broadcast_to(a[:1, 0], (rows,)), b[:, 0]
+    a, b = pair((rows, 4))
+    yield "C-ordered rows of 4", a, b
+    yield "Fortran-ordered rows of 4", np.asfortranarray(a), np.asfortranarray(b)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("autotune", ["0", "1"])
+def test_mul_sum_keeps_float32_sums_of_many_rows_accurate(library, autotune, monkeypatch):
+    # Past 2**24 rows a single float32 running sum stops growing (each product of 1, 2 or 4
+    # is below half its spacing); partial sums stay exact. Whatever mul_sum picks, shipped
+    # table or first-call trial, in each layout, must be the latter kind.
+    convert = {
+        "numpy": lambda x: x,
+        "torch": lambda x: _torch_view(pytest.importorskip("torch"), x),
+        "jax": lambda x: pytest.importorskip("jax.numpy").asarray(x),
+    }[library]
+    monkeypatch.setenv("XBACKEND_AUTOTUNE", autotune)
+    for name, a, b in _many_rows_layouts(np.random.default_rng(7), 2**24 + 2**22):
+        exact = np.einsum("i...,i...->...", a.astype(np.float64), b.astype(np.float64))  # integers: exact
+        x, y = convert(a), convert(b)
+        got = np.asarray(xbackend.mul_sum(x, y), dtype=np.float64)
+        relative = np.max(np.abs(got - exact) / exact)
+        assert relative < 1e-5, (name, got, exact, xbackend.explain(x, y))
+
+
+def _torch_view(torch, x):
+    """``x`` as a torch tensor of the same strides (torch.from_numpy refuses stride 0)."""
+    if x.strides[0] == 0:
+        return torch.from_numpy(x[:1].copy()).expand(x.shape)
+    return torch.from_numpy(x)

@@ -33,6 +33,7 @@ from .core.cache import LRUCache
 from .core.dtypes import SMALLEST_NORMAL, UNIT_ROUNDOFF, numpy_dtype, rigorous_factor
 from .core.errors import AdapterUnavailable
 from .core.semantics import Plan
+from .core.shapes import MANY_ROWS_CLASSES
 from .core.timing import Budget, time_mul_sum, time_one_call
 from .registry import STRATEGIES, get_adapter, instantiated, on_change, register_strategy
 
@@ -122,26 +123,38 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
     key = (library, device, dtype, shape_class)
     found = list(selection.entries_for(key))
     for source, entry in found:  # a table tuned on this machine (xbackend tune) wins over trials
-        strategy = _table_strategy(entry, device, dtype) if source.startswith("tuned") else None
+        strategy = _table_strategy(entry, device, dtype, shape_class) if source.startswith("tuned") else None
         if strategy is not None:
             return Choice(
-                strategy, library, device, dtype, shape_class, source, _measured(entry, strategy, device, dtype)
+                strategy,
+                library,
+                device,
+                dtype,
+                shape_class,
+                source,
+                _measured(entry, strategy, device, dtype, shape_class),
             )
     trial = _trial_result(key)
     if trial is not None:
         source, entry = trial
         return Choice(entry["strategy"], library, device, dtype, shape_class, source, _trial_figures(entry))
     for source, entry in found:
-        strategy = _table_strategy(entry, device, dtype)
+        strategy = _table_strategy(entry, device, dtype, shape_class)
         if strategy is not None:
             return Choice(
-                strategy, library, device, dtype, shape_class, source, _measured(entry, strategy, device, dtype)
+                strategy,
+                library,
+                device,
+                dtype,
+                shape_class,
+                source,
+                _measured(entry, strategy, device, dtype, shape_class),
             )
     fallback = selection.FALLBACK_DTYPE
     for source, entry in selection.entries_for((library, device, fallback, shape_class)):
-        strategy = _table_strategy(entry, device, dtype)
+        strategy = _table_strategy(entry, device, dtype, shape_class)
         if strategy is not None:
-            reason = f"no {dtype} measurement; {fallback} {_measured(entry, strategy, device, dtype)}"
+            reason = f"no {dtype} measurement; {fallback} {_measured(entry, strategy, device, dtype, shape_class)}"
             return Choice(strategy, library, device, dtype, shape_class, source, reason)
     return Choice(
         default,
@@ -154,7 +167,7 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
     )
 
 
-def _measured(entry: dict[str, Any], strategy: str, device: str, dtype: str) -> str:
+def _measured(entry: dict[str, Any], strategy: str, device: str, dtype: str, shape_class: str) -> str:
     bandwidth = entry.get("fraction_of_floor") is not None
     figure = (
         f"{entry['fraction_of_floor']:.2f} of the floor" if bandwidth else f"{entry['median_s'] * 1e6:.3g} us per call"
@@ -166,44 +179,41 @@ def _measured(entry: dict[str, Any], strategy: str, device: str, dtype: str) -> 
     text = f"fastest measured: {figure} at {'x'.join(map(str, entry['shape']))}"
     text += f" (others: {others})" if others else ""
     if strategy != entry["strategy"]:
-        text = f"{entry['strategy']} {text}; {_passed_over(entry['strategy'], device, dtype, strategy)}"
+        reason = _why_passed_over(entry["strategy"], device, dtype, shape_class)
+        text = f"{entry['strategy']} {text}; {reason}, so {strategy}, the fastest of the others, runs"
     return text
 
 
-def _passed_over(winner: str, device: str, dtype: str, strategy: str) -> str:
-    """Why ``_table_strategy`` passed the table's ``winner`` over for ``strategy``: the reason that applies here.
+def _why_passed_over(strategy: str, device: str, dtype: str, shape_class: str) -> str | None:
+    """Why ``mul_sum`` may not choose ``strategy`` here, or None where it may.
 
     Named, not assumed: a winner missing its package (numba for the ``*-numba``
-    strategies) must not read as one that compiles for seconds.
+    strategies) must not read as one that compiles for seconds. A strategy whose
+    first call of every new input signature compiles for seconds (torch-compile)
+    waits for the user's opt-in (``XBACKEND_AUTOTUNE=compile``); one that may keep
+    a single running sum per output (``Adapter.serial_sum_devices``) is not chosen
+    where each output sums many rows.
     """
-    cls = STRATEGIES.get(winner)
-    others = f"so {strategy}, the fastest of the others, runs"
+    cls = STRATEGIES.get(strategy)
     if cls is None:
-        return f"it is not registered here, {others}"
-    missing = cls.unavailable_reason(device) if device in cls.devices else f"it has no device {device!r}"
-    if missing is not None:
-        return f"it cannot run here ({missing}), {others}"
-    if not _runs(winner, device, dtype):
-        return f"it does not compute {dtype}, {others}"
-    return (
-        f"its first call of each input signature compiles for seconds, {others} (XBACKEND_AUTOTUNE=compile allows it)"
-    )
-
-
-def _table_strategy(entry: dict[str, Any], device: str, dtype: str) -> str | None:
-    """The strategy a table entry stands for here: its winner, or the fastest runnable alternative.
-
-    A winner whose first call of every new input signature compiles for seconds
-    (torch-compile) is passed over unless the user opted in
-    (``XBACKEND_AUTOTUNE=compile``): a first call must not stall for seconds.
-    """
-    ranked = [entry["strategy"], *entry.get("alternatives", {})]
-    compile_ok = autotune_mode() == "compile"
-    for name in ranked:
-        cls = STRATEGIES.get(name)
-        if cls is not None and _runs(name, device, dtype) and (compile_ok or not cls.compiles_for_seconds):
-            return name
+        return "it is not registered here"
+    if not _runs(strategy, device, dtype):
+        missing = cls.unavailable_reason(device) if device in cls.devices else f"it has no device {device!r}"
+        return f"it cannot run here ({missing})" if missing is not None else f"it does not compute {dtype}"
+    if cls.compiles_for_seconds and autotune_mode() != "compile":
+        return "its first call of each input signature compiles for seconds (XBACKEND_AUTOTUNE=compile allows it)"
+    if device in cls.serial_sum_devices and shape_class in MANY_ROWS_CLASSES:
+        return (
+            f"on {device} it may sum each output in one running sum over all rows, which loses accuracy "
+            f"with N (docs/adapters.md), and {shape_class} outputs sum many rows"
+        )
     return None
+
+
+def _table_strategy(entry: dict[str, Any], device: str, dtype: str, shape_class: str) -> str | None:
+    """The strategy a table entry stands for here: its winner, or the fastest alternative ``mul_sum`` may run."""
+    ranked = [entry["strategy"], *entry.get("alternatives", {})]
+    return next((name for name in ranked if _why_passed_over(name, device, dtype, shape_class) is None), None)
 
 
 # -- the first-call trial (FFTW-wisdom style) -----------------------------------
@@ -252,8 +262,6 @@ def _trial_figures(entry: dict[str, Any]) -> str:
 
 def trial_candidates(choice: Choice) -> list[str]:
     """The strategies a trial times for ``choice``'s key: the prior first, pruned by the shipped figures."""
-    cls_of = STRATEGIES
-    compile_ok = autotune_mode() == "compile"
     shipped = next((entry for source, entry in selection.entries_for(_key(choice)) if source.startswith("shipped")), {})
     best = shipped.get("fraction_of_floor")
     weak = {
@@ -263,7 +271,7 @@ def trial_candidates(choice: Choice) -> list[str]:
     }
     others = [
         name
-        for name, cls in cls_of.items()
+        for name, cls in STRATEGIES.items()
         if name != choice.strategy and cls.selectable and cls.framework == choice.library and name not in weak
     ]
     # Fastest measured first, those the table has no figure for before the rest: where a
@@ -271,11 +279,7 @@ def trial_candidates(choice: Choice) -> list[str]:
     measured = shipped.get("alternatives", {})
     others.sort(key=lambda name: -measured[name] if isinstance(measured.get(name), int | float) else -math.inf)
     names = [choice.strategy, *others]
-    return [
-        name
-        for name in names
-        if _runs(name, choice.device, choice.dtype) and (compile_ok or not cls_of[name].compiles_for_seconds)
-    ]
+    return [name for name in names if _why_passed_over(name, choice.device, choice.dtype, choice.shape_class) is None]
 
 
 def _key(choice: Choice) -> selection.TableKey:

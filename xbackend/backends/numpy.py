@@ -70,6 +70,8 @@ class NumpyAdapter(Adapter):
     devices = ("cpu",)
     install_hint = "pip install numpy"
     formulation = "np.einsum('i...,i...->...', a, b); float16/bfloat16 upcast to float32 by row blocks"
+    # einsum adds each C-ordered row of K > 1 into the output: one running sum per output.
+    serial_sum_devices = ("cpu",)
 
     def asarray(self, host: np.ndarray) -> np.ndarray:
         return np.array(host, copy=True)
@@ -625,6 +627,8 @@ class NumpyThreadsAdapter(NumpyAdapter):
         "upcast to float32 by row blocks"
     )
 
+    # Row blocks, and lanes of regrouped short rows, keep several partial sums per output.
+    serial_sum_devices = ()
     # The blocks' sum: np.einsum here, the numba kernel in numpy-numba.
     host_mul_sum = staticmethod(threaded_mul_sum)
     blocks_summed_by = "np.einsum per block"

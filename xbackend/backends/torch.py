@@ -263,6 +263,9 @@ class TorchEinsum(TorchAdapter):
         "torch.einsum('i...,i...->...', a, b), full-precision matmul pinned on CUDA; complex: one real einsum "
         "of the (real, imag) pairs (a complex matmul's alpha = 1+0j turns infinities into NaN)"
     )
+    # ATen's CPU matmul keeps one float32 running sum per output wherever K > 1 or a column
+    # is strided or expanded (2e7 x 4 ones sum to 2**24 per column; docs/adapters.md).
+    serial_sum_devices = ("cpu",)
 
     def unsupported_dtypes(self) -> frozenset[str]:
         # CUDA's bmm has no integer kernels.

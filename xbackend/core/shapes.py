@@ -17,6 +17,9 @@ Shape = tuple[int, ...]
 LATENCY_BYTES = 64 * 1024
 # N/K (or K/N) beyond which a shape is tall-skinny (short-wide).
 ELONGATION = 16
+# The classes whose outputs each sum many rows (N >= ELONGATION x K), where a strategy that
+# keeps one running sum per output loses accuracy others keep.
+MANY_ROWS_CLASSES = ("column", "tall-skinny")
 
 # The default grid: every bandwidth class reads 128-256 MiB in float32.
 SHAPE_CLASSES: dict[str, Shape] = {
