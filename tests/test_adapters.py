@@ -10,6 +10,7 @@ import pytest
 
 import xbackend
 from xbackend.core.dtypes import numpy_dtype
+from xbackend.registry import STRATEGIES
 from xbackend.testing import assert_mul_sum_close
 
 INFOS = xbackend.adapters()
@@ -510,3 +511,33 @@ def test_torch_einsum_on_cuda_refuses_integers():
     assert {"int8", "int16", "int32", "int64", "uint8"} <= on_cuda.unsupported_dtypes()
     assert not on_cpu.unsupported_dtypes()
     assert "bmm, which has no integer kernel on CUDA; use torch-eager" in on_cuda.unsupported_dtype_reason("int32")
+
+
+MANY_ROWS = 2**24 + 2**22  # past float32's 2**24: a single running sum stops growing
+
+
+@pytest.mark.parametrize(
+    ("name", "device"),
+    adapter_params(
+        [
+            (name, device)
+            for name, device in ON_CPU
+            if STRATEGIES[name].selectable and not STRATEGIES[name].serial_sum_devices
+        ]
+    ),
+)
+def test_what_mul_sum_may_choose_keeps_partial_sums_in_every_layout(name, device):
+    # Inputs the *-numba kernels do not read directly (a column broadcast against rows,
+    # a slice of columns) fell back to one np.einsum per thread: one float32 running sum per
+    # output, 2.6% off at 2**25 rows of small integers. Partial sums keep these exact.
+    adapter = xbackend.get_adapter(name, device)
+    rng = np.random.default_rng(11)
+    rows = rng.integers(1, 3, (MANY_ROWS, 4)).astype(np.float32)
+    exact = rows[:, :2].astype(np.float64).T @ rows[:, 2:].astype(np.float64)
+    x = adapter.asarray(rows)
+    for label, got, want in [
+        ("columns 0:2 against 2:4", adapter.mul_sum(x[:, :2], x[:, 2:]), np.diag(exact)),
+        ("column 0 broadcast against 2:4", adapter.mul_sum(x[:, :1], x[:, 2:]), exact[0]),
+    ]:
+        relative = np.max(np.abs(adapter.to_numpy(got) - want) / want)
+        assert relative < 1e-5, (label, adapter.to_numpy(got), want)

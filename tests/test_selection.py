@@ -428,7 +428,7 @@ def test_a_strategy_with_one_running_sum_is_passed_over_where_outputs_sum_many_r
 
 
 def _many_rows_layouts(rng, rows):
-    """(name, a, b): float32 inputs of small integers in several layouts, rows past 2**24."""
+    """(name, a, b): float32 (complex64) inputs of small integers in several layouts, rows past 2**24."""
 
     def pair(shape):
         return tuple(rng.integers(1, 3, shape).astype(np.float32) for _ in range(2))
@@ -440,6 +440,11 @@ def _many_rows_layouts(rng, rows):
     a, b = pair((rows, 4))
     yield "C-ordered rows of 4", a, b
     yield "Fortran-ordered rows of 4", np.asfortranarray(a), np.asfortranarray(b)
+    yield "a column broadcast against rows of 4", np.ascontiguousarray(a[:, :1]), b
+    yield "columns 0:2 of rows of 4", a[:, :2], b[:, 2:]
+    yield "rows reversed", a[::-1], b
+    c = (a[:, :2] + 1j * b[:, 2:]).astype(np.complex64)
+    yield "complex64, Fortran-ordered rows of 2", np.asfortranarray(c), np.asfortranarray(c.conj())
 
 
 @pytest.mark.parametrize("library", ["numpy", "torch", "jax"])
@@ -455,15 +460,18 @@ def test_mul_sum_keeps_float32_sums_of_many_rows_accurate(library, autotune, mon
     }[library]
     monkeypatch.setenv("XBACKEND_AUTOTUNE", autotune)
     for name, a, b in _many_rows_layouts(np.random.default_rng(7), 2**24 + 2**22):
-        exact = np.einsum("i...,i...->...", a.astype(np.float64), b.astype(np.float64))  # integers: exact
+        wide = np.result_type(a.dtype, np.float64)
+        exact = np.einsum("i...,i...->...", a.astype(wide), b.astype(wide))  # small integers: exact
         x, y = convert(a), convert(b)
-        got = np.asarray(xbackend.mul_sum(x, y), dtype=np.float64)
-        relative = np.max(np.abs(got - exact) / exact)
+        got = np.asarray(xbackend.mul_sum(x, y)).astype(exact.dtype)
+        relative = np.max(np.abs(got - exact) / np.abs(exact))
         assert relative < 1e-5, (name, got, exact, xbackend.explain(x, y))
 
 
 def _torch_view(torch, x):
-    """``x`` as a torch tensor of the same strides (torch.from_numpy refuses stride 0)."""
+    """``x`` as a torch tensor of the same strides (torch.from_numpy refuses stride 0; torch has no negative ones)."""
     if x.strides[0] == 0:
         return torch.from_numpy(x[:1].copy()).expand(x.shape)
+    if x.strides[0] < 0:
+        return torch.from_numpy(x[::-1].copy()).flip(0)
     return torch.from_numpy(x)

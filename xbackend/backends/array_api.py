@@ -2,9 +2,10 @@
 
 ``xp.sum(a * b, axis=0, dtype=<accumulation dtype>)`` in the inputs' own
 namespace, found by ``array_api_compat.array_namespace`` (which also wraps
-NumPy, PyTorch, CuPy and dask.array into standard namespaces). It is the
-standard's plain formulation: the namespace decides how the product and the sum
-run, and most form the N x K product first. ``xbackend.mul_sum`` sends it the
+NumPy, PyTorch, CuPy and dask.array into standard namespaces), over sub-blocks
+of rows whose sums are added. It is the standard's plain formulation: the
+namespace decides how the product and the sum run; the sub-blocks keep its
+products to one sub-block and its sums accurate where it adds rows one by one. ``xbackend.mul_sum`` sends it the
 arrays of array-API libraries it has no dedicated strategy for
 (``array_api_strict`` among them).
 
@@ -17,8 +18,10 @@ standard); ``asarray(host, xp=namespace)`` makes them in another namespace.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
+import operator
 import sys
 from types import ModuleType
 from typing import Any
@@ -29,6 +32,7 @@ from ..core import dtypes as _dtypes
 from ..core.dtypes import numpy_dtype_name
 from ..core.errors import UnsupportedDtypeError
 from ..core.semantics import Plan
+from ..core.shapes import sub_block_rows
 from .base import Adapter, Library, host_device
 
 DEFAULT_NAMESPACE = "array_api_strict"
@@ -61,7 +65,8 @@ class ArrayApiAdapter(Adapter):
     devices = ("cpu",)
     install_hint = "pip install array-api-compat array-api-strict (or xbackend[scale])"
     formulation = (
-        "xp.sum(a * b, axis=0, dtype=<accumulation dtype>) in the inputs' array-API namespace (array-api-compat)"
+        "xp.sum(a * b, axis=0, dtype=<accumulation dtype>) in the inputs' array-API namespace (array-api-compat), "
+        "by sub-blocks of ~2**18 elements whose sums are added"
     )
 
     def __init__(self, device: str) -> None:
@@ -156,8 +161,15 @@ class ArrayApiAdapter(Adapter):
         a = xp.broadcast_to(xp.astype(a, acc_dtype, copy=False), plan.full_shape)
         b = xp.broadcast_to(xp.astype(b, acc_dtype, copy=False), plan.full_shape)
         # dtype= keeps integers from widening to the default integer and makes
-        # 16-bit floats (where a namespace has them) accumulate in float32.
-        return xp.astype(xp.sum(a * b, axis=0, dtype=acc_dtype), out_dtype, copy=False)
+        # 16-bit floats (where a namespace has them) accumulate in float32. By sub-blocks
+        # of rows (core.shapes): a namespace that adds rows into one running sum per
+        # output (NumPy's, array-api-strict's) keeps partial sums, and the products
+        # stay one sub-block.
+        # (The standard leaves slice stops past the end unspecified: each is clipped.)
+        rows = sub_block_rows(plan.full_shape, copies=True)
+        bounds = [(start, min(start + rows, plan.n)) for start in range(0, max(plan.n, 1), rows)]
+        sums = (xp.sum(a[lo:hi, ...] * b[lo:hi, ...], axis=0, dtype=acc_dtype) for lo, hi in bounds)
+        return xp.astype(functools.reduce(operator.add, sums), out_dtype, copy=False)
 
 
 def _is_array_api_type(cls: type) -> bool:

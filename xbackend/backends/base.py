@@ -39,9 +39,9 @@ class Adapter(abc.ABC):
     # mul_sum's first-call trial leaves such strategies out unless asked (XBACKEND_AUTOTUNE=compile).
     compiles_for_seconds: ClassVar[bool] = False
     # Devices on which this strategy may sum an output in one running sum over all N rows
-    # (np.einsum over C-ordered rows of K > 1, ATen's CPU matmul): its error grows with N
-    # and, in float32, the sum stops growing near 2**24. mul_sum passes it over where rows
-    # are many (core.shapes.MANY_ROWS_CLASSES), as the other strategies keep partial sums.
+    # (torch-einsum: ATen's CPU matmul): its error grows with N and, in float32, the sum
+    # stops growing near 2**24. mul_sum passes it over where rows are many
+    # (core.shapes.MANY_ROWS_CLASSES), as the other strategies keep partial sums.
     serial_sum_devices: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, device: str) -> None:

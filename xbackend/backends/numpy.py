@@ -33,14 +33,11 @@ import numpy as np
 from ..core.dtypes import numpy_dtype, numpy_dtype_name
 from ..core.probes import MemoryUse, cpu_count, cpu_l2_cache_bytes
 from ..core.semantics import Plan
+from ..core.shapes import sub_block_rows
 from .base import Adapter, Library, host_device
 
 if TYPE_CHECKING:
     from .numba_kernels import OpenMPTeam
-
-# Rows per upcast block are chosen so that one float32 block is about 1 MiB: it
-# stays in cache and the Python loop is a few hundred iterations at most.
-_UPCAST_BLOCK_ELEMENTS = 1 << 18
 
 
 def broadcast_inputs(a: np.ndarray, b: np.ndarray, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
@@ -70,8 +67,6 @@ class NumpyAdapter(Adapter):
     devices = ("cpu",)
     install_hint = "pip install numpy"
     formulation = "np.einsum('i...,i...->...', a, b); float16/bfloat16 upcast to float32 by row blocks"
-    # einsum adds each C-ordered row of K > 1 into the output: one running sum per output.
-    serial_sum_devices = ("cpu",)
 
     def asarray(self, host: np.ndarray) -> np.ndarray:
         return np.array(host, copy=True)
@@ -157,11 +152,12 @@ class NumpyAdapter(Adapter):
             and plan.n > 0
             and a.dtype == b.dtype == numpy_dtype(plan.out_dtype)
             and plan.acc_dtype == plan.out_dtype
+            and sub_block_rows(plan.full_shape, copies=False) >= plan.n
         )
         if not direct:
             return super().kernel(a, b, plan)
         # The cached kernel serves later inputs of this shape whatever their strides: a
-        # row repeated by np.broadcast_to takes the products' way (_repeated_row_sum).
+        # row repeated by np.broadcast_to takes the products' way (_block_sum).
         return lambda x, y: numpy_mul_sum(x, y, plan) if _repeats_a_row(x, y) else np.einsum("i...,i...->...", x, y)
 
 
@@ -183,48 +179,58 @@ def accumulated_mul_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
 
 
 def _block_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
-    """The sum over dim 0 of one block of broadcast inputs, in ``plan.acc_dtype``."""
-    if plan.acc_dtype != plan.out_dtype:
-        return _upcast_by_blocks(a, b, plan)
-    if _repeats_a_row(a, b):
-        return _repeated_row_sum(a, b)
-    return np.asarray(np.einsum("i...,i...->...", a, b))
+    """The sum over dim 0 of one block of broadcast inputs, in ``plan.acc_dtype``.
+
+    Summed by sub-blocks of rows whose sums are added: np.einsum adds rows of
+    K > 1 into one running sum per output (C order, and strided or broadcast
+    views), which past 2**24 rows stops growing in float32. In sub-blocks the
+    error grows with the rows of one sub-block plus their count, not with N.
+    """
+    acc_dtype = numpy_dtype(plan.acc_dtype)
+    if plan.acc_dtype != plan.out_dtype:  # each sub-block upcast: one copy of ~1 MiB
+        rows = sub_block_rows(a.shape, copies=True)
+        return _by_sub_blocks(a, b, rows, acc_dtype, lambda x, y: _einsum(x.astype(acc_dtype), y.astype(acc_dtype)))
+    if _repeats_a_row(a, b):  # each sub-block's products formed
+        rows = sub_block_rows(a.shape, copies=True)
+        return _by_sub_blocks(a, b, rows, acc_dtype, lambda x, y: np.add.reduce(np.multiply(x, y), axis=0))
+    if math.prod(a.shape[1:]) == 1:  # a column: einsum's dot keeps partial sums itself
+        return np.asarray(_einsum(a, b))
+    return _by_sub_blocks(a, b, sub_block_rows(a.shape, copies=False), acc_dtype, _einsum)
+
+
+def _einsum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("i...,i...->...", a, b)
+
+
+def _by_sub_blocks(
+    a: np.ndarray,
+    b: np.ndarray,
+    rows: int,
+    acc_dtype: np.dtype,
+    sum_block: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """The sum over dim 0 as the sum of ``sum_block`` over sub-blocks of ``rows`` rows; silent like np.einsum on
+    overflow and inf - inf."""
+    if a.shape[0] <= rows:
+        return np.asarray(sum_block(a, b), dtype=acc_dtype)
+    total = np.zeros(a.shape[1:], acc_dtype)
+    with np.errstate(**_IEEE_QUIET):
+        for start in range(0, a.shape[0], rows):
+            total += sum_block(a[start : start + rows], b[start : start + rows])
+    return total
 
 
 def _repeats_a_row(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether an input repeats one row over dim 0 (stride 0 there: broadcast, or ``np.broadcast_to``)."""
-    return a.shape[0] > 1 and not (a.strides[0] and b.strides[0])
-
-
-def _repeated_row_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """A sum over dim 0 where an input repeats one row (stride 0), every product formed and rounded.
+    """Whether an input repeats one row over dim 0 (stride 0 there: broadcast, or ``np.broadcast_to``).
 
     Where its loop runs along dim 0, np.einsum sums such a reduction as the
     repeated value times the other input's sum: -inf times rows of both signs
     gave -inf where the products (inf and -inf) sum to NaN, and a product that
     overflows was never formed. It does so for 1-D inputs, N x 1, and a row
-    broadcast against a Fortran-ordered input. Blocks of products keep the
-    extra memory to one block.
+    broadcast against a Fortran-ordered input. So such blocks form every product
+    (``_block_sum``), one sub-block at a time.
     """
-    rows = max(1, _UPCAST_BLOCK_ELEMENTS // max(1, math.prod(a.shape[1:])))
-    total = np.zeros(a.shape[1:], a.dtype)
-    with np.errstate(**_IEEE_QUIET):
-        for start in range(0, a.shape[0], rows):
-            block = slice(start, start + rows)
-            total = total + np.add.reduce(np.multiply(a[block], b[block]), axis=0)
-    return np.asarray(total)
-
-
-def _upcast_by_blocks(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
-    # Shapes come from the block itself: numpy-threads sums row and column blocks through here.
-    acc_dtype = numpy_dtype(plan.acc_dtype)
-    acc = np.zeros(a.shape[1:], dtype=acc_dtype)
-    row_elements = max(1, math.prod(a.shape[1:]))
-    rows = max(1, _UPCAST_BLOCK_ELEMENTS // row_elements)
-    for start in range(0, a.shape[0], rows):
-        block = slice(start, start + rows)
-        acc += np.einsum("i...,i...->...", a[block].astype(acc_dtype), b[block].astype(acc_dtype))
-    return acc
+    return a.shape[0] > 1 and not (a.strides[0] and b.strides[0])
 
 
 # -- numpy-threads: the NumPy strategy on every allowed core --------------------
@@ -627,8 +633,6 @@ class NumpyThreadsAdapter(NumpyAdapter):
         "upcast to float32 by row blocks"
     )
 
-    # Row blocks, and lanes of regrouped short rows, keep several partial sums per output.
-    serial_sum_devices = ()
     # The blocks' sum: np.einsum here, the numba kernel in numpy-numba.
     host_mul_sum = staticmethod(threaded_mul_sum)
     blocks_summed_by = "np.einsum per block"

@@ -21,6 +21,29 @@ ELONGATION = 16
 # keeps one running sum per output loses accuracy others keep.
 MANY_ROWS_CLASSES = ("column", "tall-skinny")
 
+# Sum-by-row-blocks (numpy's np.einsum, array-api's xp.sum): a library that adds rows of
+# K > 1 into one running sum per output loses accuracy with N, and past 2**24 rows a
+# float32 sum stops growing. Sub-blocks of rows whose sums are added keep the error to
+# the rows of one sub-block plus their count. A sub-block that copies (an upcast, the
+# products) holds about 1 MiB of float32 per input, so that the copy stays in cache;
+# one that copies nothing, 4 MiB and 4096 rows at least, so that a block of a few
+# thousand rows (square, short-wide) is one call. Against one einsum call over 1e6 x 32
+# float32 (2-vCPU AMD EPYC VM, 25 interleaved rounds), sub-blocks of 2**18 elements took
+# 8-10% longer, of 2**20 3-5%, of 2**22 0-2%; but the larger, the more a sub-block's
+# running sum drifts (2**22 rows of uniform values: 6e-4 relative), so 2**20.
+SUB_BLOCK_ELEMENTS = 1 << 18
+SUB_BLOCK_ELEMENTS_NO_COPY = 1 << 20
+SUB_BLOCK_MIN_ROWS = 4096
+
+
+def sub_block_rows(shape: Sequence[int], *, copies: bool) -> int:
+    """Rows per sub-block of inputs of ``shape``, whose sub-blocks ``copies`` or not."""
+    per_row = max(1, math.prod(int(d) for d in shape[1:]))
+    if copies:
+        return max(1, SUB_BLOCK_ELEMENTS // per_row)
+    return max(SUB_BLOCK_MIN_ROWS, SUB_BLOCK_ELEMENTS_NO_COPY // per_row)
+
+
 # The default grid: every bandwidth class reads 128-256 MiB in float32.
 SHAPE_CLASSES: dict[str, Shape] = {
     "square": (4096, 4096),
