@@ -181,6 +181,10 @@ def test_build_table_refuses_other_documents():
 
 
 # -- lookup and dispatch -------------------------------------------------------
+def without_shipped_table(monkeypatch):
+    monkeypatch.setattr(_selection, "SHIPPED_TABLE", _selection.SHIPPED_TABLE.with_name("absent.json"))
+
+
 def write_tuned(*cells):
     table = _selection.build_table([report(*cells)], command="test")
     _selection.write_table(table, _selection.tuned_table_path())
@@ -210,7 +214,7 @@ def test_mul_sum_runs_the_tabled_strategy_and_says_why(monkeypatch):
 
 def test_float32_entry_serves_other_dtypes_it_supports_else_an_alternative(monkeypatch):
     torch = pytest.importorskip("torch")
-    monkeypatch.setattr(_selection, "SHIPPED_TABLE", _selection.SHIPPED_TABLE.with_name("absent.json"))
+    without_shipped_table(monkeypatch)
     monkeypatch.setenv("XBACKEND_AUTOTUNE", "compile")  # torch-compile may run on first calls
     write_tuned(cell("torch-compile", (4096, 4096), 0.008, 0.9), cell("torch-eager", (4096, 4096), 0.03, 0.2))
     float64 = xbackend.choose(torch.ones(256, 256, dtype=torch.float64), torch.ones(256, 256, dtype=torch.float64))
@@ -224,7 +228,7 @@ def test_float32_entry_serves_other_dtypes_it_supports_else_an_alternative(monke
 
 def test_a_strategy_that_compiles_for_seconds_is_not_chosen_without_opt_in(monkeypatch):
     torch = pytest.importorskip("torch")
-    monkeypatch.setattr(_selection, "SHIPPED_TABLE", _selection.SHIPPED_TABLE.with_name("absent.json"))
+    without_shipped_table(monkeypatch)
     monkeypatch.setenv("XBACKEND_AUTOTUNE", "0")
     write_tuned(
         cell("torch-compile", (4096, 4096), 0.008, 0.9),
@@ -265,7 +269,7 @@ def test_a_winner_that_cannot_run_here_is_passed_over_with_its_reason(monkeypatc
 
 def test_a_winner_that_refuses_the_dtype_is_passed_over_with_its_reason(monkeypatch):
     torch = pytest.importorskip("torch")
-    monkeypatch.setattr(_selection, "SHIPPED_TABLE", _selection.SHIPPED_TABLE.with_name("absent.json"))
+    without_shipped_table(monkeypatch)
     monkeypatch.setenv("XBACKEND_AUTOTUNE", "compile")  # compiling is allowed: that is not why it is passed over
     write_tuned(cell("torch-compile", (4096, 4096), 0.008, 0.9), cell("torch-eager", (4096, 4096), 0.03, 0.2))
     x = torch.ones(256, 256, dtype=torch.complex64)
@@ -275,7 +279,7 @@ def test_a_winner_that_refuses_the_dtype_is_passed_over_with_its_reason(monkeypa
 
 
 def test_without_tables_each_library_runs_its_default(monkeypatch):
-    monkeypatch.setattr(_selection, "SHIPPED_TABLE", _selection.SHIPPED_TABLE.with_name("absent.json"))
+    without_shipped_table(monkeypatch)
     choice = xbackend.choose(*seeded((3, 4)))
     assert (choice.strategy, choice.source, choice.shape_class) == ("numpy", "default", "latency")
 
@@ -402,19 +406,18 @@ def test_jax_rows_folds_long_sums_in_groups():
         assert_mul_sum_close(adapter.mul_sum(adapter.asarray(a), adapter.asarray(b)), a, b)
 
 
+RIVALS = {"torch-einsum": 0.9, "torch-numpy": 0.7}
+
+
 def test_a_strategy_with_one_running_sum_is_passed_over_where_outputs_sum_many_rows(monkeypatch):
     # torch-einsum on the CPU keeps one float32 running sum per output (K > 1, strided or
     # expanded columns): a table that names it for a column or tall-skinny class gives way
     # to the next alternative, and explain says why; in a square class it stays.
     torch = pytest.importorskip("torch")
-    monkeypatch.setattr(_selection, "SHIPPED_TABLE", _selection.SHIPPED_TABLE.with_name("absent.json"))
+    without_shipped_table(monkeypatch)
     monkeypatch.setenv("XBACKEND_AUTOTUNE", "0")
-    write_tuned(
-        cell("torch-einsum", (16_000_000, 1), 0.003, 0.9),
-        cell("torch-numpy", (16_000_000, 1), 0.004, 0.7),
-        cell("torch-einsum", (4096, 4096), 0.008, 0.9),
-        cell("torch-numpy", (4096, 4096), 0.01, 0.7),
-    )
+    shapes = [(16_000_000, 1), (4096, 4096)]
+    write_tuned(*(cell(name, shape, 0.003 / value, value) for shape in shapes for name, value in RIVALS.items()))
     column = torch.ones(100_000, 2)[:, 0]
     choice = xbackend.choose(column, column)
     assert (choice.strategy, choice.shape_class) == ("torch-numpy", "column")

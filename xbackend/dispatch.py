@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -122,40 +122,21 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
         return Choice(small, library, device, dtype, shape_class, "rule", reason)
     key = (library, device, dtype, shape_class)
     found = list(selection.entries_for(key))
-    for source, entry in found:  # a table tuned on this machine (xbackend tune) wins over trials
-        strategy = _table_strategy(entry, device, dtype, shape_class) if source.startswith("tuned") else None
-        if strategy is not None:
-            return Choice(
-                strategy,
-                library,
-                device,
-                dtype,
-                shape_class,
-                source,
-                _measured(entry, strategy, device, dtype, shape_class),
-            )
+    tuned = _table_choice(found, library, device, dtype, shape_class, source_prefix="tuned")
+    if tuned is not None:  # a table tuned on this machine (xbackend tune) wins over trials
+        return tuned
     trial = _trial_result(key)
     if trial is not None:
         source, entry = trial
         return Choice(entry["strategy"], library, device, dtype, shape_class, source, _trial_figures(entry))
-    for source, entry in found:
-        strategy = _table_strategy(entry, device, dtype, shape_class)
-        if strategy is not None:
-            return Choice(
-                strategy,
-                library,
-                device,
-                dtype,
-                shape_class,
-                source,
-                _measured(entry, strategy, device, dtype, shape_class),
-            )
+    tabled = _table_choice(found, library, device, dtype, shape_class)
+    if tabled is not None:
+        return tabled
     fallback = selection.FALLBACK_DTYPE
-    for source, entry in selection.entries_for((library, device, fallback, shape_class)):
-        strategy = _table_strategy(entry, device, dtype, shape_class)
-        if strategy is not None:
-            reason = f"no {dtype} measurement; {fallback} {_measured(entry, strategy, device, dtype, shape_class)}"
-            return Choice(strategy, library, device, dtype, shape_class, source, reason)
+    entries = selection.entries_for((library, device, fallback, shape_class))
+    borrowed = _table_choice(entries, library, device, dtype, shape_class)
+    if borrowed is not None:
+        return replace(borrowed, reason=f"no {dtype} measurement; {fallback} {borrowed.reason}")
     return Choice(
         default,
         library,
@@ -165,6 +146,23 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
         "default",
         f"no measured entry for {library} {dtype} on {device}, {shape_class}: the library's default strategy",
     )
+
+
+def _table_choice(
+    entries: Iterable[tuple[str, dict[str, Any]]],
+    library: str,
+    device: str,
+    dtype: str,
+    shape_class: str,
+    source_prefix: str = "",
+) -> Choice | None:
+    """The choice the first of ``entries`` whose source starts with ``source_prefix`` stands for here, if any."""
+    for source, entry in entries:
+        strategy = _table_strategy(entry, device, dtype, shape_class) if source.startswith(source_prefix) else None
+        if strategy is not None:
+            reason = _measured(entry, strategy, device, dtype, shape_class)
+            return Choice(strategy, library, device, dtype, shape_class, source, reason)
+    return None
 
 
 def _measured(entry: dict[str, Any], strategy: str, device: str, dtype: str, shape_class: str) -> str:
