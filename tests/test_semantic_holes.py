@@ -342,3 +342,34 @@ def test_signs_of_zero_are_not_compared_and_the_empty_sum_is_positive_zero(xback
     empty = np.zeros((0, 3), np.float32)
     result = ad.to_numpy(ad.mul_sum(ad.asarray(empty), ad.asarray(empty)))
     assert result.tolist() == [0.0] * 3 and not np.signbit(result).any()
+
+
+@pytest.mark.parametrize("name", ["numpy", "numpy-threads", "array-api"])
+def test_ieee_results_and_integer_wraps_stay_silent_under_the_callers_errstate(name):
+    # The NumPy-based sums run by sub-blocks of rows and add their sums (core.shapes):
+    # a row of -inf against rows of both signs must still be NaN, and int16 sums wrap,
+    # without a warning or, under the caller's np.errstate(all="raise"), an error.
+    # Found: the products of a repeated row were formed outside the quiet errstate, and
+    # array-api added a 1-D input's sums as NumPy scalars, which warn on overflow.
+    if name == "array-api":
+        pytest.importorskip("array_api_strict")
+    adapter = xbackend.get_adapter(name)
+    rng = np.random.default_rng(8)
+    signs = rng.choice(np.array([-1.0, 1.0], np.float32), size=(3_000, 4))  # one sub-block
+    row = np.full((1, 4), -np.inf, np.float32)
+    # 30000 squares of +-1 in the first sub-block (2**18 elements) and 30000 after: the
+    # sums of the two fit int16, their sum wraps.
+    values = np.zeros(2**18 + 30_000, np.int16)
+    for start, stop in [(0, 2**18), (2**18, values.size)]:
+        values[rng.choice(np.arange(start, stop), 30_000, replace=False)] = rng.choice(
+            np.array([-1, 1], np.int16), 30_000
+        )
+    wrapped = np.array(60_000).astype(np.int16)
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        if name != "array-api":  # its xp.sum is the namespace's own: NumPy's raises there, as it always did
+            assert np.isnan(adapter.to_numpy(adapter.mul_sum(adapter.asarray(row), adapter.asarray(signs)))).all()
+        # array-api: in NumPy's own namespace (array-api-strict's sums are 0-d arrays)
+        native = adapter.asarray if name != "array-api" else np.asarray
+        got = adapter.to_numpy(adapter.mul_sum(native(values), native(values)))
+    assert got == wrapped

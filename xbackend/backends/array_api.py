@@ -18,10 +18,8 @@ standard); ``asarray(host, xp=namespace)`` makes them in another namespace.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.util
-import operator
 import sys
 from types import ModuleType
 from typing import Any
@@ -167,9 +165,15 @@ class ArrayApiAdapter(Adapter):
         # stay one sub-block.
         # (The standard leaves slice stops past the end unspecified: each is clipped.)
         rows = sub_block_rows(plan.full_shape, copies=True)
-        bounds = [(start, min(start + rows, plan.n)) for start in range(0, max(plan.n, 1), rows)]
-        sums = (xp.sum(a[lo:hi, ...] * b[lo:hi, ...], axis=0, dtype=acc_dtype) for lo, hi in bounds)
-        return xp.astype(functools.reduce(operator.add, sums), out_dtype, copy=False)
+        total = None
+        for lo in range(0, max(plan.n, 1), rows):
+            hi = min(lo + rows, plan.n)
+            # keepdims: the sums stay arrays (NumPy's scalars, a 1-D input's sums, warn on
+            # integer overflow where its arrays wrap silently, as one xp.sum would).
+            part = xp.sum(a[lo:hi, ...] * b[lo:hi, ...], axis=0, dtype=acc_dtype, keepdims=True)
+            with np.errstate(over="ignore", invalid="ignore"):  # the adds: as silent as one xp.sum's own
+                total = part if total is None else total + part
+        return xp.astype(total[0, ...], out_dtype, copy=False)
 
 
 def _is_array_api_type(cls: type) -> bool:

@@ -211,10 +211,10 @@ def _by_sub_blocks(
 ) -> np.ndarray:
     """The sum over dim 0 as the sum of ``sum_block`` over sub-blocks of ``rows`` rows; silent like np.einsum on
     overflow and inf - inf."""
-    if a.shape[0] <= rows:
-        return np.asarray(sum_block(a, b), dtype=acc_dtype)
-    total = np.zeros(a.shape[1:], acc_dtype)
-    with np.errstate(**_IEEE_QUIET):
+    with np.errstate(**_IEEE_QUIET):  # the products formed here too (a repeated row), not only the adds
+        if a.shape[0] <= rows:
+            return np.asarray(sum_block(a, b), dtype=acc_dtype)
+        total = np.zeros(a.shape[1:], acc_dtype)
         for start in range(0, a.shape[0], rows):
             total += sum_block(a[start : start + rows], b[start : start + rows])
     return total
