@@ -522,7 +522,7 @@ MANY_ROWS = 2**24 + 2**22  # past float32's 2**24: a single running sum stops gr
         [
             (name, device)
             for name, device in ON_CPU
-            if STRATEGIES[name].selectable and not STRATEGIES[name].serial_sum_devices
+            if STRATEGIES[name].selectable and device not in STRATEGIES[name].serial_sum_devices
         ]
     ),
 )

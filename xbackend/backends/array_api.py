@@ -5,9 +5,9 @@ namespace, found by ``array_api_compat.array_namespace`` (which also wraps
 NumPy, PyTorch, CuPy and dask.array into standard namespaces), over sub-blocks
 of rows whose sums are added. It is the standard's plain formulation: the
 namespace decides how the product and the sum run; the sub-blocks keep its
-products to one sub-block and its sums accurate where it adds rows one by one. ``xbackend.mul_sum`` sends it the
-arrays of array-API libraries it has no dedicated strategy for
-(``array_api_strict`` among them).
+products to one sub-block and its sums accurate where it adds rows one by one.
+``xbackend.mul_sum`` sends it the arrays of array-API libraries it has no
+dedicated strategy for (``array_api_strict`` among them).
 
 The adapter runs where the data is, on the host CPU only: a device that is not
 the CPU (array-api-strict's test devices ``device1`` / ``device2`` included) is
@@ -30,7 +30,7 @@ from ..core import dtypes as _dtypes
 from ..core.dtypes import numpy_dtype_name
 from ..core.errors import UnsupportedDtypeError
 from ..core.semantics import Plan
-from ..core.shapes import sub_block_rows
+from ..core.shapes import SUB_BLOCK_ELEMENTS, sub_block_rows
 from .base import Adapter, Library, host_device
 
 DEFAULT_NAMESPACE = "array_api_strict"
@@ -64,7 +64,7 @@ class ArrayApiAdapter(Adapter):
     install_hint = "pip install array-api-compat array-api-strict (or xbackend[scale])"
     formulation = (
         "xp.sum(a * b, axis=0, dtype=<accumulation dtype>) in the inputs' array-API namespace (array-api-compat), "
-        "by sub-blocks of ~2**18 elements whose sums are added"
+        f"by sub-blocks of {SUB_BLOCK_ELEMENTS} elements whose sums are added"
     )
 
     def __init__(self, device: str) -> None:
