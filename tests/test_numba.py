@@ -79,8 +79,8 @@ SHAPES = [(200_003, 8), (1_000_001, 1), (1_001, 3_000), (8, 100_000), (40, 4, 5_
 KERNEL_DTYPES = sorted(numpy_backend.NUMBA_DTYPES | numpy_backend.NUMBA_HALF_DTYPES)
 
 
-# Column chunks of 1000 elements go one row per pass (ONE_ROW_SUMS_BYTES); of 2**20,
-# long rows go four per pass, with a tail of rows where the count is not a multiple of four.
+# Column chunks of 1000 elements and of 2**20 (long rows in one chunk); rows two per
+# pass, half the block apart, with an odd last row where a block's count is odd.
 @pytest.mark.parametrize("chunk", [1000, 1 << 20])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", KERNEL_DTYPES)

@@ -144,15 +144,10 @@ def narrow_into(acc: np.ndarray, bits: np.ndarray, lo: int, hi: int) -> None:
         bits[j] = narrow(acc[j], bits)
 
 
-# Rows whose partial sums fit in this many bytes are added one per pass: the two
-# input streams then run on from row to row (a lane row follows the one before it),
-# as a dot's do, and the sums stay in L1 (32 KiB or more on x86). Longer rows go
-# four per pass, which reads and writes their partial sums (in L2) a quarter as often.
-# One thread, interleaved, 2-vCPU AMD EPYC VM, 16e6 elements (GB/s; torch.dot 29.9-30.5
-# beside it), one row a pass / four adjacent rows / four rows a quarter apart: rows of
-# 1024 float32 29.4 / 22.1 / 28.4 (float16 29.3 / 13.0 / 27.0); of 2048, 30.3 / 23.7 /
-# 29.0 (float16 31.2 / 21.8 / 26.5); of 4096, 26.3 / 25.7 / 28.0 (float16 23.4 / 20.8 / 26.0).
-ONE_ROW_SUMS_BYTES = 8 * 1024
+# Lane rows (numpy.numba_lanes) hold this many bytes of partial sums: they stay in L1
+# (32 KiB or more on x86) beside the lines streaming through, and the lane rows
+# that follow each other in memory keep the input streams running on.
+LANE_ROW_SUMS_BYTES = 4 * 1024
 
 
 @numba.njit(nogil=True, cache=True)
@@ -162,33 +157,30 @@ def rows_into(
     """``acc[j - col_lo] += sum(widen(a[i, j]) * widen(b[i, j]) for i in rows)`` for ``col_lo <= j < col_hi``.
 
     Columns in chunks of ``chunk``, so that the partial sums stay in the core's
-    L2; a chunk of at most ``ONE_ROW_SUMS_BYTES`` of sums adds one row per pass,
-    a longer one four, a quarter of the rows apart (eight streams in flight, the
-    sums read and written once per four rows). Each product and sum is rounded
-    on its own: no fastmath, so no FMA contraction or reassociation beyond the
-    four-row grouping, which the bound allows (any summation order).
+    L2. Each pass adds two rows half the rows apart: four input streams, each
+    running on from pass to pass (rows i and i + 1 are adjacent), the sums read
+    and written once per two rows; an odd last row goes alone. Each product and
+    sum is rounded on its own: no fastmath, so no FMA contraction or
+    reassociation beyond the pairing, which the bound allows (any summation
+    order).
     """
+    # Two rows a pass against one and four, 2 threads on a 2-vCPU AMD EPYC VM, interleaved
+    # (GB/s, float32; torch.dot over the same bytes beside them): in phases where the
+    # VM's memory read fast, rows of 4096 one / two / four a pass 46-50 / 50-55 / 49-53
+    # (dot 62-66), lane rows of 1024 55 / 59-61 / 51-53 (dot 65-67); in slow phases all
+    # three within 3% of each other (dot ~37), two never the slowest, float16 likewise.
+    half = (row_hi - row_lo) // 2
     for lo in range(col_lo, col_hi, chunk):
         hi = min(col_hi, lo + chunk)
         out = acc[lo - col_lo : hi - col_lo]
-        i = row_lo
-        if (hi - lo) * acc.itemsize > ONE_ROW_SUMS_BYTES:
-            # The four rows of a pass lie a quarter of the rows apart, so that each of
-            # the eight streams runs on from pass to pass (rows i and i + 1 are adjacent).
-            q = (row_hi - row_lo) // 4
-            for i in range(row_lo, row_lo + q):
-                a0, a1, a2, a3 = a[i, lo:hi], a[i + q, lo:hi], a[i + 2 * q, lo:hi], a[i + 3 * q, lo:hi]
-                b0, b1, b2, b3 = b[i, lo:hi], b[i + q, lo:hi], b[i + 2 * q, lo:hi], b[i + 3 * q, lo:hi]
-                for j in range(hi - lo):
-                    out[j] += (widen(a0[j]) * widen(b0[j]) + widen(a1[j]) * widen(b1[j])) + (
-                        widen(a2[j]) * widen(b2[j]) + widen(a3[j]) * widen(b3[j])
-                    )
-            i = row_lo + 4 * q
-        while i < row_hi:
-            a0, b0 = a[i, lo:hi], b[i, lo:hi]
+        for i in range(row_lo, row_lo + half):
+            a0, a1, b0, b1 = a[i, lo:hi], a[i + half, lo:hi], b[i, lo:hi], b[i + half, lo:hi]
+            for j in range(hi - lo):
+                out[j] += widen(a0[j]) * widen(b0[j]) + widen(a1[j]) * widen(b1[j])
+        if (row_hi - row_lo) % 2:
+            a0, b0 = a[row_hi - 1, lo:hi], b[row_hi - 1, lo:hi]
             for j in range(hi - lo):
                 out[j] += widen(a0[j]) * widen(b0[j])
-            i += 1
 
 
 # row_share_into calls the kernel by this name, bound once: a test's spy replacing the

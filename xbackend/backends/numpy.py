@@ -332,12 +332,12 @@ def _lane_layout(rows: int, k: int, lanes: int = _LANES) -> tuple[int, int]:
 def numba_lanes(acc_itemsize: int) -> int:
     """Lanes per lane row of the numba kernel, whose partial sums are ``acc_itemsize`` bytes each.
 
-    Half the sums the kernel adds one row per pass (``ONE_ROW_SUMS_BYTES``):
-    lane rows follow each other in memory, so its two input streams run on
-    through a thread's whole block, and the sums stay in L1.
+    ``LANE_ROW_SUMS_BYTES`` of sums: they stay in L1, and lane rows follow each
+    other in memory, so the kernel's input streams run on through a thread's
+    whole block.
     """
     kernels = importlib.import_module("xbackend.backends.numba_kernels")
-    return kernels.ONE_ROW_SUMS_BYTES // 2 // acc_itemsize
+    return kernels.LANE_ROW_SUMS_BYTES // acc_itemsize
 
 
 def _lane_sum(a: np.ndarray, b: np.ndarray, plan: Plan) -> np.ndarray:
@@ -433,9 +433,9 @@ def _on_threads(work: Callable[[_Item], _Result], items: Sequence[_Item]) -> lis
 
 
 # -- numpy-numba: numpy-threads' blocks, each summed by a numba kernel -----------
-# np.einsum adds one row at a time into the partial sums; the kernel adds four where
-# rows are long, and reads lane rows as a dot does (numba_kernels.rows_into). With
-# four rows a pass throughout, measured interleaved on a 2-vCPU Xeon VM, 2 threads,
+# np.einsum adds one row at a time into the partial sums; the kernel adds two, half
+# the block apart, and reads lane rows as a dot does (numba_kernels.rows_into). With
+# four rows a pass throughout (an earlier kernel), measured interleaved on a 2-vCPU Xeon VM, 2 threads,
 # float32 (21 rounds, 3 rotating input pairs, median GB/s): square 4096 x 4096
 # 18.2 -> 25.7, tall-skinny 1e6 x 32 22.0 -> 29.4, short-wide 64 x 1e6 17.9 -> 25.5,
 # column 16e6 x 1 17.3 -> 22.7.
@@ -679,7 +679,7 @@ class NumpyNumbaAdapter(NumbaKernel, NumpyThreadsAdapter):
     name = "numpy-numba"
     formulation = (
         "numpy-threads' blocks, each summed by a numba kernel (nogil, cached on disk) that adds lane rows of "
-        "4 KiB of sums one per pass and longer rows four per pass, into column chunks of L2/8; C-contiguous "
+        "4 KiB of sums and longer rows two per pass, half the block apart, into column chunks of L2/8; C-contiguous "
         "float32/float64/complex64/complex128 inputs, and float16/bfloat16 widened to float32 in the kernel; "
         "others: numpy-threads"
     )
