@@ -609,7 +609,7 @@ class JaxNumba(NumbaKernel, JaxNumpy):
 
     name = "jax-numba"
     formulation = (
-        "the numpy-numba strategy (a numba kernel per block, rows two per pass) on "
+        "the numpy-numba strategy (its numba kernel per block) on "
         "zero-copy NumPy views of the JAX arrays on every allowed core, result device_put back"
     )
 

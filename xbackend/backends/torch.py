@@ -386,7 +386,7 @@ class TorchNumba(NumbaKernel, TorchNumpy):
 
     name = "torch-numba"
     formulation = (
-        "the numpy-numba strategy (a numba kernel per block, rows two per pass) on "
+        "the numpy-numba strategy (its numba kernel per block) on "
         "zero-copy NumPy views of the tensors, on torch.get_num_threads() of torch's own OpenMP workers "
         "(GOMP_parallel of torch's runtime; else a thread pool), result wrapped by torch.from_numpy; "
         "a float32 / float64 sum with one output element over two contiguous columns is torch.dot of them"
