@@ -491,6 +491,73 @@ def test_the_guard_sums_half_precision_magnitudes_without_overflow():
     assert not _agreement(-reference, reference, a, b)
 
 
+def _magnitude_inputs(library, a_shape, b_shape, dtype):
+    rng = np.random.default_rng(7)
+
+    def draw(shape):
+        x = rng.standard_normal(shape) * 3
+        if np.dtype(dtype).kind == "c":
+            x = x + 1j * rng.standard_normal(shape)
+        return x.astype(dtype)
+
+    a, b = draw(a_shape), draw(b_shape)
+    adapter = xbackend.get_adapter({"numpy": "numpy", "torch": "torch-eager", "jax": "jax-jit"}[library])
+    return a, b, adapter, adapter.asarray(a), adapter.asarray(b)
+
+
+@pytest.mark.parametrize("library", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.complex64])
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"),
+    [((40, 3, 5), (40, 3, 5)), ((1, 3, 5), (40, 3, 5)), ((40, 1, 5), (1, 3, 5)), ((40,), (40,)), ((40, 5), (1, 5))],
+    ids=["3-D", "a-one-row", "both-broadcast", "1-D", "b-one-row"],
+)
+def test_the_guard_sums_the_magnitudes_of_the_elements_it_asks_for(monkeypatch, library, dtype, a_shape, b_shape):
+    pytest.importorskip(library)
+    monkeypatch.setattr(dispatch._Magnitudes, "BLOCK_ELEMENTS", 7)  # many row blocks
+    a, b, adapter, x, y = _magnitude_inputs(library, a_shape, b_shape, dtype)
+    plan = adapter.plan(x, y)
+    expected = np.sum(np.abs(a.astype(np.complex128)) * np.abs(b.astype(np.complex128)), axis=0)
+    chosen = np.random.default_rng(8).random(plan.out_shape) < 0.5
+    chosen.flat[0] = True
+    magnitudes = dispatch._Magnitudes(adapter, x, y, plan)
+    np.testing.assert_allclose(magnitudes.of(chosen), expected[chosen], rtol=1e-12)
+    # Summed once: the next candidate's check reuses them, and sums only elements not asked for before.
+    summed = []
+    original = dispatch._Magnitudes._sums
+    monkeypatch.setattr(dispatch._Magnitudes, "_sums", lambda self, c: summed.append(c.sum()) or original(self, c))
+    np.testing.assert_allclose(magnitudes.of(chosen), expected[chosen], rtol=1e-12)
+    everything = np.ones(plan.out_shape, bool)
+    np.testing.assert_allclose(magnitudes.of(everything), expected[everything], rtol=1e-12)
+    assert summed == [everything.sum() - chosen.sum()] if everything.sum() > chosen.sum() else summed == []
+
+
+# Calls longer than the trial's rounds allow (two candidates, two rounds of two calls each: 1.2 s).
+Stalling2, Stalling3 = (sleeping(f"numpy-planted-stalling-{i}", 0.15) for i in (2, 3))
+
+
+def test_a_trial_that_could_not_run_is_not_run_again_for_inputs_as_large(monkeypatch):
+    # It cost each later signature of the key another 0.7 s (64 x 1e6 float32 on the 2-vCPU VM).
+    shipped_choose, tried = dispatch.choose, []
+    monkeypatch.setattr(dispatch, "choose", lambda a, b: replace(shipped_choose(a, b), strategy=Stalling2.name))
+    monkeypatch.setattr(
+        dispatch, "trial_candidates", lambda choice: tried.append(choice) or [Stalling2.name, Stalling3.name]
+    )
+    with xbackend.registered(Stalling2), xbackend.registered(Stalling3):
+        a, b = inputs()
+        assert_mul_sum_close(xbackend.mul_sum(a, b), a, b)
+        assert len(tried) == 1 and not selection.wisdom_path().exists()
+        reason = xbackend.choose(a, b).reason
+        assert "no trial at 1024x2048 (one call of each takes" in reason, reason
+        larger_than_half = inputs((1023, 2048))
+        assert_mul_sum_close(xbackend.mul_sum(*larger_than_half), *larger_than_half)
+        assert len(tried) == 1
+        half = inputs((512, 2048))
+        assert_mul_sum_close(xbackend.mul_sum(*half), *half)
+        assert len(tried) == 2
+        assert "no trial at 512x2048" in xbackend.choose(a, b).reason
+
+
 class FastOnce(NumpyAdapter):
     """Fast on its first call, then stalled (as numba's workers were while another process held a core)."""
 
