@@ -129,17 +129,25 @@ def choose_for(library: str, device: str, shape: Sequence[int], dtype: str) -> C
     if trial is not None:
         source, entry = trial
         return Choice(entry["strategy"], library, device, dtype, shape_class, source, _trial_figures(entry))
+    untried = _UNTRIED.get(key) if autotune_mode() != "off" else None
+    choice = _untuned_choice(found, library, device, dtype, shape_class)
+    return choice if untried is None else replace(choice, reason=f"{choice.reason}; {untried[1]}")
+
+
+def _untuned_choice(
+    found: list[tuple[str, dict[str, Any]]], library: str, device: str, dtype: str, shape_class: str
+) -> Choice:
+    """The shipped table's choice, one borrowed from its float32 entry, or the library's default."""
     tabled = _table_choice(found, library, device, dtype, shape_class)
     if tabled is not None:
-        untried = _UNTRIED.get(key)
-        return tabled if untried is None else replace(tabled, reason=f"{tabled.reason}; {untried[1]}")
+        return tabled
     fallback = selection.FALLBACK_DTYPE
     entries = selection.entries_for((library, device, fallback, shape_class))
     borrowed = _table_choice(entries, library, device, dtype, shape_class)
     if borrowed is not None:
         return replace(borrowed, reason=f"no {dtype} measurement; {fallback} {borrowed.reason}")
     return Choice(
-        default,
+        LIBRARIES[library].default_strategy,
         library,
         device,
         dtype,
@@ -565,22 +573,23 @@ class _Magnitudes:
 
     def _sums(self, chosen: np.ndarray) -> np.ndarray:
         plan = self.plan
-        where = np.nonzero(chosen) if chosen.ndim else ()
+        # Every element (a wrong candidate's result): whole rows, no indexing (2x faster at 4096 x 4096).
+        where = None if np.all(chosen) else np.nonzero(chosen)
         total = np.zeros(int(np.count_nonzero(chosen)), dtype=np.float64)
         rows = max(1, self.BLOCK_ELEMENTS // max(1, math.prod(plan.out_shape)))
         with np.errstate(over="ignore", invalid="ignore"):
             for start in range(0, plan.n, rows):
                 a, b = (self._magnitude(_rows(x, plan, start, start + rows), where) for x in (self.a, self.b))
-                total += np.sum(a * b, axis=0)
+                total += np.sum(a * b, axis=0).reshape(-1)
         return total
 
-    def _magnitude(self, x: Any, where: tuple[np.ndarray, ...]) -> np.ndarray:
-        """``|x|`` in float64 at ``where`` of each row of block ``x``: rows x chosen elements (one row where
-        ``x`` is broadcast along dim 0)."""
+    def _magnitude(self, x: Any, where: tuple[np.ndarray, ...] | None) -> np.ndarray:
+        """``|x|`` in float64 at ``where`` (None: everywhere) of each row of block ``x``: rows x elements
+        (one row where ``x`` is broadcast along dim 0)."""
         view = self.adapter.host_view(x)
         host = np.asarray(view if view is not None else self.adapter.to_numpy(x))
         rows = np.broadcast_to(host, host.shape[:1] + tuple(self.plan.out_shape))  # a view: no element is copied
-        picked = rows[(slice(None), *where)] if where else rows.reshape(len(rows), 1)
+        picked = rows if where is None else rows[(slice(None), *where)]
         return np.abs(picked.astype(np.complex128 if picked.dtype.kind == "c" else np.float64))
 
 
