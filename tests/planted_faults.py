@@ -24,7 +24,7 @@ class DropsLastRow(NumpyAdapter):
     def _compute(self, a: np.ndarray, b: np.ndarray, plan: Plan) -> Any:
         a, b = broadcast_inputs(a, b, plan)
         shorter = Plan((plan.n - 1, *plan.out_shape), plan.out_dtype, plan.acc_dtype)
-        return self._zeros(plan) if shorter.n == 0 else super()._compute(a[:-1], b[:-1], shorter)
+        return self._zeros(plan, a) if shorter.n == 0 else super()._compute(a[:-1], b[:-1], shorter)
 
 
 class AccumulatesInInputDtype(NumpyAdapter):

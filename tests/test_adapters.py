@@ -368,12 +368,33 @@ def test_an_unhashable_device_is_keyed_by_its_librarys_device_key(monkeypatch):
             self.shape, self.dtype, self.device = (4, 3), np.dtype("float32"), Device(device_id)
 
     monkeypatch.setattr(dispatch, "library_of", lambda x: "cupy")
+    xbackend.clear_dispatch_cache()  # the device key is looked up once per array type
     key = dispatch.dispatch_key(Array(0), Array(0))
     assert key == (Array, Array, (4, 3), (4, 3), np.dtype("float32"), np.dtype("float32"), 0, 0, None, None)
     assert dispatch.dispatch_key(Array(1), Array(1)) != key  # another device, another kernel
     assert LIBRARIES["cupy"].device_key(Array(3)) == 3
-    monkeypatch.setattr(dispatch, "library_of", lambda x: "jax")  # a library without one: not cached
-    assert dispatch.dispatch_key(Array(0), Array(0)) is None
+    monkeypatch.setattr(dispatch, "library_of", lambda x: "numpy")  # a library without one: not cached
+    xbackend.clear_dispatch_cache()
+    unhashable = dispatch.dispatch_key(Array(0), Array(0))
+    dispatch._KERNELS.put(unhashable, lambda a, b: None, 8)
+    assert dispatch._KERNELS.get(unhashable) is None and len(dispatch._KERNELS) == 0
+    xbackend.clear_dispatch_cache()
+
+
+def test_a_jax_array_is_keyed_by_its_sharding_and_a_tracer_is_not():
+    jax = pytest.importorskip("jax")
+    from xbackend import dispatch
+
+    x = jax.numpy.ones((3, 4))
+    assert dispatch.dispatch_key(x, x)[6:8] == (x.sharding, x.sharding)
+    keys = []
+
+    def traced(v):
+        keys.append(dispatch.dispatch_key(v, v))
+        return xbackend.mul_sum(v, v)
+
+    jax.jit(traced)(x), jax.vmap(traced)(x), jax.grad(lambda v: traced(v).sum())(x)
+    assert keys == [None, None, None]
 
 
 # -- bad input ---------------------------------------------------------------

@@ -219,6 +219,19 @@ out = ad.mul_sum(x, y)
 assert len(out.devices()) == 4 and ad.device_of(out) == "cpu:0,1,2,3"
 assert_mul_sum_close(out, a, b)
 assert xbackend.mul_sum(x, y).sharding == out.sharding  # dispatch picks jax-sharded for sharded arrays
+assert xbackend.mul_sum(x, y).sharding == out.sharding  # its kernel, cached under the sharding
+# The same signature on one device: another sharding in the key, another kernel (not jax-sharded's).
+one = [jax.device_put(v, jax.devices()[1]) for v in (a, b)]
+on_one = xbackend.mul_sum(*one)
+assert on_one.devices() == {jax.devices()[1]}, on_one.devices()
+assert_mul_sum_close(on_one, a, b)
+# Each single-device strategy leaves its result on its inputs' device (jax-numpy's, jax-numba's and the
+# empty sums' went to the first), whatever the strategy.
+empty = [jax.device_put(np.zeros((0, 7), np.float32), jax.devices()[2])] * 2
+for name in ("jax-jit", "jax-rows", "jax-numpy", "jax-numba"):
+    for inputs, device in ((one, jax.devices()[1]), (empty, jax.devices()[2])):
+        result = xbackend.get_adapter(name).mul_sum(*inputs)
+        assert result.devices() == {device}, (name, result.devices())
 try:
     xbackend.get_adapter("jax-jit").mul_sum(x, y)
 except ValueError as exc:

@@ -16,7 +16,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
@@ -629,8 +629,12 @@ class KernelCache:
         self.last: tuple[tuple[Any, ...] | None, Callable[[Any, Any], Any] | None] = (None, None)
 
     def get(self, key: tuple[Any, ...]) -> Callable[[Any, Any], Any] | None:
+        """The kernel cached under ``key``; None where there is none, or where ``key`` cannot be hashed."""
         cache = self._by_type.get(key[0])
-        kernel = cache.get(key) if cache is not None else None
+        try:
+            kernel = cache.get(key) if cache is not None else None
+        except TypeError:  # a device that cannot be hashed, of a library without a device_key
+            return None
         if kernel is not None:
             self.last = (key, kernel)
         return kernel
@@ -642,6 +646,11 @@ class KernelCache:
         return kernel
 
     def put(self, key: tuple[Any, ...], kernel: Callable[[Any, Any], Any], capacity: int) -> None:
+        """Cache ``kernel`` under ``key``; a key that cannot be hashed is not cached."""
+        try:
+            hash(key)
+        except TypeError:
+            return
         cache = self._by_type.get(key[0])
         if cache is None:
             cache = self._by_type[key[0]] = LRUCache(capacity)
@@ -661,41 +670,44 @@ _KERNELS = KernelCache()
 
 
 def dispatch_key(a: Any, b: Any) -> tuple[Any, ...] | None:
-    """The input signature ``mul_sum`` caches its kernel under; None for inputs it does not cache."""
+    """The input signature ``mul_sum`` caches its kernel under; None for inputs it does not key.
+
+    Not hashed here: a loop of one signature compares it with the last key only.
+    """
     if type(a) is np.ndarray and type(b) is np.ndarray:
         # NumPy arrays live on the CPU and have no layouts: the shortest key keeps tiny calls cheap.
         return (np.ndarray, np.ndarray, a.shape, b.shape, a.dtype, b.dtype)
     try:
-        return _hashed_signature(a, b, a.device, b.device)
-    except TypeError:  # an unhashable device (CuPy's), or a tracer
-        return _key_by_device_keys(a, b)
-    except Exception:  # no .device (dask), tracers: validated on every call
+        device_key = _DEVICE_KEYS.get(type(a)) or _device_key_of(a)
+        key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, device_key(a), device_key(b))
+        # The layouts: a torch sparse tensor must not reuse a dense tensor's kernel.
+        return key + (getattr(a, "layout", None), getattr(b, "layout", None))
+    except Exception:  # no device (dask), tracers: validated on every call
         return None
 
 
-def _hashed_signature(a: Any, b: Any, device_a: Any, device_b: Any) -> tuple[Any, ...]:
-    """The kernel cache's key of ``a`` and ``b`` on these devices; ``TypeError`` when a part cannot be hashed."""
-    # The layouts: a torch sparse tensor must not reuse a dense tensor's kernel.
-    key = (type(a), type(b), a.shape, b.shape, a.dtype, b.dtype, device_a, device_b)
-    key += (getattr(a, "layout", None), getattr(b, "layout", None))
-    hash(key)
-    return key
+# What stands for an array's device in the key, per array type: its library's
+# ``device_key`` where it has one, else the array's ``.device``.
+_DEVICE_KEYS: dict[type, Callable[[Any], Hashable]] = {}
 
 
-def _key_by_device_keys(a: Any, b: Any) -> tuple[Any, ...] | None:
-    """``dispatch_key`` with the devices replaced by their library's ``device_key``; None where it has none."""
+def _device_key_of(x: Any) -> Callable[[Any], Hashable]:
     try:
-        device_key = LIBRARIES[library_of(a)].device_key
-        if device_key is None or type(b) is not type(a):
-            return None
-        return _hashed_signature(a, b, device_key(a), device_key(b))
-    except Exception:
-        return None
+        device_key = LIBRARIES[library_of(x)].device_key or _device
+    except Exception:  # not an array of a library xbackend knows: validation says so
+        device_key = _device
+    _DEVICE_KEYS[type(x)] = device_key
+    return device_key
+
+
+def _device(x: Any) -> Any:
+    return x.device
 
 
 def clear_dispatch_cache() -> None:
     """Forget ``mul_sum``'s cached kernels and loaded tables: the next call chooses afresh."""
     _KERNELS.clear()
+    _DEVICE_KEYS.clear()
     _TRIALS.clear()
     _UNTRIED.clear()
     selection.forget_loaded()

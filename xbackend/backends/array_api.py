@@ -142,7 +142,7 @@ class ArrayApiAdapter(Adapter):
         # No shortcut for N == 0: an empty sum is zeros in the inputs' own namespace.
         return self._compute(a, b, self.plan(a, b))
 
-    def _zeros(self, plan: Plan) -> Any:
+    def _zeros(self, plan: Plan, like: Any) -> Any:
         """Zeros in the default namespace (``mul_sum`` sums empty inputs in their own)."""
         xp = self.default_namespace
         return xp.zeros(plan.out_shape, dtype=namespace_dtype(xp, plan.out_dtype))

@@ -106,8 +106,8 @@ class Adapter(abc.ABC):
         """The device of native ``x`` as a full name ("cpu", "cuda:0", ...); None while it has none (a JAX tracer)."""
 
     @abc.abstractmethod
-    def _zeros(self, plan: Plan) -> Any:
-        """The empty-sum result: zeros of ``plan.out_shape`` and ``plan.out_dtype``."""
+    def _zeros(self, plan: Plan, like: Any) -> Any:
+        """The empty-sum result: zeros of ``plan.out_shape`` and ``plan.out_dtype``, on input ``like``'s device."""
 
     @abc.abstractmethod
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:
@@ -167,7 +167,7 @@ class Adapter(abc.ABC):
 
     def _empty(self, a: Any, b: Any, plan: Plan) -> Any:
         """The result of an empty sum (N = 0) of ``a`` and ``b``; torch keeps autograd's graph here."""
-        return self._zeros(plan)
+        return self._zeros(plan, a)
 
     def kernel(self, a: Any, b: Any, plan: Plan) -> Callable[[Any, Any], Any]:
         """A function computing ``mul_sum`` for any inputs with the shapes, dtypes and devices of ``a`` and ``b``.
@@ -337,8 +337,9 @@ class Library:
     names, per device, a strategy that serves latency-class inputs without a
     per-shape compile (the selection table is not consulted for those).
     ``device_key`` gives a hashable stand-in for an array's device where the
-    library's device objects cannot be hashed (``mul_sum`` keys its kernel cache
-    by device).
+    library's device objects cannot be hashed (CuPy's) or take longer to get than
+    another attribute that says as much (JAX's sharding): ``mul_sum`` keys its
+    kernel cache by it, else by ``x.device``.
     """
 
     name: str

@@ -79,8 +79,9 @@ class CupyAdapter(Adapter):
     def device_of(self, x: Any) -> str:
         return f"cuda:{x.device.id}"
 
-    def _zeros(self, plan: Plan) -> Any:
-        return self.cupy.zeros(plan.out_shape, dtype=numpy_dtype(plan.out_dtype))
+    def _zeros(self, plan: Plan, like: Any) -> Any:
+        with like.device:  # CuPy allocates on the current device, which need not be the input's
+            return self.cupy.zeros(plan.out_shape, dtype=numpy_dtype(plan.out_dtype))
 
     # -- measurement hooks --------------------------------------------------
     def timer(self) -> Timer:
@@ -261,7 +262,7 @@ class CupyRaw(CupyFused):
             return super()._compute(a, b, plan)
         k = int(np.prod(plan.out_shape))
         if k == 0:
-            return self._zeros(plan)
+            return self._zeros(plan, a)
         groups, transposed = strided_partials_layout(plan.n, k, _multiprocessors(self.cupy, a.device.id))
         step = groups * k
         acc_dtype = numpy_dtype(plan.acc_dtype)

@@ -147,7 +147,7 @@ class DaskAdapter(Adapter):
             return "cpu"
         return "cuda" if chunk_library == "cupy" else f"{chunk_library} chunks"
 
-    def _zeros(self, plan: Plan) -> Any:
+    def _zeros(self, plan: Plan, like: Any) -> Any:
         return self.da.zeros(plan.out_shape, dtype=numpy_dtype(plan.out_dtype))
 
     def _compute(self, a: Any, b: Any, plan: Plan) -> Any:

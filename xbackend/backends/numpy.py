@@ -86,7 +86,7 @@ class NumpyAdapter(Adapter):
     def device_of(self, x: np.ndarray) -> str:
         return "cpu"
 
-    def _zeros(self, plan: Plan) -> np.ndarray:
+    def _zeros(self, plan: Plan, like: Any) -> np.ndarray:
         return np.zeros(plan.out_shape, dtype=numpy_dtype(plan.out_dtype))
 
     # -- measurement hooks --------------------------------------------------

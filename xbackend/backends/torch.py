@@ -109,8 +109,9 @@ class TorchAdapter(Adapter):
     def device_of(self, x: Any) -> str:
         return str(x.device)
 
-    def _zeros(self, plan: Plan) -> Any:
-        return self.torch.zeros(plan.out_shape, dtype=self.torch_dtype(plan.out_dtype), device=self.device)
+    def _zeros(self, plan: Plan, like: Any) -> Any:
+        # The input's own device: the adapter's ("cuda") is the current one, which need not be it.
+        return self.torch.zeros(plan.out_shape, dtype=self.torch_dtype(plan.out_dtype), device=like.device)
 
     def _cast(self, a: Any, b: Any, plan: Plan) -> tuple[Any, Any]:
         """Both inputs in the dtype their products are formed in (float32 for float16 / bfloat16)."""
@@ -129,7 +130,7 @@ class TorchAdapter(Adapter):
 
     def _empty(self, a: Any, b: Any, plan: Plan) -> Any:
         # The eager formulation's empty sum is zeros with a grad_fn: backward() through it works.
-        return self._eager(a, b, plan) if self._transformed(a, b) else self._zeros(plan)
+        return self._eager(a, b, plan) if self._transformed(a, b) else self._zeros(plan, a)
 
     def _transformed(self, a: Any, b: Any) -> bool:
         """Whether autograd, torch.func, forward AD or torch.compile must see this call's operations.
@@ -731,7 +732,7 @@ class TorchTriton(TorchAdapter):
             return self._eager(a, b, plan)
         k = int(np.prod(plan.out_shape))
         if k == 0:
-            return self._zeros(plan)
+            return self._zeros(plan, a)
         a, b = _resolved(a), _resolved(b)  # the kernel reads storage: apply lazy negation first
         groups, transposed = strided_partials_layout(plan.n, k, _multiprocessors(self.torch, a.device))
         acc_dtype = self.torch_dtype(plan.acc_dtype)
