@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
+import threading
 import warnings
 
 import numpy as np
@@ -161,6 +163,49 @@ def test_the_lru_evicts_the_least_recently_used_entry():
     assert len(cache) == 0
     with pytest.raises(ValueError, match="capacity"):
         LRUCache(0)
+
+
+def test_the_lru_can_be_shared_between_threads():
+    # mul_sum's kernel cache is one per process: a get's move_to_end of a key another
+    # thread had just evicted raised KeyError out of mul_sum (3 threads, 1100 shapes).
+    from xbackend.core.cache import LRUCache
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    cache = LRUCache(2)
+    failures = []
+
+    def churn(seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for key in rng.integers(0, 6, 30_000).tolist():
+                if cache.get(key) is None:
+                    cache.put(key, key)
+        except Exception as exc:
+            failures.append(exc)
+
+    try:
+        threads = [threading.Thread(target=churn, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not failures and len(cache) == 2, failures[:3]
+
+
+def test_an_input_whose_key_cannot_be_hashed_is_checked_on_every_call():
+    class OnAList(np.ndarray):  # a device no dict can hold
+        @property
+        def device(self):
+            return ["cpu"]
+
+    rng = np.random.default_rng(9)
+    a, b = (rng.standard_normal((5, 3)).view(OnAList) for _ in range(2))
+    for call in (xbackend.mul_sum, xbackend.get_adapter("numpy-auto").mul_sum):
+        for _ in range(2):
+            assert_mul_sum_close(np.asarray(call(a, b)), np.asarray(a), np.asarray(b))
 
 
 def test_jax_executables_are_capped_and_evicted_least_recently_used(monkeypatch):

@@ -795,7 +795,11 @@ class Selected(Adapter):
 
     def mul_sum(self, a: Any, b: Any) -> Any:
         key = dispatch_key(a, b)
-        if key is None or key not in self._checked:
+        try:
+            checked = key is not None and key in self._checked
+        except TypeError:  # a key that cannot be hashed: checked on every call
+            key, checked = None, False
+        if not checked:
             self.plan(a, b)
             if key is not None:
                 self._checked.put(key, True)
