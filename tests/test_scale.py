@@ -227,11 +227,25 @@ assert on_one.devices() == {jax.devices()[1]}, on_one.devices()
 assert_mul_sum_close(on_one, a, b)
 # Each single-device strategy leaves its result on its inputs' device (jax-numpy's, jax-numba's and the
 # empty sums' went to the first), whatever the strategy.
-empty = [jax.device_put(np.zeros((0, 7), np.float32), jax.devices()[2])] * 2
-for name in ("jax-jit", "jax-rows", "jax-numpy", "jax-numba"):
-    for inputs, device in ((one, jax.devices()[1]), (empty, jax.devices()[2])):
-        result = xbackend.get_adapter(name).mul_sum(*inputs)
-        assert result.devices() == {device}, (name, result.devices())
+# Placed as JAX places jnp.sum(a * b, 0): the device, the memory kind, committed only where the inputs are.
+pinned = jax.sharding.SingleDeviceSharding(jax.devices()[3], memory_kind="pinned_host")
+cases = {
+    "on cpu:1": one,
+    "empty, on cpu:2": [jax.device_put(np.zeros((0, 7), np.float32), jax.devices()[2])] * 2,
+    "uncommitted": [jax.numpy.asarray(v) for v in (a, b)],
+    "empty, uncommitted": [jax.numpy.zeros((0, 7), np.float32)] * 2,
+    "pinned host memory": [jax.device_put(v, pinned) for v in (a, b)],
+}
+def placed(x):
+    return x.sharding, x.committed
+for case, inputs in cases.items():
+    expected = placed(jax.numpy.sum(inputs[0] * inputs[1], 0))
+    for call in [xbackend.get_adapter(name).mul_sum for name in ("jax-jit", "jax-rows", "jax-numpy", "jax-numba")] + [xbackend.mul_sum]:
+        assert placed(call(*inputs)) == expected, (case, call, placed(call(*inputs)), expected)
+    # Traced (vmap over a leading axis), an empty sum too.
+    batched = [v[None] for v in inputs]
+    expected = placed(jax.vmap(lambda x, y: jax.numpy.sum(x * y, 0))(*batched))
+    assert placed(jax.vmap(xbackend.mul_sum)(*batched)) == expected, case
 try:
     xbackend.get_adapter("jax-jit").mul_sum(x, y)
 except ValueError as exc:

@@ -319,16 +319,21 @@ class JaxAdapter(Adapter):
         (device,) = devices
         return f"{device.platform}:{device.id}"
 
-    def _zeros(self, plan: Plan, like: Any) -> Any:
-        zeros = np.zeros(plan.out_shape, dtype=numpy_dtype(plan.out_dtype))
-        return self.jax.device_put(zeros, self._result_placement(like, plan.out_shape))
+    def _empty(self, a: Any, b: Any, plan: Plan) -> Any:
+        if is_tracer(a) or is_tracer(b):  # summed as traced jnp: JAX places the zeros as any op of the inputs
+            return self._kernel_for(plan, function=_mul_sum_kernel)(a, b)
+        return self._zeros(plan, a)
 
-    def _result_placement(self, like: Any, shape: tuple[int, ...]) -> Any:
-        """Where a result of ``shape`` computed off XLA goes: input ``like``'s device (one of several CPU devices
-        under ``--xla_force_host_platform_device_count``, say), else the platform's first."""
-        if len(self._devices) == 1 or is_tracer(like):  # one device, or none yet: no attribute to read
-            return self._device
-        return like.device
+    def _zeros(self, plan: Plan, like: Any) -> Any:
+        return self._put(np.zeros(plan.out_shape, numpy_dtype(plan.out_dtype)), like)
+
+    def _put(self, host: np.ndarray, like: Any) -> Any:
+        """``host``, a result computed off XLA, placed as JAX places a result of input ``like``: on its device and
+        memory kind, committed only where it is (several CPU devices under ``--xla_force_host_platform_device_count``,
+        say); on a platform's one device, committed there by the fast put."""
+        if len(self._devices) == 1:
+            return result_put(self._device, host.shape, host.dtype)(host)
+        return self.jax.device_put(host, like.sharding if like.committed else None)
 
     # -- measurement hooks --------------------------------------------------
     def timer(self) -> Timer:
@@ -472,8 +477,8 @@ class JaxSharded(JaxJit):
             return self.rows
         return self.replicated
 
-    def _result_placement(self, like: Any, shape: tuple[int, ...]) -> Any:
-        return self._placement(shape)  # the mesh's: inputs span every device
+    def _put(self, host: np.ndarray, like: Any) -> Any:
+        return self.jax.device_put(host, self._placement(host.shape))  # the mesh's: inputs span every device
 
     def device_of(self, x: Any) -> str | None:
         if is_tracer(x):
@@ -613,8 +618,7 @@ class JaxNumpy(JaxAdapter):
         if is_tracer(a) or is_tracer(b):  # no buffer to view: jax-jit's formulation, traced
             return self._traced(plan)(a, b)
         threads = self.threads or default_threads()
-        put = result_put(self._result_placement(a, plan.out_shape), plan.out_shape, numpy_dtype(plan.out_dtype))
-        out = put(self.host_mul_sum(host_buffer(a), host_buffer(b), plan, threads))
+        out = self._put(self.host_mul_sum(host_buffer(a), host_buffer(b), plan, threads), a)
         self._last_result = out
         return out
 
