@@ -414,6 +414,14 @@ def test_the_auto_adapters_latency_cell_reports_the_dispatch_overhead():
     assert bandwidth.dispatch_overhead_s is None  # a bandwidth cell has no overhead figure
 
 
+def test_an_auto_cell_names_the_strategy_mul_sum_ran():
+    auto = measure.measure_cell(xbackend.get_adapter("numpy-auto", "cpu"), (512, 128), "float32", budget=TINY)
+    a, b = measure.host_inputs((512, 128), "float32")
+    assert auto.chosen == xbackend.explain(a, b) and auto.chosen.startswith("numpy float32 on cpu, square: numpy")
+    plain = measure.measure_cell(xbackend.get_adapter("numpy", "cpu"), (512, 128), "float32", budget=TINY)
+    assert plain.chosen is None  # a strategy chooses nothing
+
+
 # -- the floor timed beside each cell -------------------------------------------------
 DRIFT = {"slowdown": 1.0}  # how slow the planted machine is now: every planted call sleeps this many times its base
 

@@ -813,6 +813,9 @@ class Selected(Adapter):
         chosen = self._chosen(a, b)
         return mul_sum, chosen.kernel(a, b, chosen.plan(a, b)), f"the {chosen.name} kernel mul_sum calls"
 
+    def choice(self, a: Any, b: Any) -> str:
+        return str(choose(a, b))
+
     def prepare(self, a: Any, b: Any) -> float | None:
         return None if self.plan(a, b).n == 0 else self._chosen(a, b).prepare(a, b)
 

@@ -631,6 +631,8 @@ class CellResult:
     dispatch_call_s: float | None = None
     plain_call_s: float | None = None
     plain_call: str | None = None
+    # A <library>-auto cell: the strategy mul_sum ran after its first call (a trial's choice) and why.
+    chosen: str | None = None
     samples_s: list[float] = field(default_factory=list)
 
     @classmethod
@@ -711,6 +713,7 @@ def _measure_into(
     else:
         timing = time_mul_sum(adapter, x, y, budget=budget, copies=cache.copies)
     _fill_timing(cell, timing)
+    cell.chosen = adapter.choice(x, y)
     memory = adapter.extra_memory(x, y)
     cell.extra_memory_bytes, cell.extra_memory_method = memory.extra_bytes, memory.method
     check = check if check is not None else error_check(a, b, seed)

@@ -188,6 +188,11 @@ class Adapter(abc.ABC):
         """
         return None
 
+    def choice(self, a: Any, b: Any) -> str | None:
+        """For an adapter that dispatches (``<library>-auto``): the strategy it runs on ``a`` and ``b`` and why
+        (``xbackend.explain``); None for a strategy."""
+        return None
+
     def prepare(self, a: Any, b: Any) -> float | None:
         """Compile ahead of time for these inputs; seconds spent, or None if nothing compiles."""
         return None
