@@ -15,7 +15,7 @@ import pytest
 import xbackend
 from xbackend import dispatch, selection
 from xbackend.backends.numpy import NumpyAdapter
-from xbackend.testing import assert_mul_sum_close
+from xbackend.testing import assert_mul_sum_close, error_bound, reference
 
 BIG = (1024, 2048)  # 8 MiB per float32 input: 16 MiB together, above TRIAL_MIN_BYTES
 
@@ -517,19 +517,26 @@ def test_the_guard_sums_the_magnitudes_of_the_elements_it_asks_for(monkeypatch, 
     monkeypatch.setattr(dispatch._Magnitudes, "BLOCK_ELEMENTS", 7)  # many row blocks
     a, b, adapter, x, y = _magnitude_inputs(library, a_shape, b_shape, dtype)
     plan = adapter.plan(x, y)
-    expected = np.sum(np.abs(a.astype(np.complex128)) * np.abs(b.astype(np.complex128)), axis=0)
+    # S's exact sum and its N-aware bound (a float64 sum of the float64 magnitudes), from the oracle.
+    exact = reference(*(np.abs(v.astype(np.complex128 if v.dtype.kind == "c" else np.float64)) for v in (a, b)))
+    bound = error_bound(exact)
+
+    def assert_sums(got, where):
+        assert np.all(np.abs(got - exact.exact[where]) <= bound[where]), (got, exact.exact[where])
+
     chosen = np.random.default_rng(8).random(plan.out_shape) < 0.5
     chosen.flat[0] = True
     magnitudes = dispatch._Magnitudes(adapter, x, y, plan)
-    np.testing.assert_allclose(magnitudes.of(chosen), expected[chosen], rtol=1e-12)
+    assert_sums(magnitudes.of(chosen), chosen)
     # Summed once: the next candidate's check reuses them, and sums only elements not asked for before.
     summed = []
     original = dispatch._Magnitudes._sums
     monkeypatch.setattr(dispatch._Magnitudes, "_sums", lambda self, c: summed.append(c.sum()) or original(self, c))
-    np.testing.assert_allclose(magnitudes.of(chosen), expected[chosen], rtol=1e-12)
+    assert_sums(magnitudes.of(chosen), chosen)
     everything = np.ones(plan.out_shape, bool)
-    np.testing.assert_allclose(magnitudes.of(everything), expected[everything], rtol=1e-12)
-    assert summed == [everything.sum() - chosen.sum()] if everything.sum() > chosen.sum() else summed == []
+    assert_sums(magnitudes.of(everything), everything)
+    not_asked_before = int(everything.sum() - chosen.sum())
+    assert summed == ([not_asked_before] if not_asked_before else [])
 
 
 # Calls longer than the trial's rounds allow (two candidates, two rounds of two calls each: 1.2 s).
