@@ -246,6 +246,31 @@ for case, inputs in cases.items():
     batched = [v[None] for v in inputs]
     expected = placed(jax.vmap(lambda x, y: jax.numpy.sum(x * y, 0))(*batched))
     assert placed(jax.vmap(xbackend.mul_sum)(*batched)) == expected, case
+# Inputs sharded over the 4 devices in an order of their own: computed, and placed, in that order.
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+devices = jax.devices()
+for order in (devices[::-1], [devices[i] for i in (2, 0, 3, 1)]):
+    for spec in (PartitionSpec("x"), PartitionSpec()):
+        sharding = NamedSharding(Mesh(np.array(order), ("x",)), spec)
+        for u, v in [(a, b), (a[:0], b[:0])]:
+            xs, ys = jax.device_put(u, sharding), jax.device_put(v, sharding)
+            expected = jax.numpy.sum(xs * ys, 0)
+            for call in (ad.mul_sum, xbackend.mul_sum):
+                got = call(xs, ys)
+                assert_mul_sum_close(got, u, v)
+                assert got.sharding._device_assignment == expected.sharding._device_assignment, (order, spec)
+                assert_mul_sum_close(got + expected, u, 2 * v)  # usable beside JAX's own result
+reordered = jax.device_put(b, NamedSharding(Mesh(np.array(devices[::-1]), ("x",)), PartitionSpec("x")))
+for call in (ad.mul_sum, xbackend.mul_sum):
+    try:
+        call(x, reordered)
+    except ValueError as exc:
+        assert "two orders (ids [0, 1, 2, 3] and [3, 2, 1, 0])" in str(exc), exc
+    else:
+        raise AssertionError("inputs sharded in two orders were accepted")
+with jax.disable_jit():  # refuses compiled executables: op by op, on the inputs' devices
+    assert_mul_sum_close(xbackend.mul_sum(x, y), a, b)
+    assert_mul_sum_close(ad.mul_sum(x[:-4], y[:-4]), a[:-4], b[:-4])
 try:
     xbackend.get_adapter("jax-jit").mul_sum(x, y)
 except ValueError as exc:

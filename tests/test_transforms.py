@@ -492,6 +492,24 @@ def test_jax_jit_grad_vmap(strategy, shape_class):
     assert_mul_sum_close(batched[1], c, b)
 
 
+# jax.disable_jit (for debugging) refuses every compiled executable, a cached one included.
+@pytest.mark.parametrize("shape_class", SHAPES)
+@pytest.mark.parametrize("strategy", JAX_PARAMS)
+def test_jax_under_disable_jit(strategy, shape_class):
+    name, device = strategy
+    jax, call, adapter, a, b = _jax_setup(name, device, SHAPES[shape_class])
+    x, y = adapter.asarray(a), adapter.asarray(b)
+    assert_mul_sum_close(call(x, y), a, b)  # compiled (where the strategy compiles) and cached outside
+    fewer = a.shape[0] - 1  # a signature first met inside: compiled there, for the calls outside
+    with jax.disable_jit():
+        assert_mul_sum_close(call(x, y), a, b)
+        assert_mul_sum_close(call(x[:fewer], y[:fewer]), a[:fewer], b[:fewer])
+        w = np.random.default_rng(13).standard_normal(a.shape[1:], dtype=np.float32)
+        grad_a = jax.grad(lambda t: (call(t, y) * adapter.asarray(w)).sum())(x)
+    assert_one_rounding(torch.from_numpy(np.asarray(grad_a)), torch.from_numpy(w.astype(np.float64) * b), torch.float32)
+    assert_mul_sum_close(call(x[:fewer], y[:fewer]), a[:fewer], b[:fewer])
+
+
 @pytest.mark.parametrize("strategy", JAX_PARAMS)
 def test_jax_tracers_are_jax_arrays_and_the_cache_keeps_them_apart(strategy):
     name, device = strategy
