@@ -232,6 +232,8 @@ pinned = jax.sharding.SingleDeviceSharding(jax.devices()[3], memory_kind="pinned
 cases = {
     "on cpu:1": one,
     "empty, on cpu:2": [jax.device_put(np.zeros((0, 7), np.float32), jax.devices()[2])] * 2,
+    # Of one sharding: the executable of the committed inputs must not serve the uncommitted ones.
+    "committed on cpu:0": [jax.device_put(v, jax.devices()[0]) for v in (a, b)],
     "uncommitted": [jax.numpy.asarray(v) for v in (a, b)],
     "empty, uncommitted": [jax.numpy.zeros((0, 7), np.float32)] * 2,
     "pinned host memory": [jax.device_put(v, pinned) for v in (a, b)],
@@ -260,6 +262,25 @@ for order in (devices[::-1], [devices[i] for i in (2, 0, 3, 1)]):
                 assert_mul_sum_close(got, u, v)
                 assert got.sharding._device_assignment == expected.sharding._device_assignment, (order, spec)
                 assert_mul_sum_close(got + expected, u, 2 * v)  # usable beside JAX's own result
+# Results replicated on the inputs' own mesh (2-D, explicit axes) and memory kind, so they combine with JAX's.
+grid = Mesh(np.array(devices).reshape(2, 2), ("x", "y"))
+explicit = Mesh(np.array(devices[::-1]), ("x",), axis_types=(jax.sharding.AxisType.Explicit,))
+for sharding in [
+    NamedSharding(grid, PartitionSpec("y", "x")),
+    NamedSharding(grid, PartitionSpec(None, "x")),
+    NamedSharding(explicit, PartitionSpec("x")),
+    NamedSharding(Mesh(np.array(devices[::-1]), ("x",)), PartitionSpec("x"), memory_kind="pinned_host"),
+]:
+    for u, v in [(a[:, :4], b[:, :4]), (a[:0, :4], b[:0, :4])]:
+        xs, ys = jax.device_put(u, sharding), jax.device_put(v, sharding)
+        expected = jax.numpy.sum(xs * ys, 0)
+        for call in (ad.mul_sum, xbackend.mul_sum):
+            got = call(xs, ys)
+            assert got.sharding.mesh == sharding.mesh and got.sharding.memory_kind == expected.sharding.memory_kind
+            assert_mul_sum_close(got + expected, u, 2 * v)
+# A gradient with respect to the first input (a tracer) of a sharded second: the traced formulation.
+grad = jax.grad(lambda t: xbackend.mul_sum(t, y).sum())(x)
+np.testing.assert_array_equal(np.asarray(grad), b)  # d/dt of sum(t * y) is y, with one-valued cotangents
 reordered = jax.device_put(b, NamedSharding(Mesh(np.array(devices[::-1]), ("x",)), PartitionSpec("x")))
 for call in (ad.mul_sum, xbackend.mul_sum):
     try:

@@ -46,8 +46,8 @@ def is_sharded(x: Any) -> bool:
     return not is_tracer(x) and len(x.devices()) > 1
 
 
-def _default_strategy(library: str, a: Any) -> str:
-    if library == "jax" and is_sharded(a):
+def _default_strategy(library: str, a: Any, b: Any) -> str:
+    if library == "jax" and (is_sharded(a) or is_sharded(b)):  # one may be a tracer (grad of the other)
         return SHARDED_JAX_STRATEGY
     return LIBRARIES[library].default_strategy
 
@@ -58,7 +58,7 @@ def resolve_inputs(a: Any, b: Any) -> tuple[str, str, Plan]:
     if library_a != library_b:
         raise TypeError(f"inputs come from two libraries: {library_a} and {library_b}")
     device = device_kind_of(library_a, a)
-    default = _default_strategy(library_a, a)
+    default = _default_strategy(library_a, a, b)
     if device not in STRATEGIES[default].devices:
         raise ValueError(f"no adapter for {library_a} arrays on {device}")
     return library_a, device, get_adapter(default, device).plan(a, b)
@@ -87,7 +87,7 @@ class Choice:
 def choose(a: Any, b: Any) -> Choice:
     """The strategy ``xbackend.mul_sum(a, b)`` runs, and why (inputs are validated first)."""
     library, device, plan = resolve_inputs(a, b)
-    if library == "jax" and is_sharded(a):
+    if library == "jax" and (is_sharded(a) or is_sharded(b)):
         return Choice(
             SHARDED_JAX_STRATEGY,
             library,

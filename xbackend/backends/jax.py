@@ -138,6 +138,12 @@ def _device_order(sharding: Any) -> tuple[Any, ...]:
     return tuple(assigned) if assigned is not None else tuple(sorted(sharding.device_set, key=lambda d: d.id))
 
 
+def _explicit_axes(sharding: Any) -> bool:
+    """Whether ``sharding``'s mesh has an explicit axis (``jax.sharding.AxisType.Explicit``)."""
+    explicit = getattr(getattr(importlib.import_module("jax.sharding"), "AxisType", None), "Explicit", None)
+    return explicit is not None and explicit in getattr(getattr(sharding, "mesh", None), "axis_types", ())
+
+
 def platform_of(x: Any) -> str:
     """The platform ("cpu", "gpu", ...) of JAX array ``x``; for a tracer, the default backend's.
 
@@ -406,7 +412,8 @@ class JaxJit(JaxAdapter):
         self._executables: LRUCache[tuple[Any, ...], Callable[[Any, Any], Any]] = LRUCache(EXECUTABLE_CACHE_SIZE)
 
     def _executable(self, a: Any, b: Any, plan: Plan) -> tuple[Callable[[Any, Any], Any], float | None]:
-        key = (a.shape, a.dtype, b.shape, b.dtype, a.sharding, b.sharding)
+        # Committed or not: JAX places the result of uncommitted inputs uncommitted.
+        key = (a.shape, a.dtype, b.shape, b.dtype, a.sharding, b.sharding, a.committed, b.committed)
         cached = self._executables.get(key)
         if cached is not None:
             return cached, None
@@ -512,8 +519,17 @@ class JaxSharded(JaxJit):
         spec = ("rows",) if shape and shape[0] % self.mesh.size == 0 else ()
         return self._sharding.NamedSharding(self._mesh_of(like), self._sharding.PartitionSpec(*spec))
 
+    def _result_sharding(self, like: Any) -> Any:
+        """Where a result of inputs placed as ``like`` goes: replicated on their own mesh (a 2-D one too, so
+        that it combines with JAX's arrays there) and in their memory kind."""
+        mesh = getattr(like.sharding, "mesh", None)
+        if not isinstance(getattr(mesh, "devices", None), np.ndarray):  # no concrete mesh (a pmap's output)
+            mesh = self._mesh_of(like)
+        memory_kind = like.sharding.memory_kind
+        return self._sharding.NamedSharding(mesh, self._sharding.PartitionSpec(), memory_kind=memory_kind)
+
     def _put(self, host: np.ndarray, like: Any) -> Any:
-        return self.jax.device_put(host, self._placement(host.shape, like))  # inputs span every device
+        return self.jax.device_put(host, self._result_sharding(like))
 
     def device_of(self, x: Any) -> str | None:
         if is_tracer(x):
@@ -535,7 +551,7 @@ class JaxSharded(JaxJit):
             orders = [[device.id for device in _device_order(x.sharding)] for x in (a, b)]
             raise ValueError(
                 f"the inputs are sharded over the {self.device} devices in two orders (ids {orders[0]} and "
-                f"{orders[1]}), and JAX computes on one: jax.device_put the second onto the first's sharding"
+                f"{orders[1]}), and JAX computes on one: jax.device_put both onto shardings of one mesh"
             )
         return plan
 
@@ -547,9 +563,13 @@ class JaxSharded(JaxJit):
         return self._kernel_for(plan, function=_mul_sum_kernel)
 
     def _jitted(self, plan: Plan, like: Any) -> Any:
-        mesh, spec = self._mesh_of(like), self._sharding.PartitionSpec
-        rows = self._sharding.NamedSharding(mesh, spec("rows"))
-        return self.jax.jit(self._kernel_for(plan, rows=rows), out_shardings=self._sharding.NamedSharding(mesh, spec()))
+        out = self._result_sharding(like)
+        if _explicit_axes(like.sharding):
+            # Sharding in types: no constraint onto another mesh is allowed, and JAX
+            # partitions jax-jit's formulation from the inputs' own shardings.
+            return self.jax.jit(self._kernel_for(plan, function=_mul_sum_kernel), out_shardings=out)
+        rows = self._sharding.NamedSharding(self._mesh_of(like), self._sharding.PartitionSpec("rows"))
+        return self.jax.jit(self._kernel_for(plan, rows=rows), out_shardings=out)
 
     def device_description(self) -> str:
         return f"{self.mesh.size} x {super().device_description()} (jax.devices({self.device!r}))"
