@@ -603,3 +603,24 @@ print("child summed")
 """
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.split() == ["child", "summed"], run.stderr[-2000:]
+
+
+def test_bfloat16_word_pairs_sum_in_the_given_type_and_read_any_layout():
+    # The word-pair path (C-layout bits, even K) adds a chunk in the sums' own type, float64
+    # too (2**24 + 1 is no float32); other layouts take the column-by-column path.
+    import xbackend.backends.numba_kernels as kernels
+
+    bfloat16 = numpy_dtype("bfloat16")
+    a = np.array([[2.0**24] * 2, [1.0] * 2, [0.0] * 2, [0.0] * 2], bfloat16)
+    acc = np.zeros(2, np.float64)
+    kernels.rows_into(kernels.kernel_view(a), kernels.kernel_view(np.ones_like(a)), acc, 0, 4, 0, 2, 1 << 20)
+    assert acc.tolist() == [2.0**24 + 1] * 2
+    # Small integers: every product and sum exact, so each layout must give the exact sums.
+    x, y = (np.random.default_rng(seed).integers(-8, 9, size=(7, 10)).astype(bfloat16) for seed in (1, 2))
+    exact = (x.astype(np.float64) * y.astype(np.float64)).sum(0)
+    for layout in (np.ascontiguousarray, np.asfortranarray):
+        for lo, hi, chunk in [(0, 10, 4), (1, 9, 3), (2, 10, 1 << 20)]:
+            acc = np.zeros(hi - lo, np.float32)
+            u, v = kernels.kernel_view(layout(x)), kernels.kernel_view(layout(y))
+            kernels.rows_into(u, v, acc, 0, 7, lo, hi, chunk)
+            np.testing.assert_array_equal(acc, exact[lo:hi])

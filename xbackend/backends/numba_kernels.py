@@ -174,7 +174,7 @@ def rows_into(
     for lo in range(col_lo, col_hi, chunk):
         hi = min(col_hi, lo + chunk)
         out = acc[lo - col_lo : hi - col_lo]
-        if _widens_word_pairs(a) and a.shape[1] % 2 == 0 and lo % 2 == 0 and hi % 2 == 0:
+        if _widens_word_pairs(a, b) and a.shape[1] % 2 == 0 and lo % 2 == 0 and hi % 2 == 0:
             _bfloat16_pairs_into(a.view(np.uint32), b.view(np.uint32), out, row_lo, row_hi, lo // 2, hi // 2)
             continue
         for i in range(row_lo, row_lo + half):
@@ -187,15 +187,16 @@ def rows_into(
                 out[j] += widen(a0[j]) * widen(b0[j])
 
 
-def _widens_word_pairs(a: object) -> object:
-    """Whether ``rows_into`` sums ``a`` (kernel bits) by ``_bfloat16_pairs_into``: bfloat16 only (numba only)."""
+def _widens_word_pairs(a: object, b: object) -> object:
+    """Whether ``rows_into`` sums ``a`` and ``b`` (kernel bits) by ``_bfloat16_pairs_into``: bfloat16 arrays of
+    C layout, whose rows a 32-bit view reads (numba only)."""
     raise TypeError("_widens_word_pairs runs compiled, inside the numba kernel")
 
 
 @overload(_widens_word_pairs)
-def _widens_word_pairs_overload(a):
-    answer = isinstance(a, types.Array) and a.dtype == types.int16
-    return lambda a: answer
+def _widens_word_pairs_overload(a, b):
+    answer = all(isinstance(x, types.Array) and x.dtype == types.int16 and x.layout == "C" for x in (a, b))
+    return lambda a, b: answer
 
 
 @numba.njit(nogil=True, cache=True)
@@ -216,7 +217,7 @@ def _bfloat16_pairs_into(
     # new/old): 4096 x 4096 1.27-1.48, 64 x 1e6 1.19-1.24, 16384 x 1024 1.03-1.52 (torch.dot
     # over the same bytes 0.90-0.94 of it, from 0.6-0.8). In L2 on one thread: 0.94-1.00.
     words = hi - lo
-    pairs = np.full((2, words), -0.0, np.float32)  # -0.0 + x is x for every x, a -0.0 too
+    pairs = np.full((2, words), -0.0, out.dtype)  # -0.0 + x is x for every x, a -0.0 too
     even, odd = pairs[0], pairs[1]
     half = (row_hi - row_lo) // 2
     for i in range(row_lo, row_lo + half):
