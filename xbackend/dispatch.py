@@ -46,8 +46,14 @@ def is_sharded(x: Any) -> bool:
     return not is_tracer(x) and len(x.devices()) > 1
 
 
+def _sharded_jax(library: str, a: Any, b: Any) -> bool:
+    """Whether ``mul_sum(a, b)`` goes to jax-sharded: either input may be the sharded one (the other a tracer, in
+    a gradient with respect to it)."""
+    return library == "jax" and (is_sharded(a) or is_sharded(b))
+
+
 def _default_strategy(library: str, a: Any, b: Any) -> str:
-    if library == "jax" and (is_sharded(a) or is_sharded(b)):  # one may be a tracer (grad of the other)
+    if _sharded_jax(library, a, b):
         return SHARDED_JAX_STRATEGY
     return LIBRARIES[library].default_strategy
 
@@ -87,7 +93,7 @@ class Choice:
 def choose(a: Any, b: Any) -> Choice:
     """The strategy ``xbackend.mul_sum(a, b)`` runs, and why (inputs are validated first)."""
     library, device, plan = resolve_inputs(a, b)
-    if library == "jax" and (is_sharded(a) or is_sharded(b)):
+    if _sharded_jax(library, a, b):
         return Choice(
             SHARDED_JAX_STRATEGY,
             library,

@@ -128,12 +128,17 @@ def _sharding(x: Any) -> Any:
     return x.sharding
 
 
+def _concrete_mesh(sharding: Any) -> Any:
+    """The mesh of devices ``sharding`` is laid out on, or None (no mesh, as a pmap's output, or an abstract one)."""
+    mesh = getattr(sharding, "mesh", None)
+    return mesh if isinstance(getattr(mesh, "devices", None), np.ndarray) else None
+
+
 def _device_order(sharding: Any) -> tuple[Any, ...]:
     """The devices of ``sharding`` in the order a computation on them is compiled for (its mesh's, flattened)."""
-    mesh = getattr(sharding, "mesh", None)
-    devices = getattr(mesh, "devices", None)
-    if isinstance(devices, np.ndarray):
-        return tuple(devices.flat)
+    mesh = _concrete_mesh(sharding)
+    if mesh is not None:
+        return tuple(mesh.devices.flat)
     assigned = getattr(sharding, "_device_assignment", None)  # other shardings' order: no public name for it
     return tuple(assigned) if assigned is not None else tuple(sorted(sharding.device_set, key=lambda d: d.id))
 
@@ -141,7 +146,7 @@ def _device_order(sharding: Any) -> tuple[Any, ...]:
 def _explicit_axes(sharding: Any) -> bool:
     """Whether ``sharding``'s mesh has an explicit axis (``jax.sharding.AxisType.Explicit``)."""
     explicit = getattr(getattr(importlib.import_module("jax.sharding"), "AxisType", None), "Explicit", None)
-    return explicit is not None and explicit in getattr(getattr(sharding, "mesh", None), "axis_types", ())
+    return explicit is not None and explicit in getattr(_concrete_mesh(sharding), "axis_types", ())
 
 
 def platform_of(x: Any) -> str:
@@ -507,24 +512,23 @@ class JaxSharded(JaxJit):
         self.mesh = self._sharding.Mesh(np.array(self.jax.devices(device)), ("rows",))
 
     def _mesh_of(self, x: Any) -> Any:
-        """The mesh "rows" over the devices of ``x`` in its sharding's order (``self.mesh`` for none): XLA
-        compiles for one order of the devices and refuses arguments placed in another."""
-        order = () if x is None else _device_order(x.sharding)
-        if not order or order == tuple(self.mesh.devices.flat):
+        """The mesh "rows" over the devices of ``x`` in its sharding's order: XLA compiles for one order of the
+        devices and refuses arguments placed in another."""
+        order = _device_order(x.sharding)
+        if order == tuple(self.mesh.devices.flat):
             return self.mesh
         return self._sharding.Mesh(np.array(order), ("rows",))
 
-    def _placement(self, shape: tuple[int, ...], like: Any = None) -> Any:
-        """Dim 0 split over the mesh of ``like`` where the devices divide it, else replicated there."""
+    def _placement(self, shape: tuple[int, ...]) -> Any:
+        """Dim 0 split over the mesh where the devices divide it, else replicated there."""
         spec = ("rows",) if shape and shape[0] % self.mesh.size == 0 else ()
-        return self._sharding.NamedSharding(self._mesh_of(like), self._sharding.PartitionSpec(*spec))
+        return self._sharding.NamedSharding(self.mesh, self._sharding.PartitionSpec(*spec))
 
     def _result_sharding(self, like: Any) -> Any:
         """Where a result of inputs placed as ``like`` goes: replicated on their own mesh (a 2-D one too, so
         that it combines with JAX's arrays there) and in their memory kind."""
-        mesh = getattr(like.sharding, "mesh", None)
-        if not isinstance(getattr(mesh, "devices", None), np.ndarray):  # no concrete mesh (a pmap's output)
-            mesh = self._mesh_of(like)
+        mesh = _concrete_mesh(like.sharding)
+        mesh = self._mesh_of(like) if mesh is None else mesh
         memory_kind = like.sharding.memory_kind
         return self._sharding.NamedSharding(mesh, self._sharding.PartitionSpec(), memory_kind=memory_kind)
 
