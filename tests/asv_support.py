@@ -99,19 +99,31 @@ def make_workspace(
     return Workspace(root, root / "asv.conf.json", env)
 
 
-# Every adapter's CPU cells, and the CUDA cells of two adapters, which must skip
-# (not fail) where there is no GPU: asv starts a process per selected cell even to
-# skip it, and the other adapters' CUDA cells doubled the run's ~4 minutes. The GPU
-# machine runs the suite through ``benchmarks/gpu_run.sh``.
-SMOKE_GPU_PROBES = ("numpy", "torch-eager")
+# asv starts a process per selected cell and benchmark (7 of them), even to skip it:
+# the smoke run takes every adapter that xbackend has on the CPU with the small
+# bandwidth case, and the latency case (the same code, with no GB/s) only for two
+# probes. Cells that must skip, not fail, where they cannot run: the probes on CUDA
+# without a GPU, and a GPU-only adapter on the CPU. Every adapter's latency cells
+# doubled the run's ~3 minutes, and so did every adapter's CUDA cells before them.
+# The GPU machine runs the suite through ``benchmarks/gpu_run.sh``.
+SMOKE_PROBES = ("numpy", "torch-eager")
+SMOKE_GPU_ONLY_PROBE = "cupy"
+
+
+def smoke_cpu_adapters() -> tuple[str, ...]:
+    """The suite's adapters that xbackend has on the CPU (available here or not: those that are not skip)."""
+    from xbackend import adapters
+
+    on_cpu = {info.name for info in adapters() if info.device == "cpu"}
+    return tuple(name for name in common.ADAPTERS if name in on_cpu)
 
 
 def smoke_cells_regex() -> str:
     """The smoke run's cells, as a parameter regex for asv's ``-b`` and ``XBACKEND_ASV_MEASURE_ONLY``."""
-    shapes, dtypes = tuple(common.SMOKE_SHAPES), common.SMOKE_DTYPES
-    on_cpu = common.cells_regex(common.ADAPTERS, ("cpu",), shapes, dtypes)
-    on_cuda = common.cells_regex(SMOKE_GPU_PROBES, ("cuda",), shapes, dtypes)
-    return f"(?:{on_cpu}|{on_cuda})"
+    dtypes = common.SMOKE_DTYPES
+    small = common.cells_regex((*smoke_cpu_adapters(), SMOKE_GPU_ONLY_PROBE), ("cpu",), ("small",), dtypes)
+    probes = common.cells_regex(SMOKE_PROBES, ("cpu", "cuda"), tuple(common.SMOKE_SHAPES), dtypes)
+    return f"(?:{small}|{probes})"
 
 
 @functools.cache

@@ -4,6 +4,7 @@ import functools
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -149,6 +150,21 @@ def test_round_trip_keeps_dtype_and_values(name, device):
         host = random_array(rng, (4, 3), dtype)
         back = adapter.to_numpy(adapter.asarray(host))
         assert back.dtype == host.dtype
+        np.testing.assert_array_equal(back, host)
+
+
+@pytest.mark.parametrize(("name", "device"), adapter_params())
+def test_asarray_copies_a_read_only_array_without_a_warning(name, device):
+    # A memory-mapped file or a broadcast view: torch.from_numpy warned that it was not writable.
+    adapter = xbackend.get_adapter(name, device)
+    for dtype in ("float32", "bfloat16"):
+        if dtype in adapter.unsupported_dtypes():
+            continue
+        host = random_array(np.random.default_rng(2), (4, 3), dtype)
+        host.flags.writeable = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            back = adapter.to_numpy(adapter.asarray(host))
         np.testing.assert_array_equal(back, host)
 
 
@@ -537,6 +553,15 @@ def test_torch_einsum_on_cuda_refuses_integers():
 MANY_ROWS = 2**24 + 2**22  # past float32's 2**24: a single running sum stops growing
 
 
+@functools.cache
+def _many_rows_of_small_integers() -> tuple[np.ndarray, np.ndarray]:
+    """MANY_ROWS x 4 float32 of 1s and 2s (read-only, made once: 3 s) and the exact column products, columns 0:2
+    against 2:4."""
+    rows = np.random.default_rng(11).integers(1, 3, (MANY_ROWS, 4), dtype=np.int8).astype(np.float32)
+    rows.flags.writeable = False
+    return rows, rows[:, :2].astype(np.float64).T @ rows[:, 2:].astype(np.float64)
+
+
 @pytest.mark.parametrize(
     ("name", "device"),
     adapter_params(
@@ -552,9 +577,7 @@ def test_what_mul_sum_may_choose_keeps_partial_sums_in_every_layout(name, device
     # a slice of columns) fell back to one np.einsum per thread: one float32 running sum per
     # output, 2.6% off at 2**25 rows of small integers. Partial sums keep these exact.
     adapter = xbackend.get_adapter(name, device)
-    rng = np.random.default_rng(11)
-    rows = rng.integers(1, 3, (MANY_ROWS, 4)).astype(np.float32)
-    exact = rows[:, :2].astype(np.float64).T @ rows[:, 2:].astype(np.float64)
+    rows, exact = _many_rows_of_small_integers()
     x = adapter.asarray(rows)
     for label, got, want in [
         ("columns 0:2 against 2:4", adapter.mul_sum(x[:, :2], x[:, 2:]), np.diag(exact)),

@@ -14,7 +14,15 @@ pytest.importorskip("asv", reason="asv is in the test extra: pip install -e '.[t
 # The suite itself imports asv_runner (asv's own benchmark runner) at module level.
 pytest.importorskip("asv_runner", reason="asv_runner comes with asv: pip install -e '.[test]'")
 
-from asv_support import REPO, make_workspace, saved_results, smoke_run  # noqa: E402
+from asv_support import (  # noqa: E402
+    REPO,
+    SMOKE_GPU_ONLY_PROBE,
+    SMOKE_PROBES,
+    make_workspace,
+    saved_results,
+    smoke_cpu_adapters,
+    smoke_run,
+)
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from benchmarks import common  # noqa: E402  (the suite's own package)
@@ -77,15 +85,20 @@ def test_smoke_run_records_the_cpu_cells():
     cells = common.grid_cells("smoke")
     gbps = dict(zip(cells, results["bench_mul_sum.MulSumMetrics.track_gbps"][0]))
     times = dict(zip(cells, results["bench_mul_sum.TimeMulSum.time_mul_sum"][0]))
-    for adapter in ("numpy", "torch-eager"):
-        assert 0 < gbps[(adapter, "cpu", "small", "float32")] < 10_000
+    available = {info.name for info in adapters() if info.device == "cpu" and info.available}
+    for adapter in set(smoke_cpu_adapters()) & available:
+        assert 0 < times[(adapter, "cpu", "small", "float32")] < 1.0, adapter
+        assert 0 < gbps[(adapter, "cpu", "small", "float32")] < 10_000, adapter
+    for adapter in SMOKE_PROBES:
         assert 0 < times[(adapter, "cpu", "latency", "float32")] < 1.0
         # Impossible cells are skipped (null), not failed.
-        assert gbps[(adapter, "cuda", "small", "float32")] is None or math.isnan(
-            gbps[(adapter, "cuda", "small", "float32")]
-        )
-    latency_gbps = gbps[("numpy", "cpu", "latency", "float32")]
-    assert latency_gbps is None or math.isnan(latency_gbps), "a latency cell has no GB/s"
+        assert _no_value(gbps[(adapter, "cuda", "small", "float32")])
+    assert _no_value(times[(SMOKE_GPU_ONLY_PROBE, "cpu", "small", "float32")])
+    assert _no_value(gbps[("numpy", "cpu", "latency", "float32")]), "a latency cell has no GB/s"
+
+
+def _no_value(figure: float | None) -> bool:
+    return figure is None or math.isnan(figure)
 
 
 def test_a_broken_benchmark_fails_the_smoke_run(tmp_path: Path):

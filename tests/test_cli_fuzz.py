@@ -49,7 +49,7 @@ OPTIONS = {
 TINY = {
     "check": ["--adapters", "numpy", "--dtypes", "float32"],
     "compare": ["--quick", "--adapters", "numpy", "--shapes", "3x4"],
-    "tune": ["--quick", "--libraries", "numpy"],
+    "tune": ["--quick", "--libraries", "numpy", "--shapes", "3x4"],
 }
 
 

@@ -434,7 +434,7 @@ def _many_rows_layouts(rng, rows):
     """(name, a, b): float32 (complex64) inputs of small integers in several layouts, rows past 2**24."""
 
     def pair(shape):
-        return tuple(rng.integers(1, 3, shape).astype(np.float32) for _ in range(2))
+        return tuple(rng.integers(1, 3, shape, dtype=np.int8).astype(np.float32) for _ in range(2))
 
     a, b = pair((rows, 2))
     yield "strided column", a[:, 0], b[:, 1]
@@ -450,9 +450,19 @@ def _many_rows_layouts(rng, rows):
     yield "complex64, Fortran-ordered rows of 2", np.asfortranarray(c), np.asfortranarray(c.conj())
 
 
+@pytest.fixture(scope="module")
+def many_rows_cases():
+    """``_many_rows_layouts`` with each layout's exact sum, made once for the six runs (8 s of inputs each)."""
+    cases = []
+    for name, a, b in _many_rows_layouts(np.random.default_rng(7), 2**24 + 2**22):
+        # Small integers: exact in float64, in any order (einsum casts as it reads, with no full-size copy).
+        cases.append((name, a, b, np.einsum("i...,i...->...", a, b, dtype=np.result_type(a.dtype, np.float64))))
+    return cases
+
+
 @pytest.mark.parametrize("library", ["numpy", "torch", "jax"])
 @pytest.mark.parametrize("autotune", ["0", "1"])
-def test_mul_sum_keeps_float32_sums_of_many_rows_accurate(library, autotune, monkeypatch):
+def test_mul_sum_keeps_float32_sums_of_many_rows_accurate(library, autotune, many_rows_cases, monkeypatch):
     # Past 2**24 rows a single float32 running sum stops growing (each product of 1, 2 or 4
     # is below half its spacing); partial sums stay exact. Whatever mul_sum picks, shipped
     # table or first-call trial, in each layout, must be the latter kind.
@@ -462,9 +472,7 @@ def test_mul_sum_keeps_float32_sums_of_many_rows_accurate(library, autotune, mon
         "jax": lambda x: pytest.importorskip("jax.numpy").asarray(x),
     }[library]
     monkeypatch.setenv("XBACKEND_AUTOTUNE", autotune)
-    for name, a, b in _many_rows_layouts(np.random.default_rng(7), 2**24 + 2**22):
-        wide = np.result_type(a.dtype, np.float64)
-        exact = np.einsum("i...,i...->...", a.astype(wide), b.astype(wide))  # small integers: exact
+    for name, a, b, exact in many_rows_cases:
         x, y = convert(a), convert(b)
         got = np.asarray(xbackend.mul_sum(x, y)).astype(exact.dtype)
         relative = np.max(np.abs(got - exact) / np.abs(exact))

@@ -159,7 +159,7 @@ def _check(args: argparse.Namespace) -> int:
     from .testing import sweep as correctness
 
     with _usage():
-        pairs = correctness.select_pairs(args.adapters)
+        pairs = correctness.select_pairs(_joined(_names(args.adapters, "--adapters", "adapter")))
         dtypes = _sweep_dtypes(args.dtypes)
     rows = correctness.sweep_pairs(pairs, dtypes, seed=args.seed)
     print(correctness.format_rows(rows))
@@ -210,8 +210,8 @@ def _compare(args: argparse.Namespace) -> int:
     with _usage():
         options = compare.CompareOptions(
             pairs=_selected_pairs(args.adapters),
-            devices=[d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None,
-            shapes=compare.parse_shapes(args.shapes, quick=args.quick, large=args.large) if args.shapes else None,
+            devices=_names(args.devices, "--devices", "device"),
+            shapes=_shapes(args.shapes, quick=args.quick, large=args.large),
             dtypes=compare.parse_dtypes(args.dtypes),
             quick=args.quick,
             large=args.large,
@@ -256,11 +256,36 @@ def _write_compare_outputs(args: argparse.Namespace, document: dict[str, Any]) -
 
 
 def _selected_pairs(selection: str | None) -> list[tuple[str, str]] | None:
-    if not selection:
+    names = _names(selection, "--adapters", "adapter")
+    if names is None:
         return None
     from .testing.sweep import select_pairs
 
-    return select_pairs(selection)
+    return select_pairs(_joined(names))
+
+
+def _names(text: str | None, option: str, what: str) -> list[str] | None:
+    """The comma-separated names given to ``option``, or None where it was not given.
+
+    Given blank (``--libraries "$UNSET"``), it is refused rather than read as
+    the default, which would run every library, adapter or device.
+    """
+    if text is None:
+        return None
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise ValueError(f"{option} {text!r} names no {what}: leave the option out for all")
+    return names
+
+
+def _joined(names: list[str] | None) -> str | None:
+    return None if names is None else ",".join(names)
+
+
+def _shapes(text: str | None, *, quick: bool, large: bool = False) -> dict[str, tuple[int, ...]] | None:
+    from . import compare
+
+    return None if text is None else compare.parse_shapes(text, quick=quick, large=large)
 
 
 def _add_compare(commands: argparse._SubParsersAction) -> None:
@@ -412,10 +437,8 @@ def _tune(args: argparse.Namespace) -> int:
 
     with _usage():
         options = compare.CompareOptions(
-            pairs=_selection.candidate_pairs(
-                [n.strip() for n in args.libraries.split(",")] if args.libraries else None
-            ),
-            shapes=compare.parse_shapes(args.shapes, quick=args.quick) if args.shapes else None,
+            pairs=_selection.candidate_pairs(_names(args.libraries, "--libraries", "library")),
+            shapes=_shapes(args.shapes, quick=args.quick),
             dtypes=compare.parse_dtypes(args.dtypes),
             quick=args.quick,
             threads=args.threads,
@@ -474,7 +497,7 @@ def _explain(args: argparse.Namespace) -> int:
     from .dispatch import choose_for
 
     with _usage():
-        shapes = parse_shapes(args.shape)
+        shapes = parse_shapes(args.shape, option="--shape")
         if len(shapes) != 1:
             raise ValueError(f"--shape takes one shape, got {len(shapes)}: {', '.join(shapes)}")
         (shape,) = shapes.values()

@@ -118,8 +118,9 @@ def shape_classes(*, quick: bool = False, large: bool = False) -> dict[str, Shap
     return LARGE_SHAPE_CLASSES if large else QUICK_SHAPE_CLASSES if quick else SHAPE_CLASSES
 
 
-def parse_shapes(text: str, *, quick: bool = False, large: bool = False) -> dict[str, Shape]:
-    """Comma-separated shape class names (their ``--quick`` / ``--large`` sizes) or explicit shapes ("1000x32")."""
+def parse_shapes(text: str, *, quick: bool = False, large: bool = False, option: str = "--shapes") -> dict[str, Shape]:
+    """Comma-separated shape class names (their ``--quick`` / ``--large`` sizes) or explicit shapes ("1000x32"),
+    given to the command-line ``option``."""
     classes = shape_classes(quick=quick, large=large)
     shapes: dict[str, Shape] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -136,7 +137,7 @@ def parse_shapes(text: str, *, quick: bool = False, large: bool = False) -> dict
             raise ValueError(f"shape {item!r} has an empty axis")
         shapes[item] = shape
     if not shapes:
-        raise ValueError("no shapes given")
+        raise ValueError(f"{option} {text!r} names no shape")
     return shapes
 
 

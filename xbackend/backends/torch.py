@@ -63,11 +63,12 @@ class TorchAdapter(Adapter):
 
     def asarray(self, host: np.ndarray) -> Any:
         host = np.require(host, requirements="C")  # ascontiguousarray would turn 0-d into 1-d
+        # Copied, never a view of ``host``: torch.from_numpy would also warn on a read-only array.
         if host.dtype == numpy_dtype("bfloat16"):
-            # torch.from_numpy has no bfloat16: move the bits as int16, then reinterpret.
-            bits = self.torch.from_numpy(host.view(np.int16))
-            return bits.to(self.device, copy=True).view(self.torch.bfloat16)  # a copy, not a view of ``host``
-        return self.torch.from_numpy(host).to(self.device, copy=True)
+            # torch has no NumPy bfloat16: move the bits as int16, then reinterpret.
+            bits = self.torch.asarray(host.view(np.int16), device=self.device, copy=True)
+            return bits.view(self.torch.bfloat16)
+        return self.torch.asarray(host, device=self.device, copy=True)
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return self.host_view(x.detach().cpu())
