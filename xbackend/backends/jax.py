@@ -590,24 +590,19 @@ class JaxRows(JaxJit):
 
     kernel_function = staticmethod(_rows_mul_sum_kernel)
 
-    def __init__(self, device: str) -> None:
-        super().__init__(device)
-        self._traced_kernels: LRUCache[Plan, Callable[[Any, Any], Any]] = LRUCache(EXECUTABLE_CACHE_SIZE)
-
-    def release_compiled(self) -> None:
-        super().release_compiled()
-        self._traced_kernels.clear()
-
     def _traced(self, plan: Plan) -> Callable[[Any, Any], Any]:
         # Run op by op (an eager grad or vmap), the unrolled rows are hundreds of small ops, and
         # each row's slice is compiled on its own: the first eager grad of a 20000 x 1 input took
         # 9.4 s, and each later one 0.4 s. Jitted, the formulation is traced and compiled once per
-        # signature, and inlined into a caller's jit. Under jax.disable_jit a jit runs op by op
-        # too, so there jax-jit's formulation (one reduction) runs instead.
-        jitted = self._traced_kernels.get(plan)
-        if jitted is None:
-            jitted = self.jax.jit(self._kernel_for(plan))
-            self._traced_kernels.put(plan, jitted)
+        # signature (in JAX's own cache: a bounded one of ours recompiled every call of a cycle of
+        # more shapes than it held), and inlined into a caller's jit. Under jax.disable_jit a jit
+        # runs op by op too, so there jax-jit's formulation (one reduction) runs instead.
+        jitted = functools.partial(
+            _jitted_rows_kernel(),
+            full_shape=plan.full_shape,
+            out_dtype=numpy_dtype(plan.out_dtype),
+            acc_dtype=numpy_dtype(plan.acc_dtype),
+        )
         reduction = self._kernel_for(plan, function=_mul_sum_kernel)
         config = self.jax.config
 
@@ -615,6 +610,12 @@ class JaxRows(JaxJit):
             return reduction(a, b) if config.jax_disable_jit else jitted(a, b)
 
         return traced
+
+
+@functools.cache
+def _jitted_rows_kernel() -> Callable[..., Any]:
+    """``_rows_mul_sum_kernel`` under one ``jax.jit``, its plan static: made when JAX is first used, not imported."""
+    return _jax().jit(_rows_mul_sum_kernel, static_argnames=("full_shape", "out_dtype", "acc_dtype"))
 
 
 class JaxPallas(JaxJit):
