@@ -159,7 +159,7 @@ def _check(args: argparse.Namespace) -> int:
     from .testing import sweep as correctness
 
     with _usage():
-        pairs = correctness.select_pairs(_joined(_names(args.adapters, "--adapters", "adapter")))
+        pairs = _selected_pairs(args.adapters) or correctness.select_pairs(None)  # not given: all
         dtypes = _sweep_dtypes(args.dtypes)
     rows = correctness.sweep_pairs(pairs, dtypes, seed=args.seed)
     print(correctness.format_rows(rows))
@@ -261,7 +261,7 @@ def _selected_pairs(selection: str | None) -> list[tuple[str, str]] | None:
         return None
     from .testing.sweep import select_pairs
 
-    return select_pairs(_joined(names))
+    return select_pairs(",".join(names))
 
 
 def _names(text: str | None, option: str, what: str) -> list[str] | None:
@@ -276,10 +276,6 @@ def _names(text: str | None, option: str, what: str) -> list[str] | None:
     if not names:
         raise ValueError(f"{option} {text!r} names no {what}: leave the option out for all")
     return names
-
-
-def _joined(names: list[str] | None) -> str | None:
-    return None if names is None else ",".join(names)
 
 
 def _shapes(text: str | None, *, quick: bool, large: bool = False) -> dict[str, tuple[int, ...]] | None:
